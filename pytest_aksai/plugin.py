@@ -1,0 +1,1 @@
+"""pytest-aksai's pytest face (being built: options, profiles, markers, fixtures)."""

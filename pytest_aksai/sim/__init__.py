@@ -1,0 +1,1 @@
+"""The embedded simulated AKS AI lab (being built)."""
