@@ -25,9 +25,21 @@ class FaultSpec:
 FAULTS: dict[str, FaultSpec] = {
     spec.name: spec
     for spec in [
-        FaultSpec("node-not-ready", "a node stops heartbeating and turns NotReady", "node name (default: every node)"),
-        FaultSpec("image-pull-backoff", "pods of an image never start (ErrImagePull, ImagePullBackOff)", "image (substring)"),
-        FaultSpec("api-flaky", "a share of API requests answer 500, 429 or a connection reset", "percent (default 20)"),
+        FaultSpec(
+            "node-not-ready",
+            "a node stops heartbeating and turns NotReady",
+            "node name (default: every node)",
+        ),
+        FaultSpec(
+            "image-pull-backoff",
+            "pods of an image never start (ErrImagePull, ImagePullBackOff)",
+            "image (substring)",
+        ),
+        FaultSpec(
+            "api-flaky",
+            "a share of API requests answer 500, 429 or a connection reset",
+            "percent (default 20)",
+        ),
         FaultSpec("vllm-no-metrics", "the model server answers 404 on /metrics"),
         FaultSpec("vllm-buffered-stream", "streamed responses arrive all at once at the end"),
         FaultSpec("vllm-wrong-served-name", "the model server serves the model under a wrong name"),

@@ -1,0 +1,1 @@
+"""The plugin's fixtures; thin compositions of the domain layer."""

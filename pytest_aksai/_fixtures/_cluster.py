@@ -1,0 +1,213 @@
+"""Session-level connection to the cluster under test, run-scoped namespaces, and cleanup."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_aksai._settings import Settings, settings_of
+from pytest_aksai.kube import Cluster, ConnectError, RunScope, connect
+
+if TYPE_CHECKING:
+    from pytest_aksai.sim import SimCluster
+
+SIM_CONFIGMAP = ("kube-system", "aksai-sim")
+
+
+class ClusterRuntime:
+    """Connects lazily, once per session; starts the embedded simulated cluster when the profile asks for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sim: SimCluster | None = None
+        self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._cluster: Cluster | None = None
+        self._error: ConnectError | None = None
+        self.scope: RunScope | None = None
+        self.kept: list[str] = []
+        self.reaped: list[str] = []
+        self.cleanup_errors: list[str] = []
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        return self._cluster is not None
+
+    def cluster(self) -> Cluster:
+        if self._error is not None:
+            raise self._error
+        if self._cluster is None:
+            try:
+                self._cluster = self._connect()
+            except ConnectError as exc:
+                self._error = exc
+                raise
+        return self._cluster
+
+    def _connect(self) -> Cluster:
+        s = self.settings
+        kubeconfig, context = s.kubeconfig, s.context
+        if s.is_sim and kubeconfig is None:
+            kubeconfig, context = self._start_sim()
+        cluster = connect(
+            profile=s.cluster,
+            provider=s.provider,
+            kubeconfig=kubeconfig,
+            context=context,
+            timeout=s.timeout("connect") if not s.is_sim else 10.0,
+        )
+        cluster.time_scale = _advertised_time_scale(cluster)
+        self.scope = RunScope(cluster.api_client, s.run_id)
+        if not s.is_sim:
+            self.reaped = self.scope.reap_expired()
+        return cluster
+
+    def _start_sim(self) -> tuple[Path, str]:
+        from pytest_aksai.sim import SimCluster
+
+        sim_settings = self.settings.profile.sim
+        self._sim_dir = tempfile.TemporaryDirectory(prefix="aksai-sim-")
+        kubeconfig = Path(self._sim_dir.name) / "sim.kubeconfig"
+        self._sim = SimCluster(
+            scenario=sim_settings.scenario,
+            time_scale=sim_settings.time_scale,
+            faults=self.settings.sim_faults,
+            kubeconfig_path=kubeconfig,
+        ).start()
+        return self._sim.kubeconfig_path, "aksai-sim"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.scope is not None and self._cluster is not None:
+                if self.settings.keep:
+                    self.kept = self.scope.leftovers()
+                else:
+                    try:
+                        self.scope.delete_all()
+                    except Exception as exc:  # cleanup must not hide the run's verdicts
+                        self.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            if self._sim is not None:
+                self._sim.stop()
+            if self._sim_dir is not None:
+                self._sim_dir.cleanup()
+
+
+def _advertised_time_scale(cluster: Cluster) -> float:
+    """The simulated cluster advertises its time scale; a live cluster runs at 1."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+
+    namespace, name = SIM_CONFIGMAP
+    try:
+        cm = k8s.CoreV1Api(cluster.api_client).read_namespaced_config_map(name, namespace)
+    except ApiException:
+        return 1.0
+    try:
+        return float((cm.data or {}).get("timeScale", 1.0))
+    except ValueError:
+        return 1.0
+
+
+_RUNTIME = pytest.StashKey[ClusterRuntime]()
+
+
+def install_runtime(config: pytest.Config) -> None:
+    config.stash[_RUNTIME] = ClusterRuntime(settings_of(config))
+
+
+def runtime_of(config: pytest.Config) -> ClusterRuntime:
+    return config.stash[_RUNTIME]
+
+
+def close_runtime(config: pytest.Config) -> None:
+    runtime = config.stash.get(_RUNTIME, None)
+    if runtime is not None:
+        runtime.close()
+
+
+@pytest.fixture(scope="session")
+def aksai_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved pytest-aksai settings (profile, options and where each value came from)."""
+    return settings_of(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def aksai_cluster(pytestconfig: pytest.Config) -> Cluster:
+    """The cluster under test, connected once per session; a connection failure ends the run with one message."""
+    runtime = runtime_of(pytestconfig)
+    try:
+        return runtime.cluster()
+    except ConnectError as exc:
+        code = pytest.ExitCode.USAGE_ERROR if exc.configuration_problem else pytest.ExitCode.TESTS_FAILED
+        pytest.exit(str(exc), returncode=code)
+
+
+def _scope(pytestconfig: pytest.Config, cluster: Cluster) -> RunScope:
+    scope = runtime_of(pytestconfig).scope
+    assert scope is not None, "the run scope exists once the cluster is connected"
+    return scope
+
+
+def _namespace(request: pytest.FixtureRequest, cluster: Cluster, slug_source: str) -> Iterator[str]:
+    scope = _scope(request.config, cluster)
+    name = scope.create_namespace(slug_source)
+    yield name
+    if not settings_of(request.config).keep:
+        scope.delete_namespace(name)
+
+
+@pytest.fixture
+def aksai_namespace(request: pytest.FixtureRequest, aksai_cluster: Cluster) -> Iterator[str]:
+    """A namespace of this test alone, `aksai-<run>-<test>`, labelled with the run and deleted afterwards."""
+    yield from _namespace(request, aksai_cluster, request.node.name)
+
+
+@pytest.fixture(scope="module")
+def aksai_module_namespace(request: pytest.FixtureRequest, aksai_cluster: Cluster) -> Iterator[str]:
+    """A namespace shared by the tests of one module, labelled with the run and deleted afterwards."""
+    yield from _namespace(request, aksai_cluster, request.module.__name__.rpartition(".")[2])
+
+
+@pytest.fixture(scope="session")
+def aksai_labels(pytestconfig: pytest.Config) -> dict[str, str]:
+    """The labels every object this run creates must carry (cleanup finds objects by them)."""
+    from pytest_aksai.kube import run_labels
+
+    return run_labels(settings_of(pytestconfig).run_id)
+
+
+def summary_lines(config: pytest.Config) -> list[str]:
+    runtime = config.stash.get(_RUNTIME, None)
+    if runtime is None:
+        return []
+    lines: list[str] = []
+    if runtime.reaped:
+        lines.append(f"aksai: reaped expired leftovers of dead runs: {', '.join(runtime.reaped)}")
+    if runtime.kept:
+        lines.append(
+            f"aksai: kept (--aksai-keep): namespaces {', '.join(runtime.kept)}; delete them with "
+            f"`kubectl delete ns -l aksai.dev/run={runtime.settings.run_id}`"
+        )
+    for error in runtime.cleanup_errors:
+        lines.append(f"aksai: cleanup failed: {error}")
+    return lines
+
+
+def report_data(config: pytest.Config) -> dict[str, Any]:
+    runtime = config.stash.get(_RUNTIME, None)
+    if runtime is None:
+        return {}
+    return {"kept": runtime.kept, "reaped": runtime.reaped, "cleanup_errors": runtime.cleanup_errors}
+
+
+__all__ = ["aksai_cluster", "aksai_labels", "aksai_module_namespace", "aksai_namespace", "aksai_settings"]

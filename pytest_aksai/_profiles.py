@@ -1,0 +1,256 @@
+"""Cluster profiles: the `[clusters.<name>]` tables of `aksai.toml` (or `[tool.aksai.clusters.<name>]`).
+
+Validated with pydantic; every error is turned into one paragraph that names the file, the key (with its
+line where it can be found), the bad value, the valid values and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
+
+SAFETY_CLASSES = ("disruptive", "costly")
+SafetyClass = Literal["disruptive", "costly"]
+Provider = Literal["aks", "kind", "sim"]
+BUILTIN_PROFILE = "sim"
+
+
+class ProfileError(Exception):
+    """A profile or config file is wrong; the message is the whole user-facing paragraph."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Strict):
+    """Budgets in cluster seconds, per kind of wait; multiplied by the timeout scale."""
+
+    connect: PositiveFloat = 10
+    namespace_ready: PositiveFloat = 30
+    namespace_delete: PositiveFloat = 120
+    pod_ready: PositiveFloat = 300
+    workspace_ready: PositiveFloat = 1800
+    node_provision: PositiveFloat = 900
+    node_deprovision: PositiveFloat = 1200
+    scale_up: PositiveFloat = 600
+    scale_to_zero: PositiveFloat = 900
+
+
+class SimSettings(_Strict):
+    scenario: str = "default"
+    time_scale: PositiveFloat = DEFAULT_TIME_SCALE
+    faults: tuple[str, ...] = ()
+
+
+class AzureSettings(_Strict):
+    tenant_id: str | None = None
+    client_id: str | None = None
+    key_vault_url: str | None = None
+    service_bus_namespace: str | None = None
+    service_bus_queue: str | None = None
+
+
+class SloSettings(_Strict):
+    ttft_p95_ms: PositiveFloat | None = None
+    itl_p95_ms: PositiveFloat | None = None
+    e2e_p95_ms: PositiveFloat | None = None
+    min_throughput_tokens_per_s: PositiveFloat | None = None
+
+
+class ClusterProfile(_Strict):
+    provider: Provider
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str | None = None
+    """Namespace of the workloads under test; None searches every namespace."""
+    allow: tuple[SafetyClass, ...] = ()
+    timeout_scale: PositiveFloat = 1.0
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    workspaces: tuple[str, ...] = ()
+    """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
+    nodepools: tuple[str, ...] = ()
+    scaled_objects: tuple[str, ...] = ()
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
+    azure: AzureSettings = Field(default_factory=AzureSettings)
+    slos: SloSettings = Field(default_factory=SloSettings)
+    sizing: dict[str, Any] = Field(default_factory=dict)
+
+
+BUILTIN_PROFILES: dict[str, ClusterProfile] = {
+    BUILTIN_PROFILE: ClusterProfile(provider="sim", allow=("disruptive", "costly")),
+}
+
+
+class ProfileSet(BaseModel):
+    """The profiles known for this run, and where they came from."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    profiles: dict[str, ClusterProfile]
+    source: Path | None
+    table_prefix: str
+    """`clusters` in aksai.toml, `tool.aksai.clusters` in pyproject.toml."""
+
+    def get(self, name: str) -> ClusterProfile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            where = f"in {self.source}" if self.source else "(no aksai.toml or [tool.aksai] found)"
+            raise ProfileError(
+                f"Unknown cluster profile {name!r} given to --aksai-cluster: known profiles {where} are: {known}. "
+                f"Use one of those, or add a table [{self.table_prefix}.{name}] with at least "
+                f'provider = "aks" | "kind" | "sim" to {self.source or "aksai.toml"}.'
+            ) from None
+
+
+def _line_of(text: str, table: str, key: str | None) -> int | None:
+    """Best-effort line of `key` inside `[table]` (tomllib gives no positions for valid documents)."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]\s*(#.*)?$")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        return None
+    if key is None:
+        return start + 1
+    key_re = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for i in range(start + 1, len(lines)):
+        if lines[i].lstrip().startswith("["):
+            break
+        if key_re.match(lines[i]):
+            return i + 1
+    return start + 1
+
+
+def _describe_validation_error(
+    exc: ValidationError, *, path: Path, text: str, table: str, profile: str
+) -> str:
+    problems: list[str] = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        sub_table = table if len(loc) <= 1 else f"{table}.{'.'.join(loc[:-1])}"
+        line = _line_of(text, sub_table, loc[-1] if loc else None) or _line_of(
+            text, table, loc[0] if loc else None
+        )
+        where = f"{path}:{line}" if line else str(path)
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(_valid_keys(ClusterProfile, loc[:-1]))
+            problems.append(
+                f"{where}: unknown key {key!r} in profile {profile!r}; valid keys there are: {valid}. "
+                "Remove it or fix its spelling."
+            )
+        elif err["type"] == "missing":
+            problems.append(
+                f"{where}: profile {profile!r} is missing the required key {key!r}; "
+                'add for example provider = "aks" (valid: aks, kind, sim).'
+            )
+        else:
+            bad = err.get("input")
+            problems.append(
+                f"{where}: key {key!r} of profile {profile!r} has the bad value {bad!r}: {err['msg']}."
+            )
+    return " ".join(problems)
+
+
+def _valid_keys(model: type[BaseModel], loc: list[str]) -> list[str]:
+    current: type[BaseModel] = model
+    for part in loc:
+        field = current.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        else:
+            break
+    return sorted(current.model_fields)
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(
+            f"The aksai config file {path} does not exist (given by --aksai-config, AKSAI_CONFIG or the "
+            "aksai_config ini key). Point it at an existing aksai.toml or pyproject.toml, or drop it to use "
+            "aksai.toml in the rootdir."
+        ) from None
+    except OSError as exc:
+        raise ProfileError(f"The aksai config file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(found.group(1)) if found else None)
+        where = f"{path}:{line}" if line else str(path)
+        raise ProfileError(
+            f"{where}: the aksai config file is not valid TOML ({exc}). Fix the syntax at that line; "
+            "see docs/aksai.example.toml for a working example."
+        ) from None
+
+
+def load_profiles(config_path: Path | None, rootdir: Path) -> ProfileSet:
+    """Read profiles from `config_path`, else `aksai.toml` in rootdir, else `[tool.aksai]` in pyproject.toml."""
+    candidates: list[Path]
+    if config_path is not None:
+        candidates = [config_path]
+    else:
+        candidates = [p for p in (rootdir / "aksai.toml", rootdir / "pyproject.toml") if p.is_file()]
+    for path in candidates:
+        data, text = _read_toml(path)
+        if path.name == "pyproject.toml":
+            tool = data.get("tool", {})
+            if "aksai" not in tool:
+                if config_path is not None:
+                    raise ProfileError(
+                        f"{path} has no [tool.aksai] table. Add [tool.aksai.clusters.<name>] tables to it, "
+                        "or point --aksai-config at an aksai.toml."
+                    )
+                continue
+            return _parse_document(tool["aksai"], path, text, prefix="tool.aksai")
+        return _parse_document(data, path, text, prefix="")
+    return ProfileSet(profiles=dict(BUILTIN_PROFILES), source=None, table_prefix="clusters")
+
+
+def _parse_document(doc: dict[str, Any], path: Path, text: str, *, prefix: str) -> ProfileSet:
+    top = f"{prefix}." if prefix else ""
+    unknown = sorted(set(doc) - {"clusters"})
+    if unknown:
+        line = _line_of(text, f"{top}{unknown[0]}", None)
+        where = f"{path}:{line}" if line else str(path)
+        raise ProfileError(
+            f"{where}: unknown table or key {top}{unknown[0]!r}; the only valid one is {top}clusters, "
+            f"holding one table per cluster profile ([{top}clusters.<name>])."
+        )
+    clusters = doc.get("clusters", {})
+    if not isinstance(clusters, dict):
+        raise ProfileError(f"{path}: {top}clusters must be a table of profiles, got {clusters!r}.")
+    profiles = dict(BUILTIN_PROFILES)
+    for name, raw in clusters.items():
+        table = f"{top}clusters.{name}"
+        if not isinstance(raw, dict):
+            raise ProfileError(f"{path}: [{table}] must be a table, got {raw!r}.")
+        try:
+            profile = ClusterProfile.model_validate(raw)
+        except ValidationError as exc:
+            raise ProfileError(
+                _describe_validation_error(exc, path=path, text=text, table=table, profile=name)
+            ) from None
+        profiles[name] = _with_paths_resolved(profile, path.parent)
+    return ProfileSet(profiles=profiles, source=path, table_prefix=f"{top}clusters")
+
+
+def _with_paths_resolved(profile: ClusterProfile, base: Path) -> ClusterProfile:
+    if profile.kubeconfig is None:
+        return profile
+    kubeconfig = profile.kubeconfig.expanduser()
+    if not kubeconfig.is_absolute():
+        kubeconfig = base / kubeconfig
+    return profile.model_copy(update={"kubeconfig": kubeconfig})

@@ -1,0 +1,431 @@
+"""Options, ini keys and environment variables, resolved once into a frozen `Settings` kept in `config.stash`.
+
+Resolution order for every knob: command-line option > `AKSAI_*` environment variable > ini key > cluster
+profile > built-in default. The source of each value is remembered and shown in the report header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aksai._profiles import (
+    BUILTIN_PROFILE,
+    SAFETY_CLASSES,
+    ClusterProfile,
+    ProfileError,
+    ProfileSet,
+    load_profiles,
+)
+
+
+@dataclass(frozen=True)
+class _Knob:
+    noun: str
+    help: str
+    kind: str = "string"
+    """string | path | float | bool | list (comma separated) | multi (repeatable)."""
+    metavar: str | None = None
+
+    @property
+    def option(self) -> str:
+        return f"--aksai-{self.noun}"
+
+    @property
+    def ini(self) -> str:
+        return "aksai_" + self.noun.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "AKSAI_" + self.noun.replace("-", "_").upper()
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+KNOBS: tuple[_Knob, ...] = (
+    _Knob(
+        "cluster",
+        f"cluster profile to test (default: {BUILTIN_PROFILE}, the embedded simulated cluster)",
+        metavar="NAME",
+    ),
+    _Knob(
+        "config",
+        "profile file (default: aksai.toml in the rootdir, else [tool.aksai] in pyproject.toml)",
+        "path",
+        "PATH",
+    ),
+    _Knob(
+        "kubeconfig",
+        "kubeconfig file for a live cluster (default: the profile's, else $KUBECONFIG or ~/.kube/config)",
+        "path",
+        "PATH",
+    ),
+    _Knob(
+        "context",
+        "kubeconfig context to use (default: the profile's, else the current context)",
+        metavar="NAME",
+    ),
+    _Knob(
+        "namespace",
+        "namespace of the workloads under test (default: the profile's, else every namespace)",
+        metavar="NAME",
+    ),
+    _Knob("timeout-scale", "multiply every wait budget by this factor (default: 1.0)", "float", "FLOAT"),
+    _Knob(
+        "allow",
+        "safety classes allowed on a live cluster, comma separated: disruptive,costly "
+        "(always allowed on sim)",
+        "list",
+        "CLASSES",
+    ),
+    _Knob("keep", "keep the namespaces and objects the run created, and list them, for debugging", "bool"),
+    _Knob("report", "write the run report (JSON) into this folder", "path", "DIR"),
+    _Knob(
+        "manifests",
+        "static mode: check the YAML manifests in this file or folder, no cluster needed",
+        "path",
+        "PATH",
+    ),
+    _Knob("strict", "a check's warnings become failures", "bool"),
+    _Knob(
+        "sim-fault",
+        "simulated cluster only: start it with this named fault (repeatable; NAME or NAME=VALUE)",
+        "multi",
+        "NAME",
+    ),
+)
+_KNOB_BY_NOUN = {k.noun: k for k in KNOBS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aksai", "pytest-aksai: conformance of AKS LLM inference clusters")
+    for knob in KNOBS:
+        if knob.kind == "bool":
+            group.addoption(knob.option, action="store_true", default=None, dest=knob.dest, help=knob.help)
+            parser.addini(knob.ini, f"{knob.help} [{knob.option}]", type="bool", default=None)
+        elif knob.kind == "multi":
+            group.addoption(
+                knob.option,
+                action="append",
+                default=None,
+                dest=knob.dest,
+                metavar=knob.metavar,
+                help=knob.help,
+            )
+            parser.addini(knob.ini, f"{knob.help} [{knob.option}]", type="linelist", default=[])
+        else:
+            group.addoption(
+                knob.option,
+                action="store",
+                default=None,
+                dest=knob.dest,
+                metavar=knob.metavar,
+                help=knob.help,
+            )
+            parser.addini(knob.ini, f"{knob.help} [{knob.option}]", default=None)
+
+
+class SettingsError(Exception):
+    """A knob has a bad value; the message is the whole user-facing paragraph."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    cluster: str
+    profile: ClusterProfile
+    profiles: ProfileSet
+    kubeconfig: Path | None
+    context: str | None
+    namespace: str | None
+    timeout_scale: float
+    allow: frozenset[str]
+    keep: bool
+    report: Path | None
+    manifests: Path | None
+    strict: bool
+    sim_faults: tuple[str, ...]
+    run_id: str
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Knob noun → where its value came from (`option`, `env AKSAI_X`, `ini aksai_x`, `profile NAME`, `default`)."""
+
+    @property
+    def provider(self) -> str:
+        return self.profile.provider
+
+    @property
+    def is_sim(self) -> bool:
+        return self.profile.provider == "sim"
+
+    def allows(self, safety_class: str) -> bool:
+        return self.is_sim or safety_class in self.allow
+
+    def timeout(self, kind: str) -> float:
+        """The budget in cluster seconds for a kind of wait (a key of the profile's `timeouts` table)."""
+        return float(getattr(self.profile.timeouts, kind)) * self.timeout_scale
+
+
+_STASH_KEY = pytest.StashKey[Settings]()
+
+
+def settings_of(config: pytest.Config) -> Settings:
+    return config.stash[_STASH_KEY]
+
+
+def new_run_id() -> str:
+    """8 DNS-safe characters; shared by every xdist worker of one run."""
+    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    seed = shared if shared else f"{time.time_ns()}-{secrets.token_hex(8)}"
+    return "r" + hashlib.sha256(seed.encode()).hexdigest()[:7]
+
+
+class _Resolver:
+    def __init__(self, config: pytest.Config, env: Mapping[str, str]) -> None:
+        self._config = config
+        self._env = env
+        self.sources: dict[str, str] = {}
+
+    def raw(self, noun: str) -> tuple[Any, str] | None:
+        knob = _KNOB_BY_NOUN[noun]
+        value = self._config.getoption(knob.dest)
+        if value is not None:
+            return value, "option"
+        if knob.env in self._env and self._env[knob.env] != "":
+            return self._env[knob.env], f"env {knob.env}"
+        ini_value = self._config.getini(knob.ini)
+        if ini_value not in (None, "", []):
+            return ini_value, f"ini {knob.ini}"
+        return None
+
+    def get(
+        self, noun: str, convert: Callable[[Any, str], Any], *, profile: tuple[Any, str] | None, default: Any
+    ) -> Any:
+        found = self.raw(noun)
+        if found is not None:
+            value, source = found
+            result = convert(value, source)
+        elif profile is not None and profile[0] not in (None, (), []):
+            result, source = profile
+        else:
+            result, source = default, "default"
+        self.sources[noun] = source
+        return result
+
+
+def _bad(noun: str, source: str, value: object, valid: str, fix: str) -> SettingsError:
+    knob = _KNOB_BY_NOUN[noun]
+    return SettingsError(
+        f"{knob.option} (from {source}) has the bad value {value!r}; valid values are {valid}. {fix}"
+    )
+
+
+def _to_float(noun: str) -> Callable[[Any, str], float]:
+    def convert(value: Any, source: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise _bad(
+                noun,
+                source,
+                value,
+                "a positive number such as 0.5, 1 or 3",
+                "Use a larger factor on slow clusters, a smaller one to fail fast.",
+            )
+        return number
+
+    return convert
+
+
+def _to_bool(noun: str) -> Callable[[Any, str], bool]:
+    def convert(value: Any, source: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise _bad(noun, source, value, "1/true/yes/on or 0/false/no/off", "Set it to one of those.")
+
+    return convert
+
+
+def _to_path(value: Any, source: str) -> Path:
+    return Path(str(value)).expanduser()
+
+
+def _to_str(value: Any, source: str) -> str:
+    return str(value).strip()
+
+
+def _to_allow(value: Any, source: str) -> frozenset[str]:
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    classes = frozenset(str(item).strip() for item in items if str(item).strip())
+    unknown = sorted(classes - set(SAFETY_CLASSES))
+    if unknown:
+        raise _bad(
+            "allow",
+            source,
+            ",".join(sorted(classes)),
+            "a comma-separated subset of disruptive,costly",
+            f"Remove {', '.join(unknown)}.",
+        )
+    return classes
+
+
+def _to_faults(value: Any, source: str) -> tuple[str, ...]:
+    from pytest_aksai.sim._faults import UnknownFaultError, parse_fault
+
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    faults = tuple(str(item).strip() for item in items if str(item).strip())
+    for fault in faults:
+        try:
+            parse_fault(fault)
+        except UnknownFaultError as exc:
+            raise SettingsError(
+                f"--aksai-sim-fault (from {source}) has the bad value {fault!r}: {exc}. "
+                "Run `python -m pytest_aksai.sim faults` for what each one breaks."
+            ) from None
+    return faults
+
+
+def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve every knob; raises `SettingsError` or `ProfileError` with a user-facing paragraph."""
+    resolver = _Resolver(config, os.environ if env is None else env)
+    rootdir = Path(str(config.rootpath))
+    config_path = resolver.get(
+        "config", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
+    )
+    profiles = load_profiles(config_path, rootdir)
+    if profiles.source is not None:
+        resolver.sources["config"] = f"{resolver.sources['config']}: {profiles.source}"
+    cluster = resolver.get("cluster", _to_str, profile=None, default=BUILTIN_PROFILE)
+    profile = profiles.get(cluster)
+    from_profile = f"profile {cluster}"
+
+    def pick(value: Any) -> tuple[Any, str]:
+        return value, from_profile
+
+    kubeconfig = resolver.get(
+        "kubeconfig",
+        lambda v, s: _absolute(_to_path(v, s), rootdir),
+        profile=pick(profile.kubeconfig),
+        default=None,
+    )
+    context = resolver.get("context", _to_str, profile=pick(profile.context), default=None)
+    namespace = resolver.get("namespace", _to_str, profile=pick(profile.namespace), default=None)
+    timeout_scale = resolver.get(
+        "timeout-scale",
+        _to_float("timeout-scale"),
+        profile=pick(profile.timeout_scale if profile.timeout_scale != 1.0 else None),
+        default=1.0,
+    )
+    allow = resolver.get(
+        "allow", _to_allow, profile=pick(frozenset(profile.allow) or None), default=frozenset()
+    )
+    keep = resolver.get("keep", _to_bool("keep"), profile=None, default=False)
+    report = resolver.get(
+        "report", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
+    )
+    manifests = resolver.get(
+        "manifests", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
+    )
+    strict = resolver.get("strict", _to_bool("strict"), profile=None, default=False)
+    sim_faults = resolver.get("sim-fault", _to_faults, profile=pick(profile.sim.faults or None), default=())
+    if sim_faults and profile.provider != "sim":
+        raise SettingsError(
+            f"--aksai-sim-fault (from {resolver.sources['sim-fault']}) applies only to a simulated cluster, "
+            f"but profile {cluster!r} has provider {profile.provider!r}. Drop the fault, or use "
+            f"--aksai-cluster={BUILTIN_PROFILE}."
+        )
+    if manifests is not None and not manifests.exists():
+        raise SettingsError(
+            f"--aksai-manifests (from {resolver.sources['manifests']}) names {str(manifests)!r}, which does "
+            "not exist; valid values are a YAML file or a folder of YAML files. Fix the path."
+        )
+    return Settings(
+        cluster=cluster,
+        profile=profile,
+        profiles=profiles,
+        kubeconfig=kubeconfig,
+        context=context,
+        namespace=namespace,
+        timeout_scale=timeout_scale,
+        allow=allow,
+        keep=keep,
+        report=report,
+        manifests=manifests,
+        strict=strict,
+        sim_faults=sim_faults,
+        run_id=new_run_id(),
+        sources=dict(resolver.sources),
+    )
+
+
+def _absolute(path: Path, rootdir: Path) -> Path:
+    return path if path.is_absolute() else rootdir / path
+
+
+def configure(config: pytest.Config) -> Settings:
+    try:
+        settings = resolve(config)
+    except (SettingsError, ProfileError) as exc:
+        if config.getoption("help", False):
+            settings = resolve_for_help(config)
+        else:
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[_STASH_KEY] = settings
+    return settings
+
+
+def resolve_for_help(config: pytest.Config) -> Settings:
+    """`pytest --help` must work even with a broken profile: fall back to the built-in one."""
+    from pytest_aksai._profiles import BUILTIN_PROFILES
+
+    profiles = ProfileSet(profiles=dict(BUILTIN_PROFILES), source=None, table_prefix="clusters")
+    return Settings(
+        cluster=BUILTIN_PROFILE,
+        profile=profiles.get(BUILTIN_PROFILE),
+        profiles=profiles,
+        kubeconfig=None,
+        context=None,
+        namespace=None,
+        timeout_scale=1.0,
+        allow=frozenset(),
+        keep=False,
+        report=None,
+        manifests=None,
+        strict=False,
+        sim_faults=(),
+        run_id=new_run_id(),
+    )
+
+
+def header_line(settings: Settings) -> str:
+    def item(name: str, value: object, noun: str) -> str:
+        return f"{name}={value} ({settings.sources.get(noun, 'default')})"
+
+    allow = ",".join(sorted(settings.allow)) or "none"
+    if settings.is_sim:
+        allow = "all (sim)"
+    parts = [
+        item("cluster", settings.cluster, "cluster"),
+        f"provider={settings.provider} (profile {settings.cluster})",
+        item("context", settings.context or ("aksai-sim" if settings.is_sim else "current"), "context"),
+        item("allow", allow, "allow"),
+        item("timeout-scale", settings.timeout_scale, "timeout-scale"),
+    ]
+    if settings.sim_faults:
+        parts.append(item("sim-faults", ",".join(settings.sim_faults), "sim-fault"))
+    return "aksai: " + ", ".join(parts) + f", run={settings.run_id}"

@@ -1,0 +1,229 @@
+"""Connecting to a cluster through the official `kubernetes` client, with one clear paragraph per failure."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
+    "kaito.sh": "KAITO",
+    "keda.sh": "KEDA",
+    "http.keda.sh": "the KEDA HTTP add-on",
+    "karpenter.sh": "Karpenter (NAP)",
+    "karpenter.azure.com": "the AKS Karpenter provider (NAP)",
+    "secrets-store.csi.x-k8s.io": "the Secrets Store CSI driver",
+}
+
+
+class ConnectError(Exception):
+    """The cluster cannot be used; the message is the whole user-facing paragraph."""
+
+    def __init__(self, message: str, *, configuration_problem: bool) -> None:
+        super().__init__(message)
+        self.configuration_problem = configuration_problem
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster: an authenticated API client and what the API server serves."""
+
+    profile: str
+    provider: str
+    context: str
+    server_url: str
+    api_client: k8s.ApiClient
+    served_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """API group → served versions, preferred first; the core group is `""`."""
+    time_scale: float = 1.0
+    """Cluster seconds per wall second: 1 on a live cluster, the advertised scale on a simulated one."""
+
+    def serves(self, group: str, version: str | None = None) -> bool:
+        versions = self.served_groups.get(group)
+        return versions is not None and (version is None or version in versions)
+
+    def missing_api_reason(self, group: str, version: str | None = None) -> str | None:
+        """None when served; otherwise a reason to skip, e.g. `KEDA is not installed on cluster 'lab' (...)`."""
+        if self.serves(group, version):
+            return None
+        what = API_GROUPS_OF_THE_LAB.get(group, f"the API group {group}")
+        if version is not None and group in self.served_groups:
+            served = ", ".join(self.served_groups[group])
+            return f"{what} on cluster {self.profile!r} does not serve {group}/{version} (served: {served})"
+        return f"{what} is not installed on cluster {self.profile!r} (no {group} API group)"
+
+    def close(self) -> None:
+        self.api_client.close()
+
+
+def _kubeconfig_paths(kubeconfig: Path | None, env: Mapping[str, str]) -> list[Path]:
+    if kubeconfig is not None:
+        return [kubeconfig]
+    from_env = env.get("KUBECONFIG")
+    if from_env:
+        return [Path(p).expanduser() for p in from_env.split(os.pathsep) if p]
+    return [Path("~/.kube/config").expanduser()]
+
+
+def load_client(
+    *, profile: str, kubeconfig: Path | None, context: str | None, env: Mapping[str, str] | None = None
+) -> tuple[k8s.ApiClient, str, str]:
+    """Build an API client from a kubeconfig and context, without contacting the cluster."""
+    paths = _kubeconfig_paths(kubeconfig, os.environ if env is None else env)
+    existing = [p for p in paths if p.is_file()]
+    if not existing:
+        shown = ", ".join(str(p) for p in paths)
+        raise ConnectError(
+            f"Cluster profile {profile!r}: the kubeconfig file {shown} does not exist. Set --aksai-kubeconfig "
+            f"(or the profile's kubeconfig key) to an existing file, e.g. the one written by "
+            f"`az aks get-credentials --file PATH`.",
+            configuration_problem=True,
+        )
+    config_file = os.pathsep.join(str(p) for p in existing)
+    try:
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=config_file)
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ConnectError(
+            f"Cluster profile {profile!r}: the kubeconfig {config_file} cannot be read ({exc}). "
+            "Fix or regenerate it.",
+            configuration_problem=True,
+        ) from None
+    names = [c["name"] for c in contexts or []]
+    chosen = context or (current or {}).get("name")
+    if not chosen:
+        raise ConnectError(
+            f"Cluster profile {profile!r}: the kubeconfig {config_file} has no current context and none was "
+            f"given; known contexts: {', '.join(names) or 'none'}. Set --aksai-context or the profile's "
+            "context key.",
+            configuration_problem=True,
+        )
+    if chosen not in names:
+        raise ConnectError(
+            f"Cluster profile {profile!r}: context {chosen!r} is not in the kubeconfig {config_file}; known "
+            f"contexts: {', '.join(names) or 'none'}. Set --aksai-context (or the profile's context key) to one "
+            "of them.",
+            configuration_problem=True,
+        )
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(
+            config_file=config_file, context=chosen, client_configuration=configuration, persist_config=False
+        )
+    except (ConfigException, OSError, ValueError) as exc:
+        raise ConnectError(
+            f"Cluster profile {profile!r}: context {chosen!r} of {config_file} cannot be loaded ({exc}). "
+            "Fix that context's cluster and user entries, or log in again.",
+            configuration_problem=True,
+        ) from None
+    return k8s.ApiClient(configuration), chosen, str(configuration.host)
+
+
+def connect(
+    *,
+    profile: str,
+    provider: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    timeout: float = 10.0,
+    env: Mapping[str, str] | None = None,
+) -> Cluster:
+    """Connect, check that the cluster answers and lets us read, and discover its API groups."""
+    api_client, chosen, server = load_client(profile=profile, kubeconfig=kubeconfig, context=context, env=env)
+    where = f"the API server {server} (context {chosen!r} of cluster profile {profile!r})"
+    probe_timeout = (min(timeout, 5.0), timeout)
+    api_client.configuration.retries = 1
+    try:
+        k8s.VersionApi(api_client).get_code(_request_timeout=probe_timeout)
+        served = _discover(api_client, probe_timeout)
+        k8s.CoreV1Api(api_client).list_namespace(limit=1, _request_timeout=probe_timeout)
+    except ApiException as exc:
+        api_client.close()
+        raise ConnectError(_describe_api_exception(exc, where), configuration_problem=False) from None
+    except urllib3.exceptions.MaxRetryError as exc:
+        api_client.close()
+        raise ConnectError(
+            _describe_transport_error(exc.reason, where), configuration_problem=False
+        ) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        api_client.close()
+        raise ConnectError(_describe_transport_error(exc, where), configuration_problem=False) from None
+    finally:
+        api_client.configuration.retries = None
+    return Cluster(
+        profile=profile,
+        provider=provider,
+        context=chosen,
+        server_url=server,
+        api_client=api_client,
+        served_groups=served,
+    )
+
+
+def _discover(api_client: k8s.ApiClient, timeout: Any) -> dict[str, tuple[str, ...]]:
+    core = k8s.CoreApi(api_client).get_api_versions(_request_timeout=timeout)
+    served: dict[str, tuple[str, ...]] = {"": tuple(core.versions)}
+    for group in k8s.ApisApi(api_client).get_api_versions(_request_timeout=timeout).groups:
+        preferred = group.preferred_version.version if group.preferred_version else None
+        versions = [v.version for v in group.versions]
+        if preferred in versions:
+            versions.remove(preferred)
+            versions.insert(0, preferred)
+        served[group.name] = tuple(versions)
+    return served
+
+
+def _describe_api_exception(exc: ApiException, where: str) -> str:
+    if exc.status == 401:
+        return (
+            f"{where} rejected the credentials (401 Unauthorized). The token or client certificate in "
+            "the kubeconfig is missing, expired or for another cluster: log in again (for AKS: "
+            "`az aks get-credentials`, and `kubelogin convert-kubeconfig` for Entra ID clusters)."
+        )
+    if exc.status == 403:
+        return (
+            f"{where} accepted the credentials but forbids what the suite needs (403 Forbidden: "
+            f"{_status_message(exc)}). Grant the identity at least cluster-wide read access "
+            "(e.g. the `view` ClusterRole), and write access for disruptive checks."
+        )
+    return (
+        f"{where} answered HTTP {exc.status} {exc.reason} to a basic request ({_status_message(exc)}). "
+        "Check that the URL points at a Kubernetes API server and that it is healthy."
+    )
+
+
+def _status_message(exc: ApiException) -> str:
+    import json
+
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        return str(exc.reason)
+    return str(body.get("message") or exc.reason)
+
+
+def _describe_transport_error(error: BaseException | None, where: str) -> str:
+    if isinstance(error, urllib3.exceptions.SSLError | ssl.SSLError):
+        return (
+            f"{where}: the TLS handshake failed ({error}). The kubeconfig's certificate-authority data "
+            "does not match the server's certificate, or the URL is wrong: fetch the credentials again."
+        )
+    if isinstance(error, urllib3.exceptions.NewConnectionError | ConnectionError):
+        pass
+    elif isinstance(error, urllib3.exceptions.TimeoutError | TimeoutError):
+        return (
+            f"{where} did not answer in time ({error}). Check the URL, your network path to it (VPN, "
+            "private cluster, authorized IP ranges), or raise --aksai-timeout-scale."
+        )
+    return (
+        f"{where} is unreachable ({error}). Check that the cluster is running and that the URL is "
+        "reachable from this machine (VPN, private cluster, authorized IP ranges)."
+    )
