@@ -130,6 +130,13 @@ def _line_of(text: str, table: str, key: str | None) -> int | None:
     return start + 1
 
 
+def _first_line_defining(text: str, dotted: str) -> int | None:
+    """The first line that opens a table at or below `dotted`, or assigns it as a key."""
+    name = re.escape(dotted).replace(r"\.", r"\s*\.\s*")
+    pattern = re.compile(r"^\s*(\[+\s*" + name + r"\s*[\].]|" + name + r"\s*=)")
+    return next((i + 1 for i, line in enumerate(text.splitlines()) if pattern.match(line)), None)
+
+
 def _describe_validation_error(
     exc: ValidationError, *, path: Path, text: str, table: str, profile: str
 ) -> str:
@@ -223,7 +230,7 @@ def _parse_document(doc: dict[str, Any], path: Path, text: str, *, prefix: str) 
     top = f"{prefix}." if prefix else ""
     unknown = sorted(set(doc) - {"clusters"})
     if unknown:
-        line = _line_of(text, f"{top}{unknown[0]}", None)
+        line = _first_line_defining(text, f"{top}{unknown[0]}")
         where = f"{path}:{line}" if line else str(path)
         raise ProfileError(
             f"{where}: unknown table or key {top}{unknown[0]!r}; the only valid one is {top}clusters, "
