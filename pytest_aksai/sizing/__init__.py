@@ -18,21 +18,32 @@ from pytest_aksai.sizing._catalog import (
     model_spec,
 )
 from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
+from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
+
+
+class AksaiSizingWarning(UserWarning):
+    """A sizing invariant that holds only with a caveat (e.g. max-num-seqs above what the KV cache holds)."""
+
 
 __all__ = [
+    "AksaiSizingWarning",
     "ApiPrice",
     "Catalog",
     "CatalogError",
     "Check",
+    "Finding",
     "FitReport",
     "GpuSku",
+    "ManifestError",
     "ModelSpec",
     "ServingConfig",
     "SettingError",
     "UnknownEntryError",
+    "analyze_objects",
     "default_catalog",
     "evaluate",
     "gpu_sku",
     "load_catalog_file",
+    "load_manifests",
     "model_spec",
 ]

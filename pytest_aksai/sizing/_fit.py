@@ -169,21 +169,28 @@ def evaluate(
                             f"KV budget {_g(budget_gpu)} per GPU holds {capacity} tokens "
                             f"({kv_gpu} B/token) ≥ max-model-len {mml}"))
     else:
-        checks.append(Check("kv-one-sequence", "fail",
-                            f"KV budget {_g(max(budget_gpu, 0))} per GPU (usable {_g(usable)} − weights "
-                            f"{_g(weights_gpu)} − overhead {runtime_overhead_gib:g} GiB) holds {capacity} tokens at "
-                            f"{kv_gpu} B/token, less than one sequence of max-model-len {mml}; vLLM will refuse to "
-                            f"start. Lower --max-model-len to at most {capacity}, raise --gpu-memory-utilization, use "
-                            f"--kv-cache-dtype fp8, or a larger GPU"))
+        arith = (f"usable {_g(usable)} − weights {_g(weights_gpu)} − overhead {runtime_overhead_gib:g} GiB "
+                 f"= {budget_gpu / A.GIB:.2f} GiB")
+        if capacity == 0:
+            checks.append(Check("kv-one-sequence", "fail",
+                                f"no room for a KV cache per GPU ({arith}); vLLM will refuse to start. Free memory "
+                                f"first (see weights-fit): a larger GPU, quantization or tensor parallelism"))
+        else:
+            checks.append(Check("kv-one-sequence", "fail",
+                                f"KV budget per GPU ({arith}) holds {capacity} tokens at {kv_gpu} B/token, less than "
+                                f"one sequence of max-model-len {mml}; vLLM will refuse to start. Lower "
+                                f"--max-model-len to at most {capacity}, raise --gpu-memory-utilization, use "
+                                f"--kv-cache-dtype fp8, or use a larger GPU"))
 
     if mns <= seqs:
         checks.append(Check("kv-concurrency", "pass",
                             f"max-num-seqs {mns} ≤ {seqs} sequences of {mml} tokens that the KV budget holds"))
     else:
+        fix = (f"Set --max-num-seqs {seqs} or lower --max-model-len" if seqs
+               else "Not even one fits: fix kv-one-sequence first")
         checks.append(Check("kv-concurrency", "warn",
                             f"max-num-seqs {mns} > {seqs} sequences of max-model-len {mml} that the KV budget "
-                            f"({capacity} tokens) holds; at full length vLLM queues or preempts the rest. Set "
-                            f"--max-num-seqs {max(seqs, 1)} or lower --max-model-len"))
+                            f"({capacity} tokens) holds; at full length vLLM queues or preempts the rest. {fix}"))
 
     if mml <= model.max_context:
         checks.append(Check("context-limit", "pass",
@@ -197,11 +204,11 @@ def evaluate(
     if explicit in ("bfloat16", "bf16") and not sku.bf16:
         checks.append(Check("dtype-supported", "fail",
                             f"dtype bfloat16 needs compute capability ≥ 8.0; {sku.gpu_model} on {sku.name} has "
-                            f"{sku.compute_capability:g}; set --dtype float16 (or auto) or use an Ampere+ GPU"))
+                            f"{sku.compute_capability:.1f}; set --dtype float16 (or auto) or use an Ampere+ GPU"))
     else:
         checks.append(Check("dtype-supported", "pass",
                             f"dtype {config.dtype} (runs as {dtype}) is supported by {sku.gpu_model} "
-                            f"(compute capability {sku.compute_capability:g})"))
+                            f"(compute capability {sku.compute_capability:.1f})"))
 
     problems = []
     if tp > sku.gpu_count or sku.gpu_count % tp:
