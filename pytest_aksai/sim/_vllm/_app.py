@@ -34,9 +34,14 @@ class _Server:
         self.created = int(time.time())
 
     def served_name(self) -> str:
-        if self.faults.is_active("vllm-wrong-served-name"):
-            return self.faults.parameter("vllm-wrong-served-name", self.model.hf_id)
-        return self.model.served_name
+        return _served_name(self.model, self.faults)
+
+
+def _served_name(model: ServedModel, faults: ActiveFaults) -> str:
+    if faults.is_active("vllm-wrong-served-name"):
+        # vLLM without --served-model-name serves under the model path: the HF repo id.
+        return faults.parameter("vllm-wrong-served-name", model.hf_id)
+    return model.served_name
 
 
 _SERVER = web.AppKey("sim_vllm_server", _Server)
@@ -407,14 +412,11 @@ def create_app(model: ServedModel, engine: EngineConfig, gpu: GpuPerf, faults: A
     Raises EngineConfigError (a ValueError) with vLLM's start-up message when the engine could not start
     (weights do not fit, max-model-len too large for the KV cache or the model, …).
     """
-    served: list[_Server] = []
-    metrics = VllmMetrics(lambda: served[0].served_name() if served else model.served_name,
-                          engine.max_model_len, legacy=legacy_metrics)  # fmt: skip
+    metrics = VllmMetrics(lambda: _served_name(model, faults), engine.max_model_len, legacy=legacy_metrics)
     sim = SimEngine(model, engine, gpu, metrics, speedup=speedup)  # raises EngineConfigError
-    served.append(_Server(model, sim, faults, version or (LEGACY_VLLM_VERSION if legacy_metrics
-                                                          else DEFAULT_VLLM_VERSION)))  # fmt: skip
+    version = version or (LEGACY_VLLM_VERSION if legacy_metrics else DEFAULT_VLLM_VERSION)
     app = web.Application(middlewares=[_errors])
-    app[_SERVER] = served[0]
+    app[_SERVER] = _Server(model, sim, faults, version)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         sim.start()

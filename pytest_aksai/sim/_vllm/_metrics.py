@@ -83,6 +83,11 @@ class VllmMetrics:
                 for gauge in (self.running, self.waiting, self.kv_usage):
                     gauge.remove(old, _ENGINE)
             self._labelled = {name}
+            # Like vLLM, every series exists (at 0) from the start, not only after its first event.
+            for metric in (self.running, self.waiting, self.kv_usage, self.preemptions, self.prompt_tokens,
+                           self.generation_tokens, self.request_prompt_tokens, self.request_generation_tokens,
+                           self.ttft, self.itl, self.e2e, self.queue_time):  # fmt: skip
+                metric.labels(name, _ENGINE)
             for reason in _FINISH_REASONS:
                 self.request_success.labels(name, _ENGINE, reason)
         return name, _ENGINE

@@ -40,9 +40,9 @@ class ModelServer:
         if self._runner is not None:
             raise RuntimeError(f"the model server is already running at {self.url}")
         # handler_cancellation: a client that goes away aborts its request, freeing its batch slot.
-        runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
         self._host = host
