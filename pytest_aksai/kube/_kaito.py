@@ -1,0 +1,154 @@
+"""Typed views of KAITO Workspaces and Karpenter NodeClaims, and where KAITO puts what it creates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from pytest_aksai.kube import _rest
+from pytest_aksai.kube._connect import Cluster
+from pytest_aksai.kube._rest import Obj
+
+INFERENCE_CONFIG_KEY = "inference_config.yaml"
+WORKSPACE_LABEL = "kaito.sh/workspace"
+READY_CONDITIONS = ("ResourceReady", "InferenceReady", "WorkspaceSucceeded")
+TERMINAL_FAILURE_REASONS = frozenset(
+    {"ContainerOOMKilled", "OOMKilled", "ImagePullError", "ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff"}
+)
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
+
+class Condition(_View):
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+
+
+class Metadata(_View):
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    creation_timestamp: str | None = Field(default=None, alias="creationTimestamp")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class _Status(_View):
+    conditions: list[Condition] = Field(default_factory=list)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+class WorkspaceResource(_View):
+    instance_type: str | None = Field(default=None, alias="instanceType")
+    count: int | None = None
+    label_selector: dict[str, Any] = Field(default_factory=dict, alias="labelSelector")
+    preferred_nodes: list[str] = Field(default_factory=list, alias="preferredNodes")
+
+
+class Preset(_View):
+    name: str
+
+
+class WorkspaceInference(_View):
+    preset: Preset | None = None
+    config: str | None = None
+    template: dict[str, Any] | None = None
+
+
+class WorkspaceStatus(_Status):
+    state: str | None = None
+    worker_nodes: list[str] = Field(default_factory=list, alias="workerNodes")
+
+
+class Workspace(_View):
+    """`kaito.sh/v1beta1` Workspace: `resource` and `inference` sit at the top level (there is no `spec`)."""
+
+    metadata: Metadata
+    resource: WorkspaceResource = Field(default_factory=WorkspaceResource)
+    inference: WorkspaceInference | None = None
+    status: WorkspaceStatus = Field(default_factory=WorkspaceStatus)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @property
+    def preset(self) -> str | None:
+        return self.inference.preset.name if self.inference and self.inference.preset else None
+
+    @property
+    def is_ready(self) -> bool:
+        return all((c := self.status.condition(t)) is not None and c.status == "True" for t in READY_CONDITIONS)
+
+    def failure(self) -> str | None:
+        """A terminal failure KAITO reports (e.g. `InferenceReady=False: ContainerOOMKilled`), if any."""
+        for cond in self.status.conditions:
+            if cond.status == "False" and cond.reason in TERMINAL_FAILURE_REASONS:
+                return f"{cond.type}=False, reason {cond.reason}: {cond.message}".rstrip(": ")
+        return None
+
+
+class NodeClaimStatus(_Status):
+    node_name: str | None = Field(default=None, alias="nodeName")
+    provider_id: str | None = Field(default=None, alias="providerID")
+
+
+class NodeClaim(_View):
+    metadata: Metadata
+    spec: dict[str, Any] = Field(default_factory=dict)
+    status: NodeClaimStatus = Field(default_factory=NodeClaimStatus)
+
+
+def workspace_refs(cluster: Cluster, namespace: str | None) -> list[str]:
+    """`namespace/name` of every Workspace (in one namespace, or all), sorted."""
+    found = _rest.items(cluster.api_client, _rest.WORKSPACES, namespace)
+    return sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in found)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    namespace, sep, name = ref.partition("/")
+    if not sep or not namespace or not name:
+        raise ValueError(f"expected namespace/name, got {ref!r}")
+    return namespace, name
+
+
+def read_workspace(cluster: Cluster, ref: str) -> Workspace | None:
+    namespace, name = split_ref(ref)
+    obj = _rest.get(cluster.api_client, _rest.WORKSPACES, name, namespace)
+    return None if obj is None else Workspace.model_validate(obj)
+
+
+def inference_config(cluster: Cluster, workspace: Workspace) -> tuple[Obj | None, dict[str, Any] | None, str]:
+    """(ConfigMap, parsed `vllm:` map, problem): the problem is "" when the config is usable."""
+    name = workspace.inference.config if workspace.inference else None
+    if not name:
+        return None, None, "the Workspace names no inference ConfigMap (inference.config); KAITO uses its defaults"
+    cm = _rest.get(cluster.api_client, _rest.CONFIGMAPS, name, workspace.metadata.namespace)
+    if cm is None:
+        return None, None, f"ConfigMap {workspace.metadata.namespace}/{name} named by inference.config does not exist"
+    text = (cm.get("data") or {}).get(INFERENCE_CONFIG_KEY)
+    if text is None:
+        keys = ", ".join(sorted((cm.get("data") or {}))) or "none"
+        return cm, None, f"ConfigMap {name} has no key {INFERENCE_CONFIG_KEY!r} (keys: {keys})"
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return cm, None, f"{INFERENCE_CONFIG_KEY} of ConfigMap {name} is not valid YAML: {exc}"
+    vllm = parsed.get("vllm") if isinstance(parsed, dict) else None
+    if not isinstance(vllm, dict):
+        return cm, None, f"{INFERENCE_CONFIG_KEY} of ConfigMap {name} has no `vllm:` map"
+    return cm, vllm, ""
+
+
+def expected_served_name(hf_id: str) -> str:
+    """vLLM as KAITO runs it serves the model as the last segment of its HF repo id, lowercased."""
+    return hf_id.rstrip("/").rsplit("/", 1)[-1].lower()
