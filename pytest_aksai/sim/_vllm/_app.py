@@ -273,6 +273,8 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 async def _serve(request: web.Request, server: _Server, body: _SamplingRequest, name: str, prompt: str,
                  prompt_tokens: int, max_tokens: int | None, *, chat: bool) -> web.StreamResponse:  # fmt: skip
+    if body.stream_options is not None and not body.stream:
+        raise _bad_request("Stream options can only be defined when `stream=True`.", "stream_options")
     if body.n != 1:
         raise _bad_request(f"n={body.n} is not supported by the simulated vLLM server; only n=1 is.", "n")
     max_tokens = _check_length(server, prompt_tokens, max_tokens)
