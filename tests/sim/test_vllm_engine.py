@@ -26,11 +26,9 @@ A100X2 = GpuPerf("A100 80GB", 2, 80, 2039, 312)
 
 
 def test_lab_vllm_map_parses() -> None:
-    config = EngineConfig.from_vllm_map(
-        {"gpu-memory-utilization": 0.92, "max-model-len": 8192, "max-num-seqs": 64, "dtype": "float16",
-         "enable-chunked-prefill": True, "swap-space": 4},  # fmt: skip
-        default_max_model_len=32768,
-    )
+    lab = {"gpu-memory-utilization": 0.92, "max-model-len": 8192, "max-num-seqs": 64, "dtype": "float16",
+           "enable-chunked-prefill": True, "swap-space": 4}  # fmt: skip
+    config = EngineConfig.from_vllm_map(lab, default_max_model_len=32768)
     assert (config.max_model_len, config.max_num_seqs, config.gpu_memory_utilization) == (8192, 64, 0.92)
     assert config.enable_chunked_prefill is True
     assert config.extra == {"swap-space": 4}
@@ -144,18 +142,18 @@ def test_full_kv_cache_preempts_the_newest_and_both_still_finish() -> None:
     assert engine.free_blocks == engine.total_blocks == 68
     preemptions = engine.metrics.registry.get_sample_value(
         "vllm:num_preemptions_total", {"model_name": "tiny", "engine": "0"})  # fmt: skip
-    assert preemptions is not None and preemptions >= 1
+    assert preemptions is not None
+    assert preemptions >= 1
 
 
 def test_waiting_queue_is_bounded_by_max_num_seqs() -> None:
     async def scenario() -> int:
         engine = _engine(PHI4, T4, EngineConfig(max_model_len=4096, max_num_seqs=2))
-        accepted = 0
-        with pytest.raises(EngineOverloadedError, match="max-num-seqs is 2"):
-            for _ in range(10):
-                engine.submit(prompt_tokens=5, max_tokens=5, planned=["a"], stop=[])
-                accepted += 1
-        return accepted
+        for _ in range(4):
+            engine.submit(prompt_tokens=5, max_tokens=5, planned=["a"], stop=[])
+        with pytest.raises(EngineOverloadedError, match="4 requests are waiting and max-num-seqs is 2"):
+            engine.submit(prompt_tokens=5, max_tokens=5, planned=["a"], stop=[])
+        return len(engine.waiting)
 
     # Before the engine runs, 2 requests fill the free batch slots and 2 more may wait: the fifth is refused.
     assert asyncio.run(scenario()) == 4
