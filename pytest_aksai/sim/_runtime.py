@@ -1,0 +1,135 @@
+"""Runs the simulated cluster: the API server on its own event loop, bootstrap, controllers, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from . import _controllers
+from ._apiserver import ApiError, ApiServer, Store
+from ._apiserver._http import error_response
+from ._apiserver._tls import make_serving_cert
+from ._clock import VirtualClock
+from ._context import SimContext
+from ._faults import FAULTS_CONFIGMAP_NAME, FAULTS_CONFIGMAP_NAMESPACE, ActiveFaults
+
+SIM_CONFIGMAP = "aksai-sim"
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def sim_crds() -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions the sim installs at start (package data `_crds/*.yaml`)."""
+    out: list[dict[str, Any]] = []
+    folder = resources.files("pytest_aksai.sim") / "_crds"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            out.extend(d for d in yaml.safe_load_all(entry.read_text(encoding="utf-8")) if d)
+    return out
+
+
+class Runtime:
+    def __init__(self, *, scenario: str, time_scale: float, faults: Sequence[str], host: str, port: int) -> None:
+        self.scenario = scenario
+        self.clock = VirtualClock(time_scale)
+        self.faults = ActiveFaults(faults)
+        self.host = host
+        self.port = port
+        self.internal_token = secrets.token_urlsafe(24)
+        self.store = Store(self.clock)
+        self.server = ApiServer(self.store, issuer="", internal_token=self.internal_token,
+                                middlewares=[self._flaky_middleware])
+        self.tls = make_serving_cert([host])
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.server_url = ""
+        self.ctx: SimContext | None = None
+
+    @web.middleware
+    async def _flaky_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.faults.is_active("api-flaky") and request.headers.get("Authorization", "")[7:] != self.internal_token:
+            try:
+                percent = float(self.faults.parameter("api-flaky", "20"))
+            except ValueError:
+                percent = 20.0
+            if random.random() * 100 < percent:
+                choice = random.randrange(3)
+                if choice == 0:
+                    return error_response(ApiError(500, "Internal error occurred: the simulated cluster's api-flaky "
+                                                        "fault failed this request",
+                                                   details={"causes": [{"message": "api-flaky"}]}))
+                if choice == 1:
+                    return error_response(ApiError(429, "Too many requests, please try again later.",
+                                                   details={"retryAfterSeconds": 1}, retry_after=1))
+                if request.transport is not None:
+                    request.transport.abort()
+                raise ConnectionResetError("api-flaky: connection reset")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def start(self) -> str:
+        loop = asyncio.get_running_loop()
+        self.store.attach_loop(loop)
+        self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
+                           ssl_context=self.tls.server_context())
+        await site.start()
+        sockets = getattr(site, "_server").sockets  # noqa: B009 - aiohttp exposes the bound port only here
+        port = sockets[0].getsockname()[1]
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.server_url = f"https://{host}:{port}"
+        self.server.tokens.issuer = self.server_url
+        self._bootstrap()
+        self.ctx = SimContext(store=self.store, clock=self.clock, faults=self.faults, scenario=self.scenario,
+                              server_url=self.server_url, pod_logs=self.server.pod_logs,
+                              internal_token=self.internal_token, issuer=self.server_url,
+                              ca_pem=self.tls.ca_pem)
+        self._tasks.append(asyncio.create_task(self._sync_faults(), name="aksai-sim-faults"))
+        self._tasks.extend(await _controllers.start(self.ctx))
+        return self.server_url
+
+    def _bootstrap(self) -> None:
+        store = self.store
+        namespaces = store.resource("v1", "namespaces")
+        for name in BOOTSTRAP_NAMESPACES:
+            store.create_raw(namespaces, {"metadata": {"name": name}})
+        crds = store.resource("apiextensions.k8s.io/v1", "customresourcedefinitions")
+        for crd in sim_crds():
+            store.create_raw(crds, crd)
+        configmaps = store.resource("v1", "configmaps")
+        store.create_raw(configmaps, {"metadata": {"name": SIM_CONFIGMAP, "namespace": "kube-system"}, "data": {
+            "timeScale": repr(self.clock.time_scale), "scenario": self.scenario,
+            "epoch": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}})
+        store.create_raw(configmaps, {"metadata": {"name": FAULTS_CONFIGMAP_NAME,
+                                                   "namespace": FAULTS_CONFIGMAP_NAMESPACE},
+                                      "data": self.faults.as_data()})
+
+    async def _sync_faults(self) -> None:
+        configmaps = self.store.resource("v1", "configmaps")
+        watch = self.store.watch(configmaps, FAULTS_CONFIGMAP_NAMESPACE,
+                                 field_selector=f"metadata.name={FAULTS_CONFIGMAP_NAME}")
+        async for event_type, obj in watch:
+            if event_type == "DELETED":
+                self.faults.replace({})
+            else:
+                self.faults.replace({str(k): str(v) for k, v in (obj.get("data") or {}).items()})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self.store.close_all_watches()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
