@@ -18,7 +18,7 @@ def validate(store: Store, obj: Obj, old: Obj | None) -> list[FieldError]:
     if not isinstance(spec, dict):
         return [FieldError("FieldValueRequired", "spec")]
     group = spec.get("group")
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    names: dict[str, Any] = spec["names"] if isinstance(spec.get("names"), dict) else {}
     plural = names.get("plural")
     if not group:
         errors.append(FieldError("FieldValueRequired", "spec.group"))

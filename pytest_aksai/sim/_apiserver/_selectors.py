@@ -16,7 +16,9 @@ _EQ_RE = re.compile(r"^\s*([A-Za-z0-9_./-]+)\s*(==|=|!=|>|<)\s*([A-Za-z0-9_.-]*)
 
 def _split_terms(text: str) -> list[str]:
     """Split on commas outside parentheses."""
-    terms, depth, current = [], 0, []
+    terms: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1
@@ -81,20 +83,20 @@ def label_selector_from_dict(selector: Mapping[str, Any] | None) -> Matcher | No
     """A `metav1.LabelSelector` (matchLabels + matchExpressions) as a matcher; an empty one matches everything."""
     if not selector:
         return None
-    terms: list[Matcher] = []
-    for key, value in (selector.get("matchLabels") or {}).items():
-        terms.append(lambda labels, k=key, v=value: labels.get(k) == v)
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), set(expr.get("values") or [])
-        if op == "In":
-            terms.append(lambda labels, k=key, v=values: labels.get(k) in v)
-        elif op == "NotIn":
-            terms.append(lambda labels, k=key, v=values: labels.get(k) not in v)
-        elif op == "Exists":
-            terms.append(lambda labels, k=key: k in labels)
-        elif op == "DoesNotExist":
-            terms.append(lambda labels, k=key: k not in labels)
-    return lambda labels: all(t(labels) for t in terms)
+    equal = dict(selector.get("matchLabels") or {})
+    expressions = [(str(e.get("key", "")), str(e.get("operator", "")), set(e.get("values") or []))
+                   for e in selector.get("matchExpressions") or []]
+
+    def _match(labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in equal.items()):
+            return False
+        for key, op, values in expressions:
+            if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) or \
+                    (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+                return False
+        return True
+
+    return _match
 
 
 def selector_to_string(selector: Mapping[str, Any] | None) -> str:
@@ -132,7 +134,7 @@ FieldMatcher = Callable[[Mapping[str, Any]], bool]
 def parse_field_selector(text: str | None, supported: frozenset[str], kind_desc: str) -> FieldMatcher | None:
     if not text or not text.strip():
         return None
-    terms: list[FieldMatcher] = []
+    terms: list[tuple[str, bool, str]] = []
     for term in _split_terms(text):
         m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
         if not m:
@@ -140,8 +142,9 @@ def parse_field_selector(text: str | None, supported: frozenset[str], kind_desc:
         key, op, value = m.groups()
         if key not in supported and key not in ("metadata.name", "metadata.namespace"):
             raise ApiError(400, f'field label not supported: {key}')
-        if op == "!=":
-            terms.append(lambda obj, k=key, v=value: field_value(obj, k) != v)
-        else:
-            terms.append(lambda obj, k=key, v=value: field_value(obj, k) == v)
-    return lambda obj: all(t(obj) for t in terms)
+        terms.append((key, op != "!=", value))
+
+    def _match(obj: Mapping[str, Any]) -> bool:
+        return all((field_value(obj, key) == value) == equal for key, equal, value in terms)
+
+    return _match

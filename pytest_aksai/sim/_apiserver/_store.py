@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import random
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _admission, _patch
 from ._errors import ApiError, already_exists, conflict, expired, not_found
@@ -24,7 +25,9 @@ from ._types import BUILTIN_TYPES, VIRTUAL_KINDS, ResourceType
 if TYPE_CHECKING:
     from ._tokens import TokenIssuer
 
+_T = TypeVar("_T")
 Obj = dict[str, Any]
+ObjList = list[Obj]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 Bucket = tuple[str, str]  # (group, plural)
 
@@ -33,12 +36,16 @@ FOREGROUND_FINALIZER = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"
 
 
-def deepcopy(value: Any) -> Any:
+def deepcopy(value: _T) -> _T:
     """A fast deep copy for JSON-shaped data."""
+    return cast(_T, _copy(value))
+
+
+def _copy(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: deepcopy(v) for k, v in value.items()}
+        return {k: _copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [deepcopy(v) for v in value]
+        return [_copy(v) for v in value]
     return value
 
 
@@ -322,7 +329,7 @@ class Store:
     def create(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None,
                dry_run: bool = False) -> Obj:
         """Create; returns the stored object (a copy). 409 AlreadyExists, 404 for a missing namespace, 422."""
-        return deepcopy(self.create_raw(rt, deepcopy(obj), namespace=namespace, dry_run=dry_run))
+        return deepcopy(self.create_raw(rt, cast(Obj, _copy(obj)), namespace=namespace, dry_run=dry_run))
 
     def create_raw(self, rt: ResourceType, obj: Obj, *, namespace: str | None = None,
                    dry_run: bool = False) -> Obj:
@@ -376,7 +383,7 @@ class Store:
         """PUT semantics: replace the object; a `metadata.resourceVersion` that is not the current one → 409.
         `subresource="status"` changes only `status`; otherwise `status` is kept when the type has a status
         subresource."""
-        return deepcopy(self.update_raw(rt, deepcopy(obj), namespace=namespace, subresource=subresource,
+        return deepcopy(self.update_raw(rt, cast(Obj, _copy(obj)), namespace=namespace, subresource=subresource,
                                         dry_run=dry_run))
 
     def update_status(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None) -> Obj:
@@ -593,7 +600,7 @@ class Store:
             if ns is not None and ns.get("status", {}).get("phase") == "Terminating":
                 self._schedule(lambda: self._finish_namespace(namespace))
         for owner_ref in _meta(old).get("ownerReferences") or []:
-            self._schedule(lambda ref=owner_ref: self._check_foreground_owner(ref))
+            self._schedule(functools.partial(self._check_foreground_owner, owner_ref))
         return carried
 
     def _schedule(self, fn: Callable[[], None]) -> None:
@@ -719,7 +726,7 @@ class Store:
 
     def delete_collection(self, rt: ResourceType, namespace: str | None = None, *,
                           label_selector: str | None = None, field_selector: str | None = None,
-                          propagation_policy: str | None = None, dry_run: bool = False) -> list[Obj]:
+                          propagation_policy: str | None = None, dry_run: bool = False) -> ObjList:
         page = self.list_page(rt, namespace, label_selector=label_selector, field_selector=field_selector)
         out = []
         for obj in list(page.items):
