@@ -1,14 +1,62 @@
-"""Controllers of the simulated cluster (being built).
+"""Controllers of the simulated cluster.
 
 The runtime calls `start(ctx)` once the API server's store is bootstrapped; it applies the scenario and
 returns the controllers' long-lived tasks, which the runtime cancels at shutdown.
+
+To add a controller: write a module here with a `Controller` subclass (see `_framework`) and append the
+class to `CONTROLLERS`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+from pytest_aksai.sim._apiserver._errors import ApiError
+from pytest_aksai.sim._controllers._deployment import DeploymentController
+from pytest_aksai.sim._controllers._endpoints import EndpointsController
+from pytest_aksai.sim._controllers._framework import Controller, run_all
+from pytest_aksai.sim._controllers._kubelet import KubeletController
+from pytest_aksai.sim._controllers._nodes import NodeController
+from pytest_aksai.sim._controllers._replicaset import ReplicaSetController
+from pytest_aksai.sim._controllers._scheduler import SchedulerController
+from pytest_aksai.sim._controllers._statefulset import StatefulSetController
+from pytest_aksai.sim._scenarios import ADDONS_KEY, Scenario, load_scenario, scenario_objects
+
+log = logging.getLogger("pytest_aksai.sim.controllers")
+
+CONTROLLERS: list[type[Controller]] = [
+    NodeController,
+    SchedulerController,
+    KubeletController,
+    ReplicaSetController,
+    DeploymentController,
+    StatefulSetController,
+    EndpointsController,
+]
+
+SIM_CONFIGMAP = ("kube-system", "aksai-sim")
+
+
+def apply_scenario(ctx: Any, scenario: Scenario) -> None:
+    """Create the scenario's objects (existing ones are left as they are) and advertise its add-ons."""
+    store = ctx.store
+    for obj in scenario_objects(scenario, ctx.clock.timestamp()):
+        rt = store.resource(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        try:
+            store.create(rt, obj)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise ApiError(exc.code, f"scenario {scenario.name!r}: cannot create {obj.get('kind')} "
+                                         f"{(obj.get('metadata') or {}).get('name')!r}: {exc.message}") from exc
+    configmaps = store.resource("v1", "configmaps")
+    sim = store.try_get(configmaps, SIM_CONFIGMAP[1], SIM_CONFIGMAP[0])
+    if sim is not None:
+        sim.setdefault("data", {})[ADDONS_KEY] = ",".join(scenario.addons)
+        store.update(configmaps, sim)
 
 
 async def start(ctx: Any) -> list[asyncio.Task[None]]:
-    return []
+    apply_scenario(ctx, load_scenario(ctx.scenario))
+    return await run_all(controller(ctx) for controller in CONTROLLERS)
