@@ -1,0 +1,10 @@
+"""`python -m pytest_aksai.sizing fit|recommend|check ...` (see docs/sizing.md)."""
+
+from __future__ import annotations
+
+import sys
+
+from pytest_aksai.sizing._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The sizing CLI: `python -m pytest_aksai.sizing fit|recommend|check`."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aksai.sizing._cli import main
+
+UPSTREAM = Path(__file__).resolve().parents[2] / ".." / "shared" / "upstream" / "aks-ai-lab-manifests"
+GIB = 1024**3
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(list(argv), out, err)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def run_json(*argv: str) -> tuple[int, dict[str, Any]]:
+    rc, out, err = run(*argv, "--json")
+    assert err == ""
+    return rc, json.loads(out)
+
+
+def test_fit_json_has_the_documented_fields() -> None:
+    rc, doc = run_json("fit", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--gpu", "Standard_NC24ads_A100_v4",
+                       "--max-model-len", "8192", "--max-num-seqs", "32")
+    assert rc == 0
+    assert doc["command"] == "fit"
+    assert doc["inputs"]["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert doc["weights_gib"] == pytest.approx(8_030_261_248 * 2 / GIB)
+    assert doc["vram_gib"] == 80
+    assert doc["kv_bytes_per_token"] == 131072
+    assert doc["kv_budget_gib"] == pytest.approx((80 * GIB * 0.9 - 8_030_261_248 * 2 - GIB) / GIB)
+    assert doc["max_concurrent_seqs"] == 56  # (72 − 14.96 − 1) GiB / 128 KiB per token / 8192
+    assert doc["fits"] is True
+    assert doc["violations"] == []
+
+
+def test_fit_reports_violations_and_exits_1() -> None:
+    rc, doc = run_json("fit", "--model", "mistral-7b-instruct", "--gpu", "standard_nc16as_t4_v3", "--dtype",
+                       "bfloat16")
+    assert rc == 1
+    assert doc["fits"] is False
+    names = {v["invariant"] for v in doc["violations"]}
+    assert {"weights-fit", "kv-one-sequence", "dtype-supported"} <= names
+    assert all(v["message"] for v in doc["violations"])
+
+
+def test_fit_tensor_parallel_shards_a_70b_model() -> None:
+    rc, doc = run_json("fit", "--model", "llama-3.3-70b-instruct", "--gpu", "Standard_NC96ads_A100_v4",
+                       "--tensor-parallel-size", "4", "--max-model-len", "16384")
+    assert rc == 0
+    assert doc["kv_bytes_per_token"] == 327_680
+    assert doc["kv_bytes_per_token_per_gpu"] == 327_680 // 4
+    assert doc["vram_gib"] == 320
+
+
+def test_fit_text_output() -> None:
+    rc, out, _ = run("fit", "--model", "phi-4-mini-instruct", "--gpu", "Standard_NC4as_T4_v3", "--max-model-len",
+                     "4096", "--max-num-seqs", "64")
+    assert rc == 0
+    assert "phi-4-mini-instruct on Standard_NC4as_T4_v3: fits" in out
+    assert "WARN    kv-concurrency: max-num-seqs 64 > 12 sequences" in out
+
+
+def test_recommend_reproduces_the_worked_example() -> None:
+    rc, doc = run_json("recommend", "--model", "mistral-7b-instruct", "--p95-prompt", "500", "--p95-completion",
+                       "300", "--peak-concurrency", "32", "--throughput", "3000", "--gpu", "Standard_NC16as_T4_v3",
+                       "--quantization", "awq", "--gpu-price", "1.20")
+    assert rc == 0
+    assert doc["api"] == "gpt-4o-mini"
+    assert doc["api_cost_per_request"] == pytest.approx(0.000255)
+    assert doc["selfhost_cost_per_request"] == pytest.approx(800 * 1.20 / (3000 * 3600))
+    be = doc["breakeven_requests_per_day"]
+    assert round(be["standalone"], -2) == 53_500
+    assert round(be["kaito"], -3) == 227_000
+    assert doc["fixed_daily"] == {"standalone": 8.88, "kaito": pytest.approx(37.68)}
+    assert doc["against"]["gpt-4o"]["api_cost_per_request"] == pytest.approx(500 * 2.5e-6 + 300 * 10e-6)
+    assert doc["max_model_len"] == 2048
+    assert doc["replicas"] == -(-32 // doc["max_num_seqs"])
+    assert doc["cost_per_hour_peak"] == pytest.approx(doc["replicas"] * 1.20)
+
+
+def test_recommend_picks_the_cheapest_sku_that_fits() -> None:
+    rc, doc = run_json("recommend", "--model", "mistral-7b-instruct", "--p95-prompt", "500", "--p95-completion",
+                       "300", "--peak-concurrency", "100")
+    assert rc == 0
+    # fp16 Mistral (13.5 GiB × 1.3) does not fit a 16 GiB T4 or V100; the 24 GiB A10 at $3.20 is next.
+    assert doc["gpu"] == "Standard_NV36ads_A10_v5"
+    rejected = {r["gpu"] for r in doc["rejected"]}
+    assert {"Standard_NC4as_T4_v3", "Standard_NC6s_v3"} <= rejected
+    assert doc["throughput_source"] == "roofline-estimate"
+    assert doc["replicas"] == -(-100 // doc["max_num_seqs"])
+    assert doc["fit"]["fits"] is True
+
+
+def test_recommend_without_a_fitting_sku_explains() -> None:
+    rc, out, err = run("recommend", "--model", "llama-3.3-70b-instruct", "--p95-prompt", "500",
+                       "--p95-completion", "300", "--peak-concurrency", "1", "--gpu", "Standard_NC4as_T4_v3")
+    assert rc == 2
+    assert out == ""
+    assert "no SKU in the catalog fits llama-3.3-70b-instruct" in err
+
+
+def test_unknown_names_are_usage_errors() -> None:
+    rc, _, err = run("fit", "--model", "nope", "--gpu", "Standard_NC4as_T4_v3")
+    assert rc == 2
+    assert "unknown model 'nope'" in err
+    with pytest.raises(SystemExit) as exc:
+        run("fit", "--model", "phi-4", "--gpu", "Standard_NC4as_T4_v3", "--gpu-memory-utilization", "1.5")
+    assert exc.value.code == 2
+
+
+def test_check_json_and_exit_code(tmp_path: Path) -> None:
+    good = tmp_path / "ok.yaml"
+    good.write_text("apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {name: p, namespace: ml}\n"
+                    "resource: {instanceType: Standard_NC4as_T4_v3}\ninference: {preset: {name: phi-4-mini-instruct}}\n")
+    rc, doc = run_json("check", str(good))
+    # vLLM defaults: max-model-len = the model's 131072 tokens, which does not fit a T4's KV budget
+    assert rc == 1
+    kv = next(f for f in doc["findings"] if f["invariant"] == "kv-one-sequence")
+    assert kv == {"file": "ok.yaml", "kind": "Workspace", "name": "p", "namespace": "ml",
+                  "invariant": "kv-one-sequence", "status": "fail", "ok": False, "message": kv["message"]}
+    good.write_text(good.read_text().replace("inference: {preset: {name: phi-4-mini-instruct}}",
+                                             "inference: {preset: {name: phi-4-mini-instruct}, config: c}")
+                    + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: ml}\ndata:\n"
+                      "  inference_config.yaml: |\n    vllm: {max-model-len: 4096, max-num-seqs: 64}\n")
+    rc, doc = run_json("check", str(good))
+    assert rc == 0
+    assert doc["summary"] == {"pass": 5, "fail": 0, "warn": 1, "unknown": 0}
+    rc, doc = run_json("check", str(good), "--strict")
+    assert rc == 1
+    assert doc["ok"] is False
+
+
+def test_check_missing_path() -> None:
+    rc, _, err = run("check", "/nonexistent/deploy")
+    assert rc == 2
+    assert "does not exist" in err
+
+
+@pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"the real lab's manifests are not at {UPSTREAM}")
+def test_module_entry_point_on_the_real_lab() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest_aksai.sizing", "check", str(UPSTREAM), "--json"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["summary"] == {"pass": 17, "fail": 10, "warn": 4, "unknown": 0}
