@@ -5,13 +5,19 @@ from __future__ import annotations
 import pytest
 
 from pytest_aksai import _settings
-from pytest_aksai._fixtures import _cluster
+from pytest_aksai._fixtures import _cluster, _kaito
 from pytest_aksai._fixtures._cluster import (
     aksai_cluster,
     aksai_labels,
     aksai_module_namespace,
     aksai_namespace,
     aksai_settings,
+)
+from pytest_aksai._fixtures._kaito import (
+    aksai_endpoint,
+    aksai_metrics,
+    aksai_ready_workspace,
+    aksai_workspace,
 )
 
 MARKERS: dict[str, str] = {
@@ -37,8 +43,17 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     settings = _settings.configure(config)
+    if settings.strict:
+        config.addinivalue_line("filterwarnings", "error::pytest_aksai._warnings.AksaiWarning")
     _cluster.install_runtime(config)
-    del settings
+    from pytest_aksai._fixtures import _sizing
+
+    if not config.pluginmanager.is_registered(_sizing):
+        config.pluginmanager.register(_sizing, "aksai-sizing")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    _kaito.generate_workspace_params(metafunc)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -82,8 +97,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 __all__ = [
     "aksai_cluster",
+    "aksai_endpoint",
     "aksai_labels",
+    "aksai_metrics",
     "aksai_module_namespace",
     "aksai_namespace",
+    "aksai_ready_workspace",
     "aksai_settings",
+    "aksai_workspace",
 ]

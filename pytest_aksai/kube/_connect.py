@@ -15,6 +15,9 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from pytest_aksai.kube import _rest
+from pytest_aksai.kube._rest import Kind
+
 API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
     "kaito.sh": "KAITO",
     "keda.sh": "KEDA",
@@ -60,6 +63,26 @@ class Cluster:
             served = ", ".join(self.served_groups[group])
             return f"{what} on cluster {self.profile!r} does not serve {group}/{version} (served: {served})"
         return f"{what} is not installed on cluster {self.profile!r} (no {group} API group)"
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object as the API server sends it, or None when it does not exist."""
+        return _rest.get(self.api_client, kind, name, namespace)
+
+    def items(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return _rest.items(
+            self.api_client, kind, namespace, label_selector=label_selector, field_selector=field_selector
+        )
+
+    def raw(self, path: str, **query: Any) -> str:
+        """GET any API path as text (e.g. a pod's log or a service proxy path)."""
+        return _rest.raw_text(self.api_client, path, query=query)
 
     def close(self) -> None:
         self.api_client.close()

@@ -35,18 +35,29 @@ class Endpoint:
 
     def http(self, *, timeout: float = 60.0) -> httpx.Client:
         """An httpx client bound to the server root, with the credentials the route needs."""
-        return httpx.Client(base_url=self.base_url.rstrip("/") + "/", headers=self.headers, verify=self.verify,
-                            cert=self.cert, timeout=timeout)
+        return httpx.Client(
+            base_url=self.base_url.rstrip("/") + "/",
+            headers=self.headers,
+            verify=self.verify,
+            cert=self.cert,
+            timeout=timeout,
+        )
 
     def openai(self, *, timeout: float = 60.0, max_retries: int = 0) -> Any:
         """An official `openai` SDK client, exactly as an application would build one for this server."""
         import openai
 
-        http_client = httpx.Client(verify=self.verify, cert=self.cert, timeout=timeout)
+        # The SDK's own client class: openai 3 ships its own httpx fork, so a plain httpx.Client won't do.
+        http_client = openai.DefaultHttpxClient(verify=self.verify, cert=self.cert, timeout=timeout)
         authorization = self.headers.get("Authorization", "")
         api_key = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else "unused"
-        return openai.OpenAI(base_url=self.url("v1"), api_key=api_key, http_client=http_client,
-                             max_retries=max_retries, timeout=timeout)
+        return openai.OpenAI(
+            base_url=self.url("v1"),
+            api_key=api_key,
+            http_client=http_client,
+            max_retries=max_retries,
+            timeout=timeout,
+        )
 
 
 def service_port(service: dict[str, Any], preferred_name: str = "http") -> int | None:
@@ -56,8 +67,9 @@ def service_port(service: dict[str, Any], preferred_name: str = "http") -> int |
     return int(chosen["port"]) if chosen else None
 
 
-def service_proxy_endpoint(cluster: Cluster, workspace: str, namespace: str, service: str,
-                           port: int) -> Endpoint:
+def service_proxy_endpoint(
+    cluster: Cluster, workspace: str, namespace: str, service: str, port: int
+) -> Endpoint:
     configuration = cluster.api_client.configuration
     headers: dict[str, str] = {}
     bearer = configuration.auth_settings().get("BearerToken")
@@ -66,8 +78,9 @@ def service_proxy_endpoint(cluster: Cluster, workspace: str, namespace: str, ser
     verify: Any = configuration.ssl_ca_cert or True if configuration.verify_ssl else False
     cert = (configuration.cert_file, configuration.key_file) if configuration.cert_file else None
     base = f"{cluster.server_url.rstrip('/')}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
-    return Endpoint(workspace=workspace, base_url=base, via="service-proxy", headers=headers, verify=verify,
-                    cert=cert)
+    return Endpoint(
+        workspace=workspace, base_url=base, via="service-proxy", headers=headers, verify=verify, cert=cert
+    )
 
 
 def workspace_endpoint(cluster: Cluster, workspace_ref: str, *, direct_urls: dict[str, str]) -> Endpoint:

@@ -15,7 +15,14 @@ INFERENCE_CONFIG_KEY = "inference_config.yaml"
 WORKSPACE_LABEL = "kaito.sh/workspace"
 READY_CONDITIONS = ("ResourceReady", "InferenceReady", "WorkspaceSucceeded")
 TERMINAL_FAILURE_REASONS = frozenset(
-    {"ContainerOOMKilled", "OOMKilled", "ImagePullError", "ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff"}
+    {
+        "ContainerOOMKilled",
+        "OOMKilled",
+        "ImagePullError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "CrashLoopBackOff",
+    }
 )
 
 
@@ -87,7 +94,9 @@ class Workspace(_View):
 
     @property
     def is_ready(self) -> bool:
-        return all((c := self.status.condition(t)) is not None and c.status == "True" for t in READY_CONDITIONS)
+        return all(
+            (c := self.status.condition(t)) is not None and c.status == "True" for t in READY_CONDITIONS
+        )
 
     def failure(self) -> str | None:
         """A terminal failure KAITO reports (e.g. `InferenceReady=False: ContainerOOMKilled`), if any."""
@@ -131,13 +140,21 @@ def inference_config(cluster: Cluster, workspace: Workspace) -> tuple[Obj | None
     """(ConfigMap, parsed `vllm:` map, problem): the problem is "" when the config is usable."""
     name = workspace.inference.config if workspace.inference else None
     if not name:
-        return None, None, "the Workspace names no inference ConfigMap (inference.config); KAITO uses its defaults"
+        return (
+            None,
+            None,
+            "the Workspace names no inference ConfigMap (inference.config); KAITO uses its defaults",
+        )
     cm = _rest.get(cluster.api_client, _rest.CONFIGMAPS, name, workspace.metadata.namespace)
     if cm is None:
-        return None, None, f"ConfigMap {workspace.metadata.namespace}/{name} named by inference.config does not exist"
+        return (
+            None,
+            None,
+            f"ConfigMap {workspace.metadata.namespace}/{name} named by inference.config does not exist",
+        )
     text = (cm.get("data") or {}).get(INFERENCE_CONFIG_KEY)
     if text is None:
-        keys = ", ".join(sorted((cm.get("data") or {}))) or "none"
+        keys = ", ".join(sorted(cm.get("data") or {})) or "none"
         return cm, None, f"ConfigMap {name} has no key {INFERENCE_CONFIG_KEY!r} (keys: {keys})"
     try:
         parsed = yaml.safe_load(text)

@@ -44,13 +44,19 @@ class MetricsSnapshot:
         if found is None:
             return []
         wanted = family + suffix
-        return [Sample(s.name, dict(s.labels), float(s.value)) for s in found.samples
-                if not suffix or s.name == wanted]
+        return [
+            Sample(s.name, dict(s.labels), float(s.value))
+            for s in found.samples
+            if not suffix or s.name == wanted
+        ]
 
     def total(self, family: str, suffix: str = "", **labels: str) -> float:
         """Sum of the samples whose labels include `labels`."""
-        return sum(s.value for s in self.samples(family, suffix)
-                   if all(s.labels.get(k) == v for k, v in labels.items()))
+        return sum(
+            s.value
+            for s in self.samples(family, suffix)
+            if all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
 
 def parse_metrics(text: str) -> MetricsSnapshot:

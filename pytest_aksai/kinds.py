@@ -1,0 +1,33 @@
+"""Where the kinds the suites read are served, for `aksai_cluster.get(...)` and `aksai_cluster.items(...)`."""
+
+from pytest_aksai.kube._rest import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    EVENTS,
+    NAMESPACES,
+    NODECLAIMS,
+    NODEPOOLS,
+    NODES,
+    PODS,
+    SCALEDOBJECTS,
+    SERVICES,
+    STATEFULSETS,
+    WORKSPACES,
+    Kind,
+)
+
+__all__ = [
+    "CONFIGMAPS",
+    "DEPLOYMENTS",
+    "EVENTS",
+    "NAMESPACES",
+    "NODECLAIMS",
+    "NODEPOOLS",
+    "NODES",
+    "PODS",
+    "SCALEDOBJECTS",
+    "SERVICES",
+    "STATEFULSETS",
+    "WORKSPACES",
+    "Kind",
+]

@@ -1,0 +1,206 @@
+"""KAITO workspace readiness: is each Workspace Ready, and did KAITO build what it should for it?
+
+Each check runs once per Workspace under test (the profile's `workspaces`, or every Workspace found).
+See docs/suites/kaito.md for what each check proves and how to fix a failure.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime
+
+import pytest
+
+from pytest_aksai import (
+    AksaiWarning,
+    Cluster,
+    ModelSpec,
+    UnknownEntryError,
+    WaitResult,
+    Workspace,
+    expected_served_name,
+    inference_config,
+    kinds,
+    model_spec,
+)
+
+pytestmark = pytest.mark.kaito
+
+
+def _model_spec(preset: str | None, strict: bool) -> ModelSpec:
+    if preset is None:
+        pytest.skip(
+            "the Workspace uses a custom inference template, not a preset: nothing to compare against"
+        )
+    try:
+        return model_spec(preset)
+    except UnknownEntryError:
+        message = (
+            f"preset {preset!r} is not in pytest-aksai's model catalog, so its published limits are "
+            "unknown; add it to the profile's [sizing] models"
+        )
+        if strict:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def test_workspace_is_ready(aksai_ready_workspace: tuple[Workspace, WaitResult]) -> None:
+    """ResourceReady, InferenceReady and WorkspaceSucceeded are True, with KAITO's success reasons."""
+    workspace, _ = aksai_ready_workspace
+    expected_reasons = {
+        "ResourceReady": "workspaceResourceStatusSuccess",
+        "InferenceReady": "WorkspaceInferenceStatusSuccess",
+        "WorkspaceSucceeded": "workspaceSucceeded",
+    }
+    for type_, reason in expected_reasons.items():
+        cond = workspace.status.condition(type_)
+        assert cond is not None and cond.status == "True", f"{workspace.ref}: condition {type_} is not True"
+        if cond.reason != reason:
+            warnings.warn(
+                AksaiWarning(
+                    f"{workspace.ref}: {type_} is True with reason {cond.reason!r}, not KAITO's {reason!r}: "
+                    "an older or patched KAITO?"
+                ),
+                stacklevel=1,
+            )
+    if workspace.status.state is not None:
+        assert workspace.status.state == "Ready", (
+            f"{workspace.ref}: all conditions are True but status.state is {workspace.status.state!r}, not 'Ready'"
+        )
+
+
+def test_statefulset_is_ready(
+    aksai_cluster: Cluster, aksai_ready_workspace: tuple[Workspace, WaitResult]
+) -> None:
+    """KAITO runs the model in a StatefulSet named like the Workspace, all of whose replicas are ready."""
+    workspace, _ = aksai_ready_workspace
+    namespace, name = workspace.metadata.namespace, workspace.metadata.name
+    sts = aksai_cluster.get(kinds.STATEFULSETS, name, namespace)
+    assert sts is not None, (
+        f"no StatefulSet {namespace}/{name}: KAITO runs vLLM presets as a StatefulSet named like the Workspace "
+        f"(kubectl get sts -n {namespace} -l kaito.sh/workspace={name})"
+    )
+    wanted = (sts.get("spec") or {}).get("replicas", 1)
+    ready = (sts.get("status") or {}).get("readyReplicas", 0)
+    assert wanted >= 1 and ready == wanted, f"StatefulSet {namespace}/{name}: {ready}/{wanted} replicas ready"
+    pods = aksai_cluster.items(kinds.PODS, namespace, label_selector=f"kaito.sh/workspace={name}")
+    assert pods, f"no pod labelled kaito.sh/workspace={name} in {namespace}"
+
+
+def test_services_expose_the_model(
+    aksai_cluster: Cluster, aksai_ready_workspace: tuple[Workspace, WaitResult]
+) -> None:
+    """Service `<ws>` maps port `http` 80 to 5000 and has a ready endpoint; `<ws>-headless` exists."""
+    workspace, _ = aksai_ready_workspace
+    namespace, name = workspace.metadata.namespace, workspace.metadata.name
+    service = aksai_cluster.get(kinds.SERVICES, name, namespace)
+    assert service is not None, f"no Service {namespace}/{name} for the Workspace"
+    ports = {(p.get("name"), p.get("port"), p.get("targetPort")) for p in service["spec"].get("ports", [])}
+    assert ("http", 80, 5000) in ports, (
+        f"Service {namespace}/{name} ports are {sorted(ports)}, expected http 80→5000"
+    )
+    assert aksai_cluster.get(kinds.SERVICES, f"{name}-headless", namespace) is not None, (
+        f"no headless Service {namespace}/{name}-headless (KAITO creates it for the StatefulSet)"
+    )
+    endpoints = aksai_cluster.get(kinds.Kind("", "v1", "endpoints", kind="Endpoints"), name, namespace) or {}
+    addresses = [a for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []]
+    assert addresses, f"Service {namespace}/{name} has no ready endpoint: no ready pod matches its selector"
+
+
+def test_served_name_matches_the_preset(
+    aksai_settings, aksai_endpoint, aksai_ready_workspace: tuple[Workspace, WaitResult]
+) -> None:
+    """/v1/models serves the preset's model under the name clients will use (last HF id segment, lowercased)."""
+    workspace, _ = aksai_ready_workspace
+    spec = _model_spec(workspace.preset, aksai_settings.strict)
+    expected = expected_served_name(spec.hf_id)
+    with aksai_endpoint.http() as http:
+        ids = [m["id"] for m in http.get("v1/models").json().get("data", [])]
+    assert expected in ids, (
+        f"{workspace.ref} (preset {workspace.preset}) serves {ids}, expected {expected!r}: clients that ask for "
+        f"model={expected!r} get 404. Check --served-model-name in the inference config or the preset version"
+    )
+
+
+def test_inference_config_is_valid(
+    aksai_settings, aksai_cluster: Cluster, aksai_workspace: Workspace
+) -> None:
+    """The inference ConfigMap has `inference_config.yaml` with a `vllm:` map whose max-model-len fits the model."""
+    if not (aksai_workspace.inference and aksai_workspace.inference.config):
+        pytest.skip(f"{aksai_workspace.ref} names no inference ConfigMap; KAITO's defaults apply")
+    _, vllm, problem = inference_config(aksai_cluster, aksai_workspace)
+    assert not problem, f"{aksai_workspace.ref}: {problem}"
+    assert vllm is not None
+    spec = _model_spec(aksai_workspace.preset, aksai_settings.strict)
+    max_model_len = vllm.get("max-model-len")
+    if max_model_len is not None:
+        assert isinstance(max_model_len, int) and max_model_len > 0, (
+            f"{aksai_workspace.ref}: max-model-len is {max_model_len!r}, expected a positive integer"
+        )
+        assert max_model_len <= spec.max_context, (
+            f"{aksai_workspace.ref}: max-model-len {max_model_len} exceeds {spec.hf_id}'s context limit of "
+            f"{spec.max_context} tokens; vLLM refuses to start. Lower max-model-len to at most {spec.max_context}"
+        )
+    utilization = vllm.get("gpu-memory-utilization")
+    if utilization is not None:
+        assert isinstance(utilization, int | float) and 0 < utilization <= 1, (
+            f"{aksai_workspace.ref}: gpu-memory-utilization is {utilization!r}, expected a fraction in (0, 1]"
+        )
+
+
+def test_gpu_node_matches_instance_type(
+    aksai_cluster: Cluster, aksai_ready_workspace: tuple[Workspace, WaitResult]
+) -> None:
+    """The model pods run on nodes of the Workspace's `resource.instanceType`."""
+    workspace, _ = aksai_ready_workspace
+    wanted = workspace.resource.instance_type
+    if not wanted:
+        pytest.skip(f"{workspace.ref} sets no resource.instanceType")
+    namespace, name = workspace.metadata.namespace, workspace.metadata.name
+    pods = aksai_cluster.items(kinds.PODS, namespace, label_selector=f"kaito.sh/workspace={name}")
+    node_names = sorted({p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")})
+    assert node_names, f"no pod of {workspace.ref} is bound to a node"
+    for node_name in node_names:
+        node = aksai_cluster.get(kinds.NODES, node_name) or {}
+        actual = (node.get("metadata", {}).get("labels") or {}).get("node.kubernetes.io/instance-type", "?")
+        assert actual.lower() == wanted.lower(), (
+            f"{workspace.ref} runs on node {node_name} of type {actual}, expected {wanted} "
+            "(resource.instanceType): KAITO reused a node its labelSelector matched but of another size"
+        )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def test_cold_start_by_phase(
+    record_property, aksai_settings, aksai_ready_workspace: tuple[Workspace, WaitResult]
+) -> None:
+    """Cold start, from the Workspace's own timestamps: node provisioning, then model load."""
+    workspace, _ = aksai_ready_workspace
+    created = _time(workspace.metadata.creation_timestamp)
+    resource_ready = _time(getattr(workspace.status.condition("ResourceReady"), "last_transition_time", None))
+    inference_ready = _time(
+        getattr(workspace.status.condition("InferenceReady"), "last_transition_time", None)
+    )
+    assert created and resource_ready and inference_ready, (
+        f"{workspace.ref}: missing timestamps (creationTimestamp, ResourceReady and InferenceReady "
+        "lastTransitionTime) — cannot measure cold start"
+    )
+    provisioning = (resource_ready - created).total_seconds()
+    model_load = (inference_ready - resource_ready).total_seconds()
+    assert provisioning >= 0 and model_load >= 0, (
+        f"{workspace.ref}: conditions out of order: ResourceReady at {resource_ready}, InferenceReady at "
+        f"{inference_ready}, created at {created}"
+    )
+    record_property("cold_start_node_provisioning_s", provisioning)
+    record_property("cold_start_model_load_s", model_load)
+    budget = aksai_settings.timeout("workspace_ready")
+    if provisioning + model_load > budget:
+        warnings.warn(
+            AksaiWarning(
+                f"{workspace.ref}: cold start took {provisioning + model_load:.0f} s (node {provisioning:.0f} s, model "
+                f"{model_load:.0f} s), over the workspace_ready budget of {budget:.0f} s"
+            ),
+            stacklevel=1,
+        )
