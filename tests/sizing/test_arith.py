@@ -190,3 +190,28 @@ def test_roofline_throughput_is_bandwidth_bound_for_small_batches() -> None:
     step = (m.parameters * 2 + 1 * 650 * 131072) / (1935e9)
     assert tps == pytest.approx(1 / step * 800 / 300)
     assert math.isfinite(tps)
+
+
+def test_sizing_profile_builds_a_catalog(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from pytest_aksai.sizing._profile import SizingProfile
+
+    (tmp_path / "m.yaml").write_text(
+        "models:\n  - {name: tiny, hf_id: acme/tiny, parameters: 1000, layers: 1, attention_heads: 1, kv_heads: 1,"
+        " head_dim: 8, max_context: 512}\n", encoding="utf-8")
+    prof = SizingProfile.model_validate({
+        "models_file": "m.yaml",
+        "gpus": {"L4": {"compute_capability": "8.9", "bf16": True, "bandwidth_gbs": 300, "dense_fp16_tflops": 121}},
+        "skus": [{"name": "Standard_X_L4", "series": "X", "gpu": "L4", "gpu_count": 1, "vram_gib": 24, "vcpu": 8,
+                  "ram_gib": 32}],
+        "runtime_overhead_gib": 0.5,
+    })
+    cat = prof.catalog(tmp_path)
+    assert cat.model_spec("acme/tiny").max_context == 512
+    assert cat.gpu_sku("standard_x_l4").bandwidth_gbs == 300
+    with pytest.raises(ValidationError, match="modelsfile"):
+        SizingProfile.model_validate({"modelsfile": "x"})
+    with pytest.raises(ValidationError, match="names gpu 'H200'"):
+        SizingProfile.model_validate({"skus": [{"name": "S", "series": "X", "gpu": "H200", "gpu_count": 1,
+                                                "vram_gib": 1, "vcpu": 1, "ram_gib": 1}]})
