@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
 from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
 
@@ -71,6 +71,8 @@ class ClusterProfile(_Strict):
     namespace: str | None = None
     """Namespace of the workloads under test; None searches every namespace."""
     allow: tuple[SafetyClass, ...] = ()
+    create: bool = False
+    """kind only: create a throwaway kind cluster for the run (through pytest-kubernetes), deleted at the end."""
     timeout_scale: PositiveFloat = 1.0
     timeouts: Timeouts = Field(default_factory=Timeouts)
     sim: SimSettings = Field(default_factory=SimSettings)
@@ -83,6 +85,12 @@ class ClusterProfile(_Strict):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
     sizing: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _create_needs_kind(self) -> ClusterProfile:
+        if self.create and self.provider != "kind":
+            raise ValueError(f'create = true works only with provider = "kind", not {self.provider!r}')
+        return self
 
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {

@@ -32,6 +32,7 @@ class ClusterRuntime:
         self.reaped: list[str] = []
         self.cleanup_errors: list[str] = []
         self._closed = False
+        self._kind: Any = None
 
     @property
     def started(self) -> bool:
@@ -53,6 +54,8 @@ class ClusterRuntime:
         kubeconfig, context = s.kubeconfig, s.context
         if s.is_sim and kubeconfig is None:
             kubeconfig, context = self._start_sim()
+        elif s.profile.create:
+            kubeconfig, context = self._create_kind_cluster(), None
         cluster = connect(
             profile=s.cluster,
             provider=s.provider,
@@ -80,6 +83,32 @@ class ClusterRuntime:
         ).start()
         return self._sim.kubeconfig_path, "aksai-sim"
 
+    def _create_kind_cluster(self) -> Path:
+        """A throwaway kind cluster through pytest-kubernetes (which drives the `kind` and `kubectl` binaries)."""
+        import shutil
+
+        missing = [tool for tool in ("kind", "kubectl", "docker") if shutil.which(tool) is None]
+        if missing:
+            raise ConnectError(
+                f'Cluster profile {self.settings.cluster!r} has provider = "kind" and create = true, which needs '
+                f"the kind, kubectl and docker commands and a running Docker engine; missing: {', '.join(missing)}. "
+                "Install them, or drop create and point kubeconfig at an existing cluster.",
+                configuration_problem=True,
+            )
+        from pytest_kubernetes.providers import select_provider_manager
+
+        manager = select_provider_manager("kind")(f"aksai-{self.settings.run_id}")
+        try:
+            manager.create(timeout=int(self.settings.timeout("connect")) + 60)
+        except RuntimeError as exc:
+            raise ConnectError(
+                f"Cluster profile {self.settings.cluster!r}: creating the kind cluster failed ({exc}). Check that "
+                "Docker runs (`docker info`) and try `kind create cluster` by hand.",
+                configuration_problem=False,
+            ) from None
+        self._kind = manager
+        return Path(manager.kubeconfig)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -98,6 +127,8 @@ class ClusterRuntime:
         finally:
             if self._sim is not None:
                 self._sim.stop()
+            if self._kind is not None and not self.settings.keep:
+                self._kind.delete()
             if self._sim_dir is not None:
                 self._sim_dir.cleanup()
 

@@ -109,3 +109,24 @@ def test_tls_failure(pytester: pytest.Pytester, tmp_path: Path) -> None:
         f"the API server {server} (context 'lab' of cluster profile 'lab'): the TLS handshake failed" in text
     )
     assert "certificate-authority data does not match" in text
+
+
+def test_kind_create_without_the_tools_says_what_is_missing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(pytester.path))
+    pytester.makefile(".toml", aksai='[clusters.throwaway]\nprovider = "kind"\ncreate = true\n')
+    pytester.makepyfile(USES_CLUSTER)
+    result = pytester.runpytest("--aksai-cluster=throwaway")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "Cluster profile 'throwaway' has provider = \"kind\" and create = true, which needs the kind, kubectl "
+        "and docker commands and a running Docker engine; missing: kind, kubectl, docker."
+    ) in _exit_message(result)
+
+
+def test_create_is_only_for_kind(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", aksai='[clusters.lab]\nprovider = "aks"\ncreate = true\n')
+    result = pytester.runpytest("--aksai-cluster=lab")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "create = true works only with provider = \"kind\", not 'aks'" in result.stderr.str()
