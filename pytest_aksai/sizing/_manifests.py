@@ -265,6 +265,7 @@ def _sku_labels(s: GpuSku) -> dict[str, str]:
         "node.kubernetes.io/instance-type": s.name,
         "karpenter.azure.com/sku-family": s.sku_family,
         "karpenter.azure.com/sku-gpu-count": str(s.gpu_count),
+        "karpenter.azure.com/sku-gpu-name": s.gpu_model.split("-")[0],
         "karpenter.azure.com/sku-cpu": str(s.vcpu),
         "kubernetes.io/arch": "amd64",
         "kubernetes.io/os": "linux",

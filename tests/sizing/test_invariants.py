@@ -174,6 +174,14 @@ def test_nodepool_sku_match() -> None:
     assert bad.status == "fail"
     assert "karpenter.azure.com/sku-family In ['NC'] matches no GPU SKU" in bad.message
     assert "use values [N]" in bad.message
+    by_gpu = yaml.safe_dump({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "g"},
+                             "spec": {"template": {"spec": {"requirements": [
+                                 {"key": "karpenter.azure.com/sku-gpu-name", "operator": "In", "values": ["A100"]},
+                                 {"key": "karpenter.azure.com/sku-gpu-count", "operator": "Gt", "values": ["1"]}]}}}})
+    multi = one(run(by_gpu), "nodepool-sku-match")
+    assert multi.status == "pass"
+    assert "match 4 known GPU SKU(s): Standard_NC48ads_A100_v4, Standard_NC96ads_A100_v4, Standard_ND96asr_v4, " \
+           "Standard_ND96amsr_A100_v4" in multi.message
     unknown = one(run(_nodepool("a", None, ["Standard_NC999_vX"])), "nodepool-sku-match")
     assert unknown.status == "unknown"
 
