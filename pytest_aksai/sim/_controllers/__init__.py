@@ -17,6 +17,7 @@ from pytest_aksai.sim._apiserver._errors import ApiError
 from pytest_aksai.sim._controllers._deployment import DeploymentController
 from pytest_aksai.sim._controllers._endpoints import EndpointsController
 from pytest_aksai.sim._controllers._framework import Controller, run_all
+from pytest_aksai.sim._controllers._kaito import KAITO_CONTROLLERS
 from pytest_aksai.sim._controllers._kubelet import KubeletController
 from pytest_aksai.sim._controllers._nodes import NodeController
 from pytest_aksai.sim._controllers._replicaset import ReplicaSetController
@@ -34,6 +35,7 @@ CONTROLLERS: list[type[Controller]] = [
     DeploymentController,
     StatefulSetController,
     EndpointsController,
+    *KAITO_CONTROLLERS,
 ]
 
 SIM_CONFIGMAP = ("kube-system", "aksai-sim")
