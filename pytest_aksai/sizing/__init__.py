@@ -19,6 +19,7 @@ from pytest_aksai.sizing._catalog import (
 )
 from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
 from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
+from pytest_aksai.sizing._profile import SizingProfile
 
 
 class AksaiSizingWarning(UserWarning):
@@ -38,6 +39,7 @@ __all__ = [
     "ModelSpec",
     "ServingConfig",
     "SettingError",
+    "SizingProfile",
     "UnknownEntryError",
     "analyze_objects",
     "default_catalog",
