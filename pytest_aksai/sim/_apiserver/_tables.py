@@ -111,9 +111,11 @@ def _builtin(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | None:
 def _json_path(obj: Any, path: str) -> Any:
     """The subset of JSONPath additionalPrinterColumns use: `.a.b`, `.a[0].b`, `.a[?(@.type=="X")].status`."""
     current: Any = obj
-    for token in re.findall(r"\.([^.\[]+)|\[(\d+)\]|\[\?\(@\.(\w+)==[\"']([^\"']*)[\"']\)\]", path):
+    escaped = path.replace("\\.", "\x00")
+    for token in re.findall(r"\.([^.\[]+)|\[(\d+)\]|\[\?\(@\.(\w+)==[\"']([^\"']*)[\"']\)\]", escaped):
         key, index, fkey, fval = token
         if key:
+            key = key.replace("\x00", ".")
             current = current.get(key) if isinstance(current, dict) else None
         elif index:
             current = current[int(index)] if isinstance(current, list) and int(index) < len(current) else None
