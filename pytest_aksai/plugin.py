@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_aksai import _settings
-from pytest_aksai._fixtures import _cluster, _kaito
+from pytest_aksai._fixtures import _cluster, _kaito, _report
 from pytest_aksai._fixtures._cluster import (
     aksai_cluster,
     aksai_labels,
@@ -46,6 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.strict:
         config.addinivalue_line("filterwarnings", "error::pytest_aksai._warnings.AksaiWarning")
     _cluster.install_runtime(config)
+    if settings.report is not None:
+        config.pluginmanager.register(_report.ReportCollector(config, settings), "aksai-report")
     from pytest_aksai._fixtures import _sizing
 
     if not config.pluginmanager.is_registered(_sizing):
@@ -89,6 +91,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in _cluster.summary_lines(terminalreporter.config):
         terminalreporter.write_line(line)
+    collector = terminalreporter.config.pluginmanager.get_plugin("aksai-report")
+    if isinstance(collector, _report.ReportCollector):
+        for path in collector.write():
+            terminalreporter.write_line(f"aksai: report written to {path}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
