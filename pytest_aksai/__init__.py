@@ -18,12 +18,13 @@ from pytest_aksai.kube._kaito import (
 )
 from pytest_aksai.kube._wait import Observation, WaitAborted, WaitResult, WaitTimeout, condition, wait_for
 from pytest_aksai.load import MetricsSnapshot, parse_metrics
-from pytest_aksai.sizing import ModelSpec, UnknownEntryError, gpu_sku, model_spec
+from pytest_aksai.sizing import AksaiSizingWarning, ModelSpec, UnknownEntryError, gpu_sku, model_spec
 
 __version__ = "0.1.0"
 
 
 __all__ = [
+    "AksaiSizingWarning",
     "AksaiWarning",
     "Cluster",
     "Condition",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
 
 from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
+from pytest_aksai.sizing import SizingProfile
 
 SAFETY_CLASSES = ("disruptive", "costly")
 SafetyClass = Literal["disruptive", "costly"]
@@ -84,7 +85,7 @@ class ClusterProfile(_Strict):
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
-    sizing: dict[str, Any] = Field(default_factory=dict)
+    sizing: SizingProfile = Field(default_factory=SizingProfile)
 
     @model_validator(mode="after")
     def _create_needs_kind(self) -> ClusterProfile:

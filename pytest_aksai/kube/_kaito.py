@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._rest import Obj
+from pytest_aksai.sizing import served_name_of
 
 INFERENCE_CONFIG_KEY = "inference_config.yaml"
 WORKSPACE_LABEL = "kaito.sh/workspace"
@@ -166,6 +167,4 @@ def inference_config(cluster: Cluster, workspace: Workspace) -> tuple[Obj | None
     return cm, vllm, ""
 
 
-def expected_served_name(hf_id: str) -> str:
-    """vLLM as KAITO runs it serves the model as the last segment of its HF repo id, lowercased."""
-    return hf_id.rstrip("/").rsplit("/", 1)[-1].lower()
+expected_served_name = served_name_of

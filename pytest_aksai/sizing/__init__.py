@@ -5,6 +5,7 @@ Pure domain code: no pytest import, no I/O beyond reading YAML/TOML files.
 
 from __future__ import annotations
 
+from pytest_aksai._warnings import AksaiWarning
 from pytest_aksai.sizing._catalog import (
     ApiPrice,
     Catalog,
@@ -16,13 +17,14 @@ from pytest_aksai.sizing._catalog import (
     gpu_sku,
     load_catalog_file,
     model_spec,
+    served_name_of,
 )
 from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
 from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
 from pytest_aksai.sizing._profile import SizingProfile
 
 
-class AksaiSizingWarning(UserWarning):
+class AksaiSizingWarning(AksaiWarning):
     """A sizing invariant that holds only with a caveat (e.g. max-num-seqs above what the KV cache holds)."""
 
 
@@ -48,4 +50,5 @@ __all__ = [
     "load_catalog_file",
     "load_manifests",
     "model_spec",
+    "served_name_of",
 ]

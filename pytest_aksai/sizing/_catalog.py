@@ -57,6 +57,11 @@ class GpuSku(BaseModel):
         return self.vram_gib * self.gpu_count
 
 
+def served_name_of(hf_id: str) -> str:
+    """The last segment of a Hugging Face repo id, lowercased (`microsoft/Phi-4-mini-instruct` → `phi-4-mini-instruct`)."""
+    return hf_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
 class ModelSpec(BaseModel):
     """A model's architecture as published in its config.json."""
 
@@ -78,7 +83,8 @@ class ModelSpec(BaseModel):
 
     @property
     def served_name(self) -> str:
-        return self.served_name_override or self.kaito_preset or self.hf_id
+        """What vLLM as KAITO runs it serves the model as: the HF id's last segment, lowercased."""
+        return self.served_name_override or served_name_of(self.hf_id)
 
     @property
     def weights_bytes(self) -> int:
@@ -190,8 +196,11 @@ def _skus_from_data(data: Mapping[str, Any], origin: str) -> list[GpuSku]:
         if gpu_name is not None:
             gpu = gpus.get(gpu_name)
             if gpu is None:
-                raise CatalogError(origin, f"sku {entry.get('name')!r} names gpu {gpu_name!r}, "
-                                   f"which is not under `gpus` (known: {', '.join(sorted(gpus))})")
+                raise CatalogError(
+                    origin,
+                    f"sku {entry.get('name')!r} names gpu {gpu_name!r}, "
+                    f"which is not under `gpus` (known: {', '.join(sorted(gpus))})",
+                )
             entry.setdefault("gpu_model", gpu_name)
             for key in ("compute_capability", "bf16", "bandwidth_gbs", "dense_fp16_tflops"):
                 entry.setdefault(key, gpu[key])
@@ -225,7 +234,9 @@ def load_catalog_file(path: Path) -> tuple[list[GpuSku], list[ModelSpec], list[A
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CatalogError(str(path), f"cannot be read ({exc.strerror}); fix the path in [sizing] models_file") from None
+        raise CatalogError(
+            str(path), f"cannot be read ({exc.strerror}); fix the path in [sizing] models_file"
+        ) from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:

@@ -103,7 +103,9 @@ def test_model_lookup_by_served_name_preset_and_hf_id() -> None:
     assert by_preset is model_spec("microsoft/Phi-4-mini-instruct")
     assert by_preset.served_name == "phi-4-mini-instruct"
     assert model_spec("/models/mistralai/Mistral-7B-Instruct-v0.3").name == "mistral-7b-instruct"
-    assert model_spec("Qwen/Qwen2.5-72B-Instruct").served_name == "Qwen/Qwen2.5-72B-Instruct"
+    # KAITO serves a model as its HF id's last segment, lowercased (plain vLLM would serve the whole id).
+    assert model_spec("Qwen/Qwen2.5-72B-Instruct").served_name == "qwen2.5-72b-instruct"
+    assert model_spec("mistral-7b-instruct").served_name == "mistral-7b-instruct-v0.3"
 
 
 def test_unknown_entries_name_the_catalog() -> None:
