@@ -1,0 +1,59 @@
+"""A simulated cluster shared by the sim's tests, and clients for it."""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes
+import pytest
+import yaml
+
+from pytest_aksai.sim import SimCluster
+
+
+class Raw:
+    """Plain HTTP against the simulated API server (for what the official client cannot express)."""
+
+    def __init__(self, sim: SimCluster) -> None:
+        config = yaml.safe_load(Path(sim.kubeconfig_path).read_text())
+        self.token: str = config["users"][0]["user"]["token"]
+        self.base = sim.server_url
+        context = ssl.create_default_context(cadata=sim.ca_pem.decode())
+        self.client = httpx.Client(base_url=self.base, verify=context, timeout=30,
+                                   headers={"Authorization": f"Bearer {self.token}"})
+
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return self.client.request(method, path, **kw)
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimCluster]:
+    with SimCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def api(sim: SimCluster) -> kubernetes.client.ApiClient:
+    return kubernetes.config.new_client_from_config(str(sim.kubeconfig_path))
+
+
+@pytest.fixture(scope="session")
+def raw(sim: SimCluster) -> Iterator[Raw]:
+    client = Raw(sim)
+    yield client
+    client.client.close()
+
+
+@pytest.fixture
+def ns(api: kubernetes.client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = kubernetes.client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
