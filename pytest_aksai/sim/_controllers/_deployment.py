@@ -113,6 +113,7 @@ class DeploymentController(Controller):
             },
             "spec": {"replicas": 0, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
                      "selector": selector, "template": template},
+            "status": {"replicas": 0},
         }
         created = self.store.create(self.rt("apps/v1", "replicasets"), rs)
         self._annotate_revision(deployment, revision)

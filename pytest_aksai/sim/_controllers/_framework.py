@@ -88,9 +88,7 @@ class WorkQueue:
         self._ready = asyncio.Event()
 
     def add(self, key: str) -> None:
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        """Enqueue now; a pending delayed add of the key still fires (as in client-go's delaying queue)."""
         if key in self._processing:
             self._dirty.add(key)
             return

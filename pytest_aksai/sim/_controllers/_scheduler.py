@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
+from pytest_aksai.sim._controllers._nodes import TAINT_NOT_READY
 from pytest_aksai.sim._controllers._podutil import is_terminal, set_condition
 from pytest_aksai.sim._controllers._predicates import NodeVerdict, filter_node, fit_error_message, score_node
 
@@ -31,6 +32,16 @@ def _node_event(self: SchedulerController, _event_type: str, _node: Obj) -> list
     return self._retry_unschedulable()
 
 
+def _as_registered(node: Obj) -> Obj:
+    """A Node the kubelet has not registered yet (no Ready condition) counts as carrying the not-ready taint
+    the kubelet registers it with, so a pod never lands on a node between its creation and registration."""
+    if any(c.get("type") == "Ready" for c in (node.get("status") or {}).get("conditions") or []):
+        return node
+    spec = node.setdefault("spec", {})
+    spec["taints"] = [*(spec.get("taints") or []), {"key": TAINT_NOT_READY, "effect": "NoSchedule"}]
+    return node
+
+
 class SchedulerController(Controller):
     name = "scheduler"
     watches = (Watch("v1", "pods", _pod_event), Watch("v1", "nodes", _node_event))
@@ -50,7 +61,7 @@ class SchedulerController(Controller):
             return None
         if (spec.get("schedulerName") or SCHEDULER_NAME) != SCHEDULER_NAME:
             return None
-        nodes = sorted(self.list("v1", "nodes"), key=lambda n: n["metadata"]["name"])
+        nodes = sorted((_as_registered(n) for n in self.list("v1", "nodes")), key=lambda n: n["metadata"]["name"])
         by_node: dict[str, list[Obj]] = {}
         for other in self.list("v1", "pods"):
             node_name = (other.get("spec") or {}).get("nodeName")
