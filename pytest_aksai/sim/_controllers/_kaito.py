@@ -25,7 +25,12 @@ from typing import Any
 
 from pytest_aksai.sim._controllers import _kaito_presets as presets
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, owner_keys
-from pytest_aksai.sim._controllers._provisioner import GPU_RESOURCE, NODECLAIM_API, known_instance_type
+from pytest_aksai.sim._controllers._provisioner import (
+    GPU_RESOURCE,
+    NODECLAIM_API,
+    known_instance_type,
+    set_status_condition,
+)
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku
 
 WORKSPACE_API = "kaito.sh/v1beta1"
@@ -91,19 +96,6 @@ def nodeclaim_ready(claim: Mapping[str, Any]) -> bool:
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (claim.get("status") or {}).get("conditions") or [])
-
-
-def set_workspace_condition(conditions: list[Obj], type_: str, status: str, reason: str, message: str,
-                            generation: int, now: str) -> None:
-    """metav1.Condition semantics (meta.SetStatusCondition): the transition time moves only with the status."""
-    for cond in conditions:
-        if cond.get("type") == type_:
-            if cond.get("status") != status:
-                cond["lastTransitionTime"] = now
-            cond.update({"status": status, "reason": reason, "message": message, "observedGeneration": generation})
-            return
-    conditions.append({"type": type_, "status": status, "reason": reason, "message": message,
-                       "observedGeneration": generation, "lastTransitionTime": now})
 
 
 def nodeclaim_manifest(ws: Mapping[str, Any], instance_type: str, disk: str = "1024Gi") -> Obj:
@@ -382,7 +374,7 @@ class WorkspaceController(Controller):
         fresh = self.store.get(rt, meta["name"], meta["namespace"])
         conditions: list[Obj] = fresh.setdefault("status", {}).setdefault("conditions", [])
         before = [dict(c) for c in conditions]
-        set_workspace_condition(conditions, "WorkspaceDeleting", "True", "workspaceDeleted",
+        set_status_condition(conditions, "WorkspaceDeleting", "True", "workspaceDeleted",
                                 "workspace is being deleted", int(meta.get("generation") or 1),
                                 self.clock.timestamp())
         if conditions != before:
@@ -413,7 +405,7 @@ class WorkspaceController(Controller):
         conditions: list[Obj] = status.setdefault("conditions", [])
 
         def cond(type_: str, ok: bool, reason: str, message: str) -> None:
-            set_workspace_condition(conditions, type_, "True" if ok else "False", reason, message, generation, now)
+            set_status_condition(conditions, type_, "True" if ok else "False", reason, message, generation, now)
 
         status["workerNodes"] = list(snap["workerNodes"])
         status["targetNodeCount"] = snap["target"]

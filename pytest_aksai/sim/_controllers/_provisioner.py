@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch
-from pytest_aksai.sim._controllers._podutil import set_condition
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, VmSize, capacity_and_allocatable
 from pytest_aksai.sizing import GpuSku, UnknownEntryError, gpu_sku
 
@@ -41,6 +40,22 @@ _SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _NODE_RESOURCE_GROUP = "MC_aksai-lab_aksai-sim_eastus"
 
 _CONDITIONS = ("Launched", "Registered", "Initialized", "Ready")
+
+
+def set_status_condition(conditions: list[Obj], type_: str, status: str, reason: str, message: str,
+                         generation: int, now: str) -> bool:
+    """metav1.Condition semantics (meta.SetStatusCondition): the transition time moves only with the status.
+    Returns True when anything changed."""
+    for cond in conditions:
+        if cond.get("type") == type_:
+            old = dict(cond)
+            if cond.get("status") != status:
+                cond["lastTransitionTime"] = now
+            cond.update({"status": status, "reason": reason, "message": message, "observedGeneration": generation})
+            return cond != old
+    conditions.append({"type": type_, "status": status, "reason": reason, "message": message,
+                       "observedGeneration": generation, "lastTransitionTime": now})
+    return True
 
 
 def _node_event(_self: Controller, _event_type: str, node: Obj) -> list[str]:
@@ -163,16 +178,20 @@ class ProvisionerController(Controller):
         status = claim.setdefault("status", {})
         conditions: list[Obj] = status.setdefault("conditions", [])
         stamp = self.clock.timestamp()
+        generation = int(claim["metadata"].get("generation") or 1)
+
+        def cond(type_: str, cstatus: str, reason: str, message: str) -> bool:
+            return set_status_condition(conditions, type_, cstatus, reason, message, generation, stamp)
+
         changed = False
         if not conditions:
             for ctype in _CONDITIONS:
-                set_condition(conditions, ctype, "Unknown", stamp, "AwaitingReconciliation",
-                              "object is awaiting reconciliation")
+                cond(ctype, "Unknown", "AwaitingReconciliation", "object is awaiting reconciliation")
             changed = True
         instance_type = instance_type_of(claim)
         if instance_type is None or not known_instance_type(instance_type):
-            changed |= set_condition(
-                conditions, "Launched", "False", stamp, "LaunchFailed",
+            changed |= cond(
+                "Launched", "False", "LaunchFailed",
                 f"creating instance, insufficient capacity, all requested instance types were unavailable during "
                 f"launch (requested {instance_type or 'no instance type'}; the simulated cloud offers the sizes of "
                 "the sizing catalog)")
@@ -192,7 +211,7 @@ class ProvisionerController(Controller):
                            "2204gen2containerd/versions/202501.12.0",
                 "capacity": capacity, "allocatable": allocatable,
             })
-            set_condition(conditions, "Launched", "True", stamp, "Launched")
+            cond("Launched", "True", "Launched", "")
             self.event(claim, "Normal", "Launched", "Status condition transitioned, Type: Launched, Status: True",
                        "karpenter")
             changed = True
@@ -203,13 +222,13 @@ class ProvisionerController(Controller):
                 and not status.get("nodeName"):
             node = self._create_node(claim, instance_type, node_name)
             status["nodeName"] = node_name
-            set_condition(conditions, "Registered", "True", stamp, "Registered")
+            cond("Registered", "True", "Registered", "")
             changed = True
         elif status.get("providerID") and not status.get("nodeName"):
             next_due = LAUNCH_SECONDS + REGISTER_SECONDS - age
         if node is not None and self._node_initialized(node) and not self._condition_true(conditions, "Initialized"):
-            set_condition(conditions, "Initialized", "True", stamp, "Initialized")
-            set_condition(conditions, "Ready", "True", stamp, "Ready")
+            cond("Initialized", "True", "Initialized", "")
+            cond("Ready", "True", "Ready", "")
             self._label_node(node, {LABEL_INITIALIZED: "true"})
             changed = True
         if changed:
