@@ -19,8 +19,9 @@ from ._metrics import VllmMetrics
 from ._text import generate, render_chat, token_ids, tokenize
 
 DEFAULT_VLLM_VERSION = "0.10.2"
-LEGACY_VLLM_VERSION = "0.7.3"
-"""What /version answers for a server with `legacy_metrics=True` (before the gpu→kv cache metric rename)."""
+LEGACY_VLLM_VERSION = "0.9.2"
+"""What /version answers for a server with `legacy_metrics=True` (V1 engine, before the rename of
+`vllm:gpu_cache_usage_perc` to `vllm:kv_cache_usage_perc`)."""
 
 _Json = dict[str, Any]
 
