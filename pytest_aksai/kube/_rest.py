@@ -58,6 +58,7 @@ WORKSPACES = Kind("kaito.sh", "v1beta1", "workspaces", kind="Workspace")
 NODECLAIMS = Kind("karpenter.sh", "v1", "nodeclaims", namespaced=False, kind="NodeClaim")
 NODEPOOLS = Kind("karpenter.sh", "v1", "nodepools", namespaced=False, kind="NodePool")
 SCALEDOBJECTS = Kind("keda.sh", "v1alpha1", "scaledobjects", kind="ScaledObject")
+HTTPSCALEDOBJECTS = Kind("http.keda.sh", "v1alpha1", "httpscaledobjects", kind="HTTPScaledObject")
 
 
 def _call(
@@ -126,6 +127,15 @@ def items(
 ) -> list[Obj]:
     result: list[Obj] = list_(api_client, kind, namespace, **selectors).get("items") or []
     return result
+
+
+def typed_items(api_client: k8s.ApiClient, kind: Kind, namespace: str | None = None) -> list[Obj]:
+    """Like `items`, with `kind` and `apiVersion` set on each item (list items come without them)."""
+    found = items(api_client, kind, namespace)
+    for obj in found:
+        obj.setdefault("kind", kind.kind)
+        obj.setdefault("apiVersion", kind.api_version)
+    return found
 
 
 def create(api_client: k8s.ApiClient, kind: Kind, body: Obj, namespace: str | None = None) -> Obj:
