@@ -24,6 +24,8 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
                          "transfer-encoding", "upgrade", "content-length", "host", "authorization"})
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+USER_KEY = web.RequestKey("aksai-user", str)
+"""The authenticated service account's username; absent for the admin and the sim's own token."""
 
 
 class PodLogs:
@@ -80,10 +82,10 @@ class ApiServer:
             header = request.headers.get("Authorization", "")
             token = header[7:].strip() if header[:7].lower() == "bearer " else ""
             if token and token in (self.tokens.admin_token, self.internal_token):
-                request["user"] = None
+                pass
             elif token:
                 try:
-                    request["user"] = self.tokens.verify(token)["sub"]
+                    request[USER_KEY] = str(self.tokens.verify(token)["sub"])
                 except (jwt.PyJWTError, KeyError):
                     return error_response(ApiError(401, "Unauthorized"))
             else:
@@ -95,7 +97,7 @@ class ApiServer:
 
     def authorize(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str | None) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
-        user = request.get("user")
+        user = request.get(USER_KEY)
         if user is None or rt.plural in ("selfsubjectaccessreviews", "selfsubjectreviews"):
             return
         verb = _VERBS.get(request.method, "get")
