@@ -19,7 +19,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytest_aksai.sim._faults import ActiveFaults
+from pytest_aksai.sim._faults import ActiveFaults, parse_fault
 from pytest_aksai.sim._vllm import EngineConfig, GpuPerf, ModelServer, ServedModel
 
 T = TypeVar("T")
@@ -71,7 +71,7 @@ class Served:
         return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=30)
 
     def set_faults(self, *names: str) -> None:
-        self.sim.call(lambda: self.faults.replace(dict.fromkeys(names, "")))
+        self.sim.call(lambda: self.faults.replace(dict(parse_fault(name) for name in names)))
 
 
 @pytest.fixture(scope="module")
@@ -525,6 +525,13 @@ def test_fault_wrong_served_name(serve: Callable[..., Served]) -> None:
     metrics = scrape(served.url)
     assert value(metrics, "vllm:generation_tokens_total", PHI4.hf_id) == 2
     assert not any(dict(labels).get("model_name") == NAME for _, labels in metrics)
+    served.set_faults("vllm-wrong-served-name=model")
+    assert [m.id for m in client.models.list().data] == ["model"]
+    served.set_faults()
+    assert [m.id for m in client.models.list().data] == [NAME]
+    assert client.completions.create(model=NAME, prompt="x", max_tokens=2).model == NAME
+    gauges = {dict(labels)["model_name"] for name, labels in scrape(served.url) if name == "vllm:num_requests_running"}
+    assert gauges == {NAME}
 
 
 def test_fault_broken_chat_template(serve: Callable[..., Served]) -> None:
