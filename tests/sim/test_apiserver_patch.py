@@ -1,0 +1,121 @@
+"""JSON merge, strategic merge and JSON patches, and server-side apply."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+
+def _deployment(ns_name: str) -> dict:  # type: ignore[type-arg]
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns_name},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}}, "spec": {"schedulerName": "nobody", "containers": [
+                    {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                     "ports": [{"containerPort": 80}, {"containerPort": 9090, "name": "metrics"}]},
+                    {"name": "sidecar", "image": "side:1"}]}}}}
+
+
+def test_strategic_merge_merges_lists_by_key(raw, api, ns):
+    apps = kubernetes.client.AppsV1Api(api)
+    apps.create_namespaced_deployment(ns, _deployment(ns))
+    patch = {"spec": {"template": {"spec": {"containers": [{
+        "name": "app", "image": "app:2", "env": [{"name": "B", "value": "22"}, {"name": "C", "value": "3"}],
+        "ports": [{"containerPort": 9090, "name": "prom"}]}]}}}}
+    response = raw.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web", content=json.dumps(patch),
+                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert response.status_code == 200
+    containers = response.json()["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["app", "sidecar"]
+    app = containers[0]
+    assert app["image"] == "app:2"
+    assert app["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "22"}, {"name": "C", "value": "3"}]
+    assert [(p["containerPort"], p.get("name")) for p in app["ports"]] == [(80, None), (9090, "prom")]
+    delete = {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}
+    response = raw.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web", content=json.dumps(delete),
+                           headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert [c["name"] for c in response.json()["spec"]["template"]["spec"]["containers"]] == ["app"]
+
+
+def test_json_merge_patch_replaces_lists(raw, api, ns):
+    apps = kubernetes.client.AppsV1Api(api)
+    apps.create_namespaced_deployment(ns, _deployment(ns))
+    patch = {"metadata": {"labels": {"x": "1"}}, "spec": {"template": {"spec": {"containers": [
+        {"name": "only", "image": "only:1"}]}}}}
+    response = raw.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web", content=json.dumps(patch),
+                           headers={"Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["metadata"]["labels"] == {"x": "1"}
+    assert [c["name"] for c in body["spec"]["template"]["spec"]["containers"]] == ["only"]
+    remove = raw.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web",
+                         content=json.dumps({"metadata": {"labels": {"x": None}}}),
+                         headers={"Content-Type": "application/merge-patch+json"})
+    assert "x" not in (remove.json()["metadata"].get("labels") or {})
+
+
+def test_json_patch(api, ns):
+    core = kubernetes.client.CoreV1Api(api)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    out = core.patch_namespaced_config_map("cm", ns, [{"op": "add", "path": "/data/b", "value": "2"},
+                                                     {"op": "remove", "path": "/data/a"}])
+    assert out.data == {"b": "2"}
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_config_map("cm", ns, [{"op": "test", "path": "/data/b", "value": "nope"}])
+    assert err.value.status == 422
+    assert json.loads(err.value.body)["reason"] == "Invalid"
+
+
+def test_patch_with_stale_resource_version_conflicts(api, ns):
+    core = kubernetes.client.CoreV1Api(api)
+    cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}})
+    core.patch_namespaced_config_map("cm", ns, {"data": {"a": "1"}})
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_config_map("cm", ns, {"metadata": {"resourceVersion": cm.metadata.resource_version},
+                                                    "data": {"a": "2"}})
+    assert err.value.status == 409
+    assert json.loads(err.value.body)["reason"] == "Conflict"
+
+
+def test_strategic_merge_on_custom_resources_is_415(raw, ns):
+    body = {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "ta"},
+            "spec": {"podIdentity": {"provider": "azure-workload"}}}
+    raw.request("POST", f"/apis/keda.sh/v1alpha1/namespaces/{ns}/triggerauthentications", json=body)
+    response = raw.request("PATCH", f"/apis/keda.sh/v1alpha1/namespaces/{ns}/triggerauthentications/ta",
+                           content=b'{"spec": {}}', headers={"Content-Type": "application/strategic-merge-patch+json"})
+    assert response.status_code == 415
+    assert response.json()["reason"] == "UnsupportedMediaType"
+    merged = raw.request("PATCH", f"/apis/keda.sh/v1alpha1/namespaces/{ns}/triggerauthentications/ta",
+                         content=b'{"spec": {"podIdentity": {"identityId": "abc"}}}',
+                         headers={"Content-Type": "application/merge-patch+json"})
+    assert merged.json()["spec"]["podIdentity"] == {"provider": "azure-workload", "identityId": "abc"}
+
+
+def test_server_side_apply_creates_then_updates(raw, ns):
+    path = f"/api/v1/namespaces/{ns}/configmaps/applied"
+    manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "1"}}
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    created = raw.request("PATCH", path, params={"fieldManager": "tests"}, content=yaml.safe_dump(manifest),
+                          headers=headers)
+    assert created.status_code == 201
+    assert created.json()["data"] == {"a": "1"}
+    assert created.json()["metadata"]["managedFields"][0]["manager"] == "tests"
+    manifest["data"] = {"a": "2"}
+    updated = raw.request("PATCH", path, params={"fieldManager": "tests", "force": "true"},
+                          content=yaml.safe_dump(manifest), headers=headers)
+    assert updated.status_code == 200
+    assert updated.json()["data"] == {"a": "2"}
+    missing_manager = raw.request("PATCH", path, content=yaml.safe_dump(manifest), headers=headers)
+    assert missing_manager.status_code == 400
+    assert missing_manager.json()["reason"] == "BadRequest"
+
+
+def test_unknown_patch_type_is_415(raw, ns):
+    raw.request("POST", f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "cm"}})
+    response = raw.request("PATCH", f"/api/v1/namespaces/{ns}/configmaps/cm", content=b"{}",
+                           headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert response.json()["reason"] == "UnsupportedMediaType"
