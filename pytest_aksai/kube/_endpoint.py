@@ -8,6 +8,7 @@ you run yourself) to measure latency without the API server in the path.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,18 @@ class Endpoint:
     via: str
     """`direct` or `service-proxy`."""
     headers: dict[str, str] = field(default_factory=dict)
-    verify: Any = True
-    cert: tuple[str, str] | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        if self.insecure:
+            return False
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -48,7 +59,7 @@ class Endpoint:
         import openai
 
         # The SDK's own client class: openai 3 ships its own httpx fork, so a plain httpx.Client won't do.
-        http_client = openai.DefaultHttpxClient(verify=self.verify, cert=self.cert, timeout=timeout)
+        http_client = openai.DefaultHttpxClient(verify=self._tls(), timeout=timeout)
         authorization = self.headers.get("Authorization", "")
         api_key = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else "unused"
         return openai.OpenAI(
