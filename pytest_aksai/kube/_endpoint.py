@@ -49,8 +49,7 @@ class Endpoint:
         return httpx.Client(
             base_url=self.base_url.rstrip("/") + "/",
             headers=self.headers,
-            verify=self.verify,
-            cert=self.cert,
+            verify=self._tls(),
             timeout=timeout,
         )
 
@@ -86,11 +85,16 @@ def service_proxy_endpoint(
     bearer = configuration.auth_settings().get("BearerToken")
     if bearer and bearer.get("value"):
         headers["Authorization"] = str(bearer["value"])
-    verify: Any = configuration.ssl_ca_cert or True if configuration.verify_ssl else False
-    cert = (configuration.cert_file, configuration.key_file) if configuration.cert_file else None
     base = f"{cluster.server_url.rstrip('/')}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
     return Endpoint(
-        workspace=workspace, base_url=base, via="service-proxy", headers=headers, verify=verify, cert=cert
+        workspace=workspace,
+        base_url=base,
+        via="service-proxy",
+        headers=headers,
+        ca_file=configuration.ssl_ca_cert,
+        cert_file=configuration.cert_file,
+        key_file=configuration.key_file,
+        insecure=not configuration.verify_ssl,
     )
 
 
