@@ -86,7 +86,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",), subresources={"status", "finalize"},
         has_generation=False, field_selectors=("status.phase",)),
     _rt("v1", "pods", "Pod", short_names=("po",), categories=("all",), subresources={"status", "log", "binding",
-        "eviction", "ephemeralcontainers"}, field_selectors=_POD_FIELDS),
+        "eviction", "ephemeralcontainers", "proxy"}, field_selectors=_POD_FIELDS),
     _rt("v1", "services", "Service", short_names=("svc",), categories=("all",), subresources={"status", "proxy"},
         has_generation=False),
     _rt("v1", "endpoints", "Endpoints", singular="endpoints", short_names=("ep",), has_generation=False),
