@@ -194,6 +194,12 @@ class KubeletController(Controller):
     def _step(self, pod: Obj, node: Obj, run: _PodRun, c: _Container, restart_policy: str, now: float) -> None:
         if c.step == "pull":
             self._pull(pod, run, c, now)
+        elif c.step == "pulled":
+            seconds = c.next_at - c.started
+            self.event(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {seconds:.3g}s '
+                       f'({seconds:.3g}s including waiting)', "kubelet", run.node)
+            self.images.setdefault(run.node, set()).add(c.image)
+            c.step, c.next_at = "start", now + START_SECONDS
         elif c.step in ("start", "restart"):
             self._start(pod, node, c, now)
         elif c.step == "run":
@@ -222,15 +228,12 @@ class KubeletController(Controller):
             self.event(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on machine',
                        "kubelet", run.node)
             c.next_at = now + START_SECONDS
+            c.step = "start"
         else:
-            seconds = 0.0 if cached else _pull_seconds(c.image)
             self.event(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet", run.node)
-            self.event(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {seconds:.3g}s '
-                       f'({seconds:.3g}s including waiting)', "kubelet", run.node)
-            self.images[run.node].add(c.image)
-            c.next_at = now + seconds + START_SECONDS
+            c.started = now  # when the pull began, for the Pulled message
+            c.step, c.next_at = "pulled", now + (0.5 if cached else _pull_seconds(c.image))
         c.reason, c.message = "ContainerCreating", None
-        c.step = "start"
 
     def _start(self, pod: Obj, node: Obj, c: _Container, now: float) -> None:
         host = node["metadata"]["name"]
