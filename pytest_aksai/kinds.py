@@ -3,6 +3,7 @@
 from pytest_aksai.kube._rest import (
     CONFIGMAPS,
     DEPLOYMENTS,
+    ENDPOINTS,
     EVENTS,
     NAMESPACES,
     NODECLAIMS,
@@ -19,6 +20,7 @@ from pytest_aksai.kube._rest import (
 __all__ = [
     "CONFIGMAPS",
     "DEPLOYMENTS",
+    "ENDPOINTS",
     "EVENTS",
     "NAMESPACES",
     "NODECLAIMS",

@@ -84,8 +84,8 @@ def test_health(aksai_endpoint: Endpoint) -> None:
     with aksai_endpoint.http() as http:
         response = http.get("health")
     assert response.status_code == 200, (
-        f"GET /health answered {response.status_code}: the engine is not healthy (vLLM answers 503 when its "
-        "engine died); look at the pod's log"
+        f"GET /health answered {response.status_code} ({response.text[:200]!r}): the engine is not healthy "
+        "(vLLM answers 503 when its engine died); look at the pod's log"
     )
 
 

@@ -102,7 +102,7 @@ def test_services_expose_the_model(
     assert aksai_cluster.get(kinds.SERVICES, f"{name}-headless", namespace) is not None, (
         f"no headless Service {namespace}/{name}-headless (KAITO creates it for the StatefulSet)"
     )
-    endpoints = aksai_cluster.get(kinds.Kind("", "v1", "endpoints", kind="Endpoints"), name, namespace) or {}
+    endpoints = aksai_cluster.get(kinds.ENDPOINTS, name, namespace) or {}
     addresses = [a for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []]
     assert addresses, f"Service {namespace}/{name} has no ready endpoint: no ready pod matches its selector"
 

@@ -12,7 +12,7 @@ from pytest_aksai._settings import settings_of
 from pytest_aksai.kube import Cluster, ConnectError
 from pytest_aksai.kube._endpoint import Endpoint, workspace_endpoint
 from pytest_aksai.kube._kaito import Workspace, read_workspace, workspace_refs
-from pytest_aksai.kube._rest import WORKSPACES
+from pytest_aksai.kube._rest import ENDPOINTS, WORKSPACES
 from pytest_aksai.kube._wait import WaitResult, wait_for
 from pytest_aksai.load import MetricsSnapshot, parse_metrics
 
@@ -114,11 +114,37 @@ def aksai_endpoint(
 ) -> Endpoint:
     """The Ready Workspace's OpenAI-compatible server: `.openai()` (official SDK), `.http()` (httpx)."""
     workspace, _ = aksai_ready_workspace
-    direct = settings_of(request.config).profile.endpoints
+    settings = settings_of(request.config)
+    direct = settings.profile.endpoints
+    if workspace.ref not in direct:
+        # Ready pods reach the Service's endpoints a moment after KAITO reports InferenceReady.
+        wait_for(
+            aksai_cluster,
+            ENDPOINTS,
+            workspace.metadata.name,
+            workspace.metadata.namespace,
+            until=_has_ready_address,
+            timeout=settings.timeout("pod_ready"),
+            expected="a ready address behind the Service",
+            describe=_describe_endpoints,
+        )
     try:
         return workspace_endpoint(aksai_cluster, workspace.ref, direct_urls=direct)
     except LookupError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+def _has_ready_address(obj: dict[str, Any] | None) -> bool:
+    return any(subset.get("addresses") for subset in (obj or {}).get("subsets") or [])
+
+
+def _describe_endpoints(obj: dict[str, Any] | None) -> str:
+    if obj is None:
+        return "absent"
+    subsets = obj.get("subsets") or []
+    ready = sum(len(s.get("addresses") or []) for s in subsets)
+    not_ready = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
+    return f"{ready} ready, {not_ready} not ready addresses"
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ class Kind:
 NAMESPACES = Kind("", "v1", "namespaces", namespaced=False, kind="Namespace")
 PODS = Kind("", "v1", "pods", kind="Pod")
 SERVICES = Kind("", "v1", "services", kind="Service")
+ENDPOINTS = Kind("", "v1", "endpoints", kind="Endpoints")
 CONFIGMAPS = Kind("", "v1", "configmaps", kind="ConfigMap")
 EVENTS = Kind("", "v1", "events", kind="Event")
 NODES = Kind("", "v1", "nodes", namespaced=False, kind="Node")
