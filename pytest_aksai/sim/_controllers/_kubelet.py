@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_aksai.sim._controllers import _commands
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
+from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._controllers._nodes import kubelet_down
 from pytest_aksai.sim._controllers._podutil import set_condition
 
@@ -125,6 +125,8 @@ class KubeletController(Controller):
         run = self.runs.get(key)
         if pod is None or (run is not None and run.uid != pod["metadata"]["uid"]):
             self.runs.pop(key, None)
+            namespace, name = split_key(key)
+            self.ctx.pod_logs.forget(namespace or "", name)
             if pod is None:
                 return None
             run = None
