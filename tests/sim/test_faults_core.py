@@ -174,3 +174,28 @@ def test_faults_selected_at_start() -> None:
         assert pod.status.phase == "Pending"
         wait_for(core.list_namespaced_pod, lambda p: p.metadata.labels.get("app") == "keda-operator"
                  and p.status.phase == "Running", "other add-ons to run", namespace="kube-system")
+
+
+def test_image_pull_backoff_stalls_a_deployment_past_its_progress_deadline(api: client.ApiClient,
+                                                                          core: client.CoreV1Api) -> None:
+    apps = client.AppsV1Api(api)
+    name = f"stuck-{uuid.uuid4().hex[:5]}"
+    set_faults(core, {"image-pull-backoff": "contoso.azurecr.io/stuck"})
+    apps.create_namespaced_deployment("default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "progressDeadlineSeconds": 30, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "contoso.azurecr.io/stuck:1"}]}}}})
+
+    def condition(d: Any, type_: str) -> Any:
+        return next((c for c in d.status.conditions or [] if c.type == type_), None)
+
+    stalled = wait_for(apps.list_namespaced_deployment, lambda d: d.metadata.name == name and condition(
+        d, "Progressing") is not None and condition(d, "Progressing").status == "False",
+        "the rollout to exceed its progress deadline", namespace="default")
+    progressing = condition(stalled, "Progressing")
+    assert progressing.reason == "ProgressDeadlineExceeded"
+    assert progressing.message.endswith("has timed out progressing.")
+    available = condition(stalled, "Available")
+    assert (available.status, available.reason) == ("False", "MinimumReplicasUnavailable")
+    assert stalled.status.unavailable_replicas == 1
