@@ -65,7 +65,16 @@ class _Process:
     """`python3 inference_api.py …`: loads for the preset's load time, then serves until the pod goes away."""
 
     def __init__(self) -> None:
-        self.faults: Any = None
+        self.clusters: list[Any] = []
+        """The contexts of the running simulated clusters (several can run in one process)."""
+
+    def _faults_of(self, pod: Mapping[str, Any]) -> Any:
+        meta = pod.get("metadata") or {}
+        for ctx in self.clusters:
+            stored = ctx.store.try_get(ctx.store.resource("v1", "pods"), meta.get("name", ""), meta.get("namespace"))
+            if stored is not None and stored["metadata"].get("uid") == meta.get("uid"):
+                return ctx.faults
+        return None
 
     def __call__(self, cmd: _commands.CommandContext) -> _commands.CommandResult:
         if len(cmd.argv) < 2 or cmd.argv[1] != presets.INFERENCE_API:
@@ -79,7 +88,8 @@ class _Process:
         out = (f"INFO {cmd.now:%m-%d %H:%M:%S} [api_server.py] vLLM API server version (simulated)\n"
                f"INFO {cmd.now:%m-%d %H:%M:%S} [inference_api.py] downloading {entry.hf_id} "
                f"({entry.weights_bytes / 1e9:.2f} GB) from Hugging Face\n")
-        if self.faults is not None and self.faults.is_active(OOM_FAULT):
+        faults = self._faults_of(cmd.pod)
+        if faults is not None and faults.is_active(OOM_FAULT):
             result = _commands.CommandResult(out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION)
             return _with_optional(result, reason="OOMKilled")
         result = _commands.CommandResult(out, None, 0.0)
@@ -124,7 +134,7 @@ class ModelServingController(Controller):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.servers: dict[str, _Running] = {}
-        _PROCESS.faults = ctx.faults
+        _PROCESS.clusters.append(ctx)
 
     def start(self) -> list[asyncio.Task[None]]:
         tasks = super().start()
@@ -135,6 +145,8 @@ class ModelServingController(Controller):
         try:
             await asyncio.Event().wait()
         finally:
+            if self.ctx in _PROCESS.clusters:
+                _PROCESS.clusters.remove(self.ctx)
             for key in list(self.servers):
                 await self._stop(key)
 
