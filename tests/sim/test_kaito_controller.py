@@ -270,6 +270,41 @@ def test_invalid_inference_config_fails_with_kaitos_message(kube: Kube, ns: str,
         "items"] == []
 
 
+def test_pod_that_fits_no_node_gives_unschedulable(kube: Kube, ns: str) -> None:
+    node_name = f"nogpu-{uuid.uuid4().hex[:6]}"
+    labels = {"apps": f"nogpu-{ns}", "node.kubernetes.io/instance-type": T4_SKU, "kubernetes.io/os": "linux"}
+    kube.core.create_node({"metadata": {"name": node_name, "labels": labels},
+                           "status": {"capacity": {"cpu": "4", "memory": "28Gi", "pods": "110"},
+                                      "allocatable": {"cpu": "3860m", "memory": "25Gi", "pods": "110"}}})
+    try:
+        kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "workspaces",
+            _workspace("ws-nogpu", ns, "phi-4-mini-instruct", {"apps": f"nogpu-{ns}"}, None))
+        ws = kube.wait_workspace(ns, "ws-nogpu", lambda w: conditions(w).get("InferenceReady", {}).get("reason")
+                                 == "Unschedulable", "to report InferenceReady reason Unschedulable")
+        assert "nvidia.com/gpu" in conditions(ws)["InferenceReady"]["message"]
+        assert ws["status"]["state"] == "Pending"
+    finally:
+        kube.core.delete_node(node_name)
+
+
+def test_image_pull_failure_gives_image_pull_error(kube: Kube, ns: str) -> None:
+    faults = kube.core.read_namespaced_config_map("aksai-sim-faults", "kube-system")
+    before = dict(faults.data or {})
+    kube.core.patch_namespaced_config_map("aksai-sim-faults", "kube-system",
+                                          {"data": {"image-pull-backoff": "aks/kaito/kaito-base"}})
+    try:
+        kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "workspaces", _workspace("ws-pull", ns, "phi-4-mini-instruct", {"apps": f"pull-{ns}"},
+                                                         None))
+        ws = kube.wait_workspace(ns, "ws-pull", lambda w: conditions(w).get("InferenceReady", {}).get("reason")
+                                 == "ImagePullError", "to report InferenceReady reason ImagePullError")
+        assert "kaito-base" in conditions(ws)["InferenceReady"]["message"]
+    finally:
+        kube.core.replace_namespaced_config_map("aksai-sim-faults", "kube-system", {
+            "metadata": {"name": "aksai-sim-faults", "namespace": "kube-system"}, "data": before})
+
+
 # ---- faults --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def oom_kube() -> Iterator[Kube]:
