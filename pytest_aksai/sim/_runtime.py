@@ -69,8 +69,8 @@ class Runtime:
                     return error_response(ApiError(429, "Too many requests, please try again later.",
                                                    details={"retryAfterSeconds": 1}, retry_after=1))
                 if request.transport is not None:
-                    request.transport.abort()
-                raise ConnectionResetError("api-flaky: connection reset")
+                    request.transport.abort()  # the client sees a connection reset
+                return web.Response(status=500)
         response: web.StreamResponse = await handler(request)
         return response
 
