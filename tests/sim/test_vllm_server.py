@@ -480,10 +480,13 @@ def test_continuous_batching_shares_decode_steps(serve: Callable[..., Served]) -
 
 
 def _ttft_and_itl(served: Served, model: str) -> tuple[float, float]:
+    """Best of two runs: a stall of the shared 2-core CI machine must not pass for model latency."""
     body = {"model": model, "prompt": "word " * 1500, "max_tokens": 16, "stream": True}
-    frames = sse_frames(served.url, "/v1/completions", body)
-    times = [t for t, payload in frames if payload != "[DONE]"]
-    return times[0], statistics.mean(b - a for a, b in itertools.pairwise(times))
+    runs = []
+    for _ in range(2):
+        times = [t for t, payload in sse_frames(served.url, "/v1/completions", body) if payload != "[DONE]"]
+        runs.append((times[0], statistics.mean(b - a for a, b in itertools.pairwise(times))))
+    return min(ttft for ttft, _ in runs), min(itl for _, itl in runs)
 
 
 def test_latency_follows_model_size_and_gpu(serve: Callable[..., Served]) -> None:
