@@ -133,17 +133,15 @@ def table(rt: ResourceType, objs: list[dict[str, Any]], clock: Any, list_meta: d
     columns: list[dict[str, Any]] = [_NAME_COL]
     rows = []
     builtin = None if rt.custom else _builtin(rt)
-    custom_cols = [c for c in rt.printer_columns if c.get("jsonPath") != ".metadata.creationTimestamp"]
-    has_age = not rt.custom or any(c.get("jsonPath") == ".metadata.creationTimestamp" for c in rt.printer_columns) \
-        or not rt.printer_columns
+    # A CRD's additionalPrinterColumns replace the default Age column (an Age column is usually among them).
+    custom_cols = list(rt.printer_columns)
+    has_age = not custom_cols
     if builtin is not None:
         columns += builtin[0]
     for c in custom_cols:
         columns.append({"name": c.get("name", ""), "type": c.get("type", "string"), "format": c.get("format", ""),
                         "description": c.get("description", ""), "priority": int(c.get("priority", 0))})
-    age_index = None
     if has_age:
-        age_index = len(columns)
         columns.append(_AGE_COL)
     for obj in objs:
         meta = obj["metadata"]
@@ -154,8 +152,8 @@ def table(rt: ResourceType, objs: list[dict[str, Any]], clock: Any, list_meta: d
             value = _json_path(obj, str(c.get("jsonPath", "")))
             if c.get("type") == "date" and isinstance(value, str):
                 value = human_age(value, now)
-            cells.append(value if value is not None else None)
-        if age_index is not None:
+            cells.append(value)
+        if has_age:
             cells.append(human_age(meta.get("creationTimestamp"), now))
         partial = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                    "metadata": meta}
