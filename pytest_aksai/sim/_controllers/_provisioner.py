@@ -40,6 +40,13 @@ _SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _NODE_RESOURCE_GROUP = "MC_aksai-lab_aksai-sim_eastus"
 
 _CONDITIONS = ("Launched", "Registered", "Initialized", "Ready")
+_CLAIM_LABELS = (
+    "node.kubernetes.io/instance-type", "karpenter.sh/capacity-type", "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region", "kubernetes.io/os", "kubernetes.io/arch", LABEL_SKU_NAME,
+    "karpenter.azure.com/sku-family", "karpenter.azure.com/sku-cpu", "karpenter.azure.com/sku-memory",
+    "karpenter.azure.com/sku-gpu-name", "karpenter.azure.com/sku-gpu-count",
+    "karpenter.azure.com/sku-gpu-manufacturer",
+)
 
 
 def set_status_condition(conditions: list[Obj], type_: str, status: str, reason: str, message: str,
@@ -233,7 +240,19 @@ class ProvisionerController(Controller):
             changed = True
         if changed:
             self.store.update_status(self.rt(NODECLAIM_API, "nodeclaims"), claim)
+        if status.get("providerID"):
+            self._label_claim(name, instance_type, node_name)
         return next_due
+
+    def _label_claim(self, name: str, instance_type: str, node_name: str) -> None:
+        """Karpenter labels a launched NodeClaim with its instance's well-known labels (its printer columns)."""
+        rt = self.rt(NODECLAIM_API, "nodeclaims")
+        fresh = self.store.get(rt, name)
+        labels = fresh["metadata"].setdefault("labels", {})
+        wanted = {k: v for k, v in node_labels(instance_type, node_name, fresh).items() if k in _CLAIM_LABELS}
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            labels.update(wanted)
+            self.store.update(rt, fresh)
 
     @staticmethod
     def _condition_true(conditions: list[Obj], ctype: str) -> bool:
