@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
 from pytest_aksai.sim import SimCluster
 
@@ -27,32 +26,6 @@ def api() -> Iterator[client.ApiClient]:
 def core(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 
-
-def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *, timeout: float = 10.0,
-             **kwargs: Any) -> Any:
-    """The first object `list_fn` lists or watches that satisfies `predicate`, within `timeout` wall seconds."""
-    deadline = time.monotonic() + timeout
-    listing = list_fn(**kwargs)
-    last = None
-    for obj in listing.items:
-        last = obj
-        if predicate(obj):
-            return obj
-    version = listing.metadata.resource_version
-    while (remaining := deadline - time.monotonic()) > 0:
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
-            obj = event["object"]
-            version = obj.metadata.resource_version
-            last = obj
-            if event["type"] != "DELETED" and predicate(obj):
-                stream.stop()
-                return obj
-            if time.monotonic() > deadline:
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
 
 
 def _condition(obj: Any, type_: str) -> Any:
@@ -78,13 +51,14 @@ def _events_for(core: client.CoreV1Api, name: str, namespace: str = "default") -
     return core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
 
 
-def test_gpu_pod_waits_for_a_gpu_node_then_runs_nvidia_smi(core: client.CoreV1Api) -> None:
+def test_gpu_pod_waits_for_a_gpu_node_then_runs_nvidia_smi(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
     """The issue's demonstration: Pending with FailedScheduling until a GPU node appears, then Succeeded with
     the nvidia-smi table of the node's GPU in its log."""
     name = _unique("gpu-smoke")
     pod = _pod(name, command=["nvidia-smi"], requests={"nvidia.com/gpu": "1"}, tolerations=[GPU_TOLERATION])
     core.create_namespaced_pod("default", pod)
-    pending = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and _condition(p, "PodScheduled")
+    pending = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and _condition(p, "PodScheduled")
                        is not None, "the scheduler's verdict", namespace="default")
     scheduled = _condition(pending, "PodScheduled")
     assert (pending.status.phase, scheduled.status, scheduled.reason) == ("Pending", "False", "Unschedulable")
@@ -103,7 +77,7 @@ def test_gpu_pod_waits_for_a_gpu_node_then_runs_nvidia_smi(core: client.CoreV1Ap
         "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]},
         "status": {"capacity": {"cpu": "24", "memory": "220Gi", "pods": "110", "nvidia.com/gpu": "1"}},
     })
-    done = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.status.phase == "Succeeded",
+    done = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.status.phase == "Succeeded",
                     "the GPU pod to succeed", namespace="default")
     assert done.spec.node_name == node_name
     terminated = done.status.container_statuses[0].state.terminated
@@ -118,16 +92,17 @@ def test_gpu_pod_waits_for_a_gpu_node_then_runs_nvidia_smi(core: client.CoreV1Ap
     assert not any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or [])
 
 
-def test_pod_goes_through_the_kubelet_phases_with_cluster_time_timings(core: client.CoreV1Api) -> None:
+def test_pod_goes_through_the_kubelet_phases_with_cluster_time_timings(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
     name = _unique("web")
     created = core.create_namespaced_pod("default", _pod(name, restart="Always"))
-    creating = wait_for(core.list_namespaced_pod,
+    creating = watch_until(core.list_namespaced_pod,
                         lambda p: p.metadata.name == name and bool(p.status.container_statuses), "container statuses",
                         namespace="default")
     waiting = creating.status.container_statuses[0].state.waiting
     assert waiting is not None and waiting.reason == "ContainerCreating"
     assert creating.status.phase == "Pending"
-    ready = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.status.phase == "Running"
+    ready = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.status.phase == "Running"
                      and _condition(p, "Ready").status == "True", "the pod to be Ready", namespace="default")
     for type_ in ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready", "PodScheduled"):
         assert _condition(ready, type_).status == "True"
@@ -137,13 +112,14 @@ def test_pod_goes_through_the_kubelet_phases_with_cluster_time_timings(core: cli
     assert 8 <= (started - created.metadata.creation_timestamp).total_seconds() <= 60
 
 
-def test_run_to_completion_pods_end_succeeded_or_failed_with_exit_codes_and_logs(core: client.CoreV1Api) -> None:
+def test_run_to_completion_pods_end_succeeded_or_failed_with_exit_codes_and_logs(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
     ok, bad = _unique("job-ok"), _unique("job-bad")
     core.create_namespaced_pod("default", _pod(ok, command=["sh", "-c", "echo hello from the sim && sleep 5"]))
     core.create_namespaced_pod("default", _pod(bad, command=["sh", "-c", "echo failing; exit 3"]))
-    succeeded = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == ok and p.status.phase == "Succeeded",
+    succeeded = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == ok and p.status.phase == "Succeeded",
                          "the pod to succeed", namespace="default")
-    failed = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == bad and p.status.phase == "Failed",
+    failed = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == bad and p.status.phase == "Failed",
                       "the pod to fail", namespace="default")
     ok_state = succeeded.status.container_statuses[0].state.terminated
     assert (ok_state.exit_code, ok_state.reason) == (0, "Completed")
@@ -155,10 +131,11 @@ def test_run_to_completion_pods_end_succeeded_or_failed_with_exit_codes_and_logs
     assert core.read_namespaced_pod_log(bad, "default") == "failing\n"
 
 
-def test_restart_policy_always_restarts_exited_containers_with_back_off(core: client.CoreV1Api) -> None:
+def test_restart_policy_always_restarts_exited_containers_with_back_off(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
     name = _unique("crash")
     core.create_namespaced_pod("default", _pod(name, command=["sh", "-c", "exit 1"], restart="Always"))
-    crashed = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and bool(
+    crashed = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and bool(
         p.status.container_statuses) and p.status.container_statuses[0].restart_count >= 1,
         "a restart", namespace="default")
     status = crashed.status.container_statuses[0]
@@ -175,14 +152,15 @@ def test_restart_policy_always_restarts_exited_containers_with_back_off(core: cl
     ({"requests": {"cpu": "5"}}, "2 Insufficient cpu"),
     ({"requests": {"memory": "64Gi"}}, "2 Insufficient memory"),
 ])
-def test_unschedulable_pods_say_why(core: client.CoreV1Api, spec: dict[str, Any], reason: str) -> None:
+def test_unschedulable_pods_say_why(
+        core: client.CoreV1Api, spec: dict[str, Any], reason: str, watch_until: Callable[..., Any]) -> None:
     name = _unique("unsched")
     spec = dict(spec)
     requests = spec.pop("requests", None)
     body = _pod(name, requests=requests, restart="Always", **spec)
     body["spec"]["nodeSelector"] = {**body["spec"].get("nodeSelector", {}), "kubernetes.io/os": "linux"}
     core.create_namespaced_pod("default", body)
-    pod = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and _condition(p, "PodScheduled")
+    pod = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and _condition(p, "PodScheduled")
                    is not None, "a scheduling verdict", namespace="default")
     cond = _condition(pod, "PodScheduled")
     assert cond.reason == "Unschedulable"
@@ -193,28 +171,57 @@ def test_unschedulable_pods_say_why(core: client.CoreV1Api, spec: dict[str, Any]
     core.delete_namespaced_pod(name, "default", grace_period_seconds=0)
 
 
-def test_node_selector_toleration_and_taint_place_the_pod(core: client.CoreV1Api) -> None:
+def test_node_selector_toleration_and_taint_place_the_pod(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
     nodes = core.list_node(label_selector="kubernetes.azure.com/mode=system").items
     target = nodes[1].metadata.name
     name = _unique("pinned")
     core.create_namespaced_pod("default", _pod(name, restart="Always",
                                                nodeSelector={"kubernetes.io/hostname": target}))
-    pod = wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.spec.node_name is not None,
+    pod = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == name and p.spec.node_name is not None,
                    "the pod to be bound", namespace="default")
     assert pod.spec.node_name == target
     scheduled = [e for e in _events_for(core, name) if e.reason == "Scheduled"]
     assert scheduled[0].message == f"Successfully assigned default/{name} to {target}"
 
 
-def test_node_lease_is_renewed_in_cluster_time(api: client.ApiClient) -> None:
+def test_node_lease_is_renewed_in_cluster_time(
+        api: client.ApiClient, watch_until: Callable[..., Any]) -> None:
     core = client.CoreV1Api(api)
     coordination = client.CoordinationV1Api(api)
     node = core.list_node(label_selector="kubernetes.azure.com/mode=system").items[0].metadata.name
     first = coordination.read_namespaced_lease(node, "kube-node-lease")
     assert first.spec.holder_identity == node and first.spec.lease_duration_seconds == 40
-    renewed = wait_for(coordination.list_namespaced_lease, lambda lease: lease.metadata.name == node
+    renewed = watch_until(coordination.list_namespaced_lease, lambda lease: lease.metadata.name == node
                        and lease.spec.renew_time > first.spec.renew_time, "a lease renewal",
                        namespace="kube-node-lease")
     gap = (renewed.spec.renew_time - first.spec.renew_time).total_seconds()
     assert 9 <= gap <= 60  # every 10 cluster seconds (plus event-loop latency under load)
     assert isinstance(renewed.spec.renew_time, datetime)
+
+
+def test_registered_commands_control_readiness_and_termination_reason(
+        core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
+    from pytest_aksai.sim._controllers import _commands
+
+    _commands.register_command("slow-server", lambda ctx: _commands.CommandResult("loading\n", None, 0.0,
+                                                                                   ready_after=95.0))
+    _commands.register_command("hungry", lambda ctx: _commands.CommandResult("Killed\n", 137, 20.0,
+                                                                              reason="OOMKilled"))
+    slow, hungry = _unique("slow"), _unique("hungry")
+    probe = {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 10, "periodSeconds": 10}
+    body = _pod(slow, command=["slow-server"], restart="Always")
+    body["spec"]["containers"][0]["readinessProbe"] = probe
+    core.create_namespaced_pod("default", body)
+    core.create_namespaced_pod("default", _pod(hungry, command=["hungry"]))
+    ready = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == slow and any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or []), "the slow server to be Ready",
+        namespace="default")
+    started = ready.status.container_statuses[0].state.running.started_at
+    ready_at = _condition(ready, "Ready").last_transition_time
+    # probes at 11, 21, ... 101 cluster seconds after start: the first after 95 s passes
+    assert 100 <= (ready_at - started).total_seconds() <= 160
+    killed = watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == hungry and p.status.phase == "Failed",
+                      "the OOM kill", namespace="default")
+    terminated = killed.status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.reason) == (137, "OOMKilled")

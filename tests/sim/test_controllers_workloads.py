@@ -3,13 +3,12 @@ scale subresource, garbage collection, StatefulSets, Endpoints and EndpointSlice
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
 from pytest_aksai.sim import SimCluster
 
@@ -32,48 +31,6 @@ def apps(api: client.ApiClient) -> client.AppsV1Api:
     return client.AppsV1Api(api)
 
 
-def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *, timeout: float = 10.0,
-             **kwargs: Any) -> Any:
-    """The first object `list_fn` lists or watches that satisfies `predicate`, within `timeout` wall seconds."""
-    deadline = time.monotonic() + timeout
-    listing = list_fn(**kwargs)
-    last = None
-    for obj in listing.items:
-        last = obj
-        if predicate(obj):
-            return obj
-    version = listing.metadata.resource_version
-    while (remaining := deadline - time.monotonic()) > 0:
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
-            obj = event["object"]
-            version = obj.metadata.resource_version
-            last = obj
-            if event["type"] != "DELETED" and predicate(obj):
-                stream.stop()
-                return obj
-            if time.monotonic() > deadline:
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
-
-
-def wait_gone(list_fn: Callable[..., Any], what: str, *, timeout: float = 10.0, **kwargs: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        listing = list_fn(**kwargs)
-        if not listing.items:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"timed out waiting for {what} to go; still there: "
-                                 f"{[o.metadata.name for o in listing.items]}")
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=listing.metadata.resource_version,
-                                   timeout_seconds=max(1, int(remaining)), **kwargs):
-            if event["type"] == "DELETED":
-                stream.stop()
 
 
 def _deployment(name: str, replicas: int, image: str = "nginx:1.27") -> dict[str, Any]:
@@ -88,8 +45,9 @@ def _cond(obj: Any, type_: str) -> Any:
     return next((c for c in obj.status.conditions or [] if c.type == type_), None)
 
 
-def _ready_deployment(apps: client.AppsV1Api, name: str, replicas: int, generation: int | None = None) -> Any:
-    return wait_for(apps.list_namespaced_deployment,
+def _ready_deployment(watch_until: Callable[..., Any], apps: client.AppsV1Api, name: str, replicas: int,
+                      generation: int | None = None) -> Any:
+    return watch_until(apps.list_namespaced_deployment,
                     lambda d: d.metadata.name == name and (d.status.ready_replicas or 0) == replicas
                     and (d.status.updated_replicas or 0) == replicas and (d.status.replicas or 0) == replicas
                     and (generation is None or d.status.observed_generation == generation),
@@ -97,10 +55,11 @@ def _ready_deployment(apps: client.AppsV1Api, name: str, replicas: int, generati
 
 
 def test_deployment_of_three_reaches_three_ready_pods_and_deletion_removes_everything(
-        core: client.CoreV1Api, apps: client.AppsV1Api) -> None:
+        core: client.CoreV1Api, apps: client.AppsV1Api, watch_until: Callable[..., Any],
+        watch_gone: Callable[..., Any]) -> None:
     name = f"web-{uuid.uuid4().hex[:5]}"
     apps.create_namespaced_deployment(NS, _deployment(name, 3))
-    deployment = _ready_deployment(apps, name, 3)
+    deployment = _ready_deployment(watch_until, apps, name, 3)
     assert deployment.status.available_replicas == 3
     assert deployment.status.observed_generation == deployment.metadata.generation
     available, progressing = _cond(deployment, "Available"), _cond(deployment, "Progressing")
@@ -124,29 +83,31 @@ def test_deployment_of_three_reaches_three_ready_pods_and_deletion_removes_every
     assert sum(e.reason == "SuccessfulCreate" for e in rs_events) == 3
 
     apps.delete_namespaced_deployment(name, NS)
-    wait_gone(apps.list_namespaced_replica_set, "the ReplicaSet", namespace=NS, label_selector=f"app={name}")
-    wait_gone(core.list_namespaced_pod, "the pods", namespace=NS, label_selector=f"app={name}")
+    watch_gone(apps.list_namespaced_replica_set, "the ReplicaSet", namespace=NS, label_selector=f"app={name}")
+    watch_gone(core.list_namespaced_pod, "the pods", namespace=NS, label_selector=f"app={name}")
 
 
-def test_scale_subresource_and_rolling_update(core: client.CoreV1Api, apps: client.AppsV1Api) -> None:
+def test_scale_subresource_and_rolling_update(
+        core: client.CoreV1Api, apps: client.AppsV1Api, watch_until: Callable[..., Any],
+        watch_gone: Callable[..., Any]) -> None:
     name = f"roll-{uuid.uuid4().hex[:5]}"
     apps.create_namespaced_deployment(NS, _deployment(name, 2))
-    _ready_deployment(apps, name, 2)
+    _ready_deployment(watch_until, apps, name, 2)
     apps.patch_namespaced_deployment_scale(name, NS, {"spec": {"replicas": 4}})
-    scaled = _ready_deployment(apps, name, 4)
+    scaled = _ready_deployment(watch_until, apps, name, 4)
     assert apps.read_namespaced_deployment_scale(name, NS).status.replicas == 4
     first_rs = apps.list_namespaced_replica_set(NS, label_selector=f"app={name}").items[0].metadata.name
 
     apps.patch_namespaced_deployment(name, NS, {"spec": {"template": {"spec": {"containers": [
         {"name": "web", "image": "nginx:1.28"}]}}}})
-    rolled = _ready_deployment(apps, name, 4, generation=scaled.metadata.generation + 1)
+    rolled = _ready_deployment(watch_until, apps, name, 4, generation=scaled.metadata.generation + 1)
     assert rolled.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
     sets = {rs.metadata.name: rs for rs in apps.list_namespaced_replica_set(NS, label_selector=f"app={name}").items}
     assert sets[first_rs].spec.replicas == 0
     [new_rs] = [rs for n, rs in sets.items() if n != first_rs]
     assert new_rs.spec.replicas == 4
     assert new_rs.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
-    wait_gone(core.list_namespaced_pod, "the old pods", namespace=NS,
+    watch_gone(core.list_namespaced_pod, "the old pods", namespace=NS,
               label_selector=f"app={name},pod-template-hash={sets[first_rs].metadata.labels['pod-template-hash']}")
     images = {p.spec.containers[0].image for p in core.list_namespaced_pod(NS, label_selector=f"app={name}").items}
     assert images == {"nginx:1.28"}
@@ -155,8 +116,9 @@ def test_scale_subresource_and_rolling_update(core: client.CoreV1Api, apps: clie
     apps.delete_namespaced_deployment(name, NS)
 
 
-def test_statefulset_creates_ordinal_pods_in_order_with_stable_names(core: client.CoreV1Api,
-                                                                     apps: client.AppsV1Api) -> None:
+def test_statefulset_creates_ordinal_pods_in_order_with_stable_names(
+        core: client.CoreV1Api, apps: client.AppsV1Api, watch_until: Callable[..., Any],
+        watch_gone: Callable[..., Any]) -> None:
     core.create_namespaced_service(NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
                                         "spec": {"clusterIP": "None", "selector": {"app": "x"},
                                                  "ports": [{"name": "http", "port": 80}]}})
@@ -168,9 +130,9 @@ def test_statefulset_creates_ordinal_pods_in_order_with_stable_names(core: clien
                  "template": {"metadata": {"labels": {"app": "x"}},
                               "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}}}).release_conn()
     # (listing the StatefulSet before its controller first wrote a status would trip the client's model)
-    wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == "x-1" and p.status.phase == "Running",
+    watch_until(core.list_namespaced_pod, lambda p: p.metadata.name == "x-1" and p.status.phase == "Running",
              "x-1 to run", namespace=NS)
-    sts = wait_for(apps.list_namespaced_stateful_set, lambda s: s.metadata.name == "x" and s.status.ready_replicas == 2,
+    sts = watch_until(apps.list_namespaced_stateful_set, lambda s: s.metadata.name == "x" and s.status.ready_replicas == 2,
                    "2 ready replicas", namespace=NS)
     assert sts.status.replicas == 2 and sts.status.current_revision == sts.status.update_revision
     pods = {p.metadata.name: p for p in core.list_namespaced_pod(NS, label_selector="app=x").items}
@@ -185,24 +147,25 @@ def test_statefulset_creates_ordinal_pods_in_order_with_stable_names(core: clien
     events = [e.message for e in core.list_namespaced_event(NS, field_selector="involvedObject.name=x").items]
     assert "create Pod x-0 in StatefulSet x successful" in events
 
-    endpoints = wait_for(core.list_namespaced_endpoints, lambda e: e.metadata.name == "x" and bool(e.subsets) and len(
+    endpoints = watch_until(core.list_namespaced_endpoints, lambda e: e.metadata.name == "x" and bool(e.subsets) and len(
         e.subsets[0].addresses or []) == 2, "endpoints of both pods", namespace=NS)
     assert sorted(a.hostname for a in endpoints.subsets[0].addresses) == ["x-0", "x-1"]
 
     apps.patch_namespaced_stateful_set_scale("x", NS, {"spec": {"replicas": 1}})
-    wait_gone(core.list_namespaced_pod, "x-1", namespace=NS, field_selector="metadata.name=x-1")
+    watch_gone(core.list_namespaced_pod, "x-1", namespace=NS, field_selector="metadata.name=x-1")
     assert [p.metadata.name for p in core.list_namespaced_pod(NS, label_selector="app=x").items] == ["x-0"]
 
 
-def test_endpoints_and_endpointslices_follow_ready_pods(api: client.ApiClient, core: client.CoreV1Api,
-                                                        apps: client.AppsV1Api) -> None:
+def test_endpoints_and_endpointslices_follow_ready_pods(
+        api: client.ApiClient, core: client.CoreV1Api, apps: client.AppsV1Api, watch_until: Callable[..., Any],
+        watch_gone: Callable[..., Any]) -> None:
     discovery = client.DiscoveryV1Api(api)
     name = f"svc-{uuid.uuid4().hex[:5]}"
     core.create_namespaced_service(NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
                                         "spec": {"selector": {"app": name},
                                                  "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}})
     apps.create_namespaced_deployment(NS, _deployment(name, 2))
-    endpoints = wait_for(core.list_namespaced_endpoints, lambda e: e.metadata.name == name and bool(e.subsets) and len(
+    endpoints = watch_until(core.list_namespaced_endpoints, lambda e: e.metadata.name == name and bool(e.subsets) and len(
         e.subsets[0].addresses or []) == 2, "two ready addresses", namespace=NS)
     subset = endpoints.subsets[0]
     assert [(p.name, p.port, p.protocol) for p in subset.ports] == [("web", 8080, "TCP")]
@@ -220,10 +183,10 @@ def test_endpoints_and_endpointslices_follow_ready_pods(api: client.ApiClient, c
     assert [(p.name, p.port) for p in eps.ports] == [("web", 8080)]
 
     apps.patch_namespaced_deployment_scale(name, NS, {"spec": {"replicas": 1}})
-    wait_for(core.list_namespaced_endpoints, lambda e: e.metadata.name == name and bool(e.subsets) and len(
+    watch_until(core.list_namespaced_endpoints, lambda e: e.metadata.name == name and bool(e.subsets) and len(
         e.subsets[0].addresses or []) == 1, "one address after scaling down", namespace=NS)
     core.delete_namespaced_service(name, NS)
-    wait_gone(core.list_namespaced_endpoints, "the Endpoints", namespace=NS, field_selector=f"metadata.name={name}")
-    wait_gone(discovery.list_namespaced_endpoint_slice, "the EndpointSlice", namespace=NS,
+    watch_gone(core.list_namespaced_endpoints, "the Endpoints", namespace=NS, field_selector=f"metadata.name={name}")
+    watch_gone(discovery.list_namespaced_endpoint_slice, "the EndpointSlice", namespace=NS,
               label_selector=f"kubernetes.io/service-name={name}")
     apps.delete_namespaced_deployment(name, NS)

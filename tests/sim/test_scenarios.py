@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, config
 
 from pytest_aksai.sim import SimCluster
 from pytest_aksai.sim._scenarios import ScenarioError, available_scenarios, load_scenario
@@ -20,32 +20,6 @@ def api() -> Iterator[client.ApiClient]:
     with SimCluster() as sim:
         yield config.new_client_from_config(str(sim.kubeconfig_path))
 
-
-def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *, timeout: float = 10.0,
-             **kwargs: Any) -> Any:
-    """The first object `list_fn` lists or watches that satisfies `predicate`, within `timeout` wall seconds."""
-    deadline = time.monotonic() + timeout
-    listing = list_fn(**kwargs)
-    last = None
-    for obj in listing.items:
-        last = obj
-        if predicate(obj):
-            return obj
-    version = listing.metadata.resource_version
-    while (remaining := deadline - time.monotonic()) > 0:
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
-            obj = event["object"]
-            version = obj.metadata.resource_version
-            last = obj
-            if event["type"] != "DELETED" and predicate(obj):
-                stream.stop()
-                return obj
-            if time.monotonic() > deadline:
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
 
 
 def _node_ready(node: Any) -> bool:
@@ -118,7 +92,7 @@ def test_default_lab_has_an_aks_system_pool(api: client.ApiClient) -> None:
         assert _node_ready(node)
 
 
-def test_default_lab_namespaces_and_addons(api: client.ApiClient) -> None:
+def test_default_lab_namespaces_and_addons(api: client.ApiClient, watch_until: Callable[..., Any]) -> None:
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     names = {ns.metadata.name for ns in core.list_namespace().items}
     assert {"inference", "kube-system", "kube-node-lease", "default"} <= names
@@ -126,14 +100,15 @@ def test_default_lab_namespaces_and_addons(api: client.ApiClient) -> None:
     assert set(sim["addons"].split(",")) >= {"kaito", "keda", "keda-http-add-on", "nap", "workload-identity"}
     for deployment in ("kaito-workspace", "keda-operator", "keda-operator-metrics-apiserver",
                        "keda-add-ons-http-interceptor", "azure-wi-webhook-controller-manager", "coredns"):
-        available = wait_for(apps.list_namespaced_deployment, lambda d, n=deployment: d.metadata.name == n and any(
+        available = watch_until(apps.list_namespaced_deployment, lambda d, n=deployment: d.metadata.name == n and any(
             c.type == "Available" and c.status == "True" for c in d.status.conditions or []),
             f"{deployment} to be Available", namespace="kube-system")
         assert available.status.ready_replicas == available.spec.replicas
     assert core.read_namespaced_service("keda-add-ons-http-interceptor", "kube-system").spec.ports[0].port == 8080
 
 
-def test_timestamps_advance_at_the_advertised_time_scale(api: client.ApiClient) -> None:
+def test_timestamps_advance_at_the_advertised_time_scale(
+        api: client.ApiClient, watch_until: Callable[..., Any]) -> None:
     core = client.CoreV1Api(api)
     leases = client.CoordinationV1Api(api)
     scale = float(core.read_namespaced_config_map("aksai-sim", "kube-system").data["timeScale"])
@@ -141,7 +116,7 @@ def test_timestamps_advance_at_the_advertised_time_scale(api: client.ApiClient) 
     first = leases.read_namespaced_lease(node, "kube-node-lease").spec.renew_time
     wall_first = time.monotonic()
     # the lease is renewed every 10 cluster seconds: wait for one at least 90 cluster seconds later
-    later = wait_for(leases.list_namespaced_lease, lambda lease: lease.metadata.name == node
+    later = watch_until(leases.list_namespaced_lease, lambda lease: lease.metadata.name == node
                      and (lease.spec.renew_time - first).total_seconds() >= 90, "90 cluster seconds of renewals",
                      namespace="kube-node-lease")
     wall = time.monotonic() - wall_first
@@ -174,7 +149,7 @@ objects:
         assert core.read_namespaced_config_map("lab-settings", "inference").data == {"model": "phi-4-mini-instruct"}
 
 
-def test_default_scenario_start_up_time() -> None:
+def test_default_scenario_start_up_time(watch_until: Callable[..., Any]) -> None:
     """Wall seconds from SimCluster() to every system node Ready and every add-on Available."""
     started = time.monotonic()
     with SimCluster() as sim:
@@ -182,11 +157,11 @@ def test_default_scenario_start_up_time() -> None:
         api = config.new_client_from_config(str(sim.kubeconfig_path))
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         for node in core.list_node(label_selector="kubernetes.azure.com/mode=system").items:
-            wait_for(core.list_node, lambda n, nm=node.metadata.name: n.metadata.name == nm and _node_ready(n),
+            watch_until(core.list_node, lambda n, nm=node.metadata.name: n.metadata.name == nm and _node_ready(n),
                      f"{node.metadata.name} to be Ready")
         nodes_ready = time.monotonic() - started
         for deployment in apps.list_namespaced_deployment("kube-system").items:
-            wait_for(apps.list_namespaced_deployment, lambda d, nm=deployment.metadata.name: d.metadata.name == nm
+            watch_until(apps.list_namespaced_deployment, lambda d, nm=deployment.metadata.name: d.metadata.name == nm
                      and (d.status.available_replicas or 0) == d.spec.replicas, f"{deployment.metadata.name}",
                      namespace="kube-system")
         addons_ready = time.monotonic() - started
