@@ -32,6 +32,8 @@ class CommandContext:
     container: Mapping[str, Any]
     node: Mapping[str, Any]
     now: datetime
+    faults: Any = None
+    """The cluster's ActiveFaults (None outside a running cluster)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,12 @@ class CommandResult:
     """None: the process keeps running until the pod goes away."""
     duration: float = 1.0
     """Cluster seconds from start to exit."""
+    ready_after: float | None = None
+    """Cluster seconds from start until the process answers its readiness/startup probe (e.g. a model server
+    loading weights); None: as soon as the probes' initialDelaySeconds allow. Containers without probes are
+    Ready when started, as on a real kubelet."""
+    reason: str | None = None
+    """Termination reason instead of Completed/Error (e.g. OOMKilled)."""
 
 
 Handler = Callable[[CommandContext], CommandResult]
@@ -64,16 +72,18 @@ def argv_of(container: Mapping[str, Any]) -> list[str]:
     return [str(a) for a in (container.get("command") or [])] + [str(a) for a in (container.get("args") or [])]
 
 
-def run(pod: Mapping[str, Any], container: Mapping[str, Any], node: Mapping[str, Any], now: datetime) -> CommandResult:
+def run(pod: Mapping[str, Any], container: Mapping[str, Any], node: Mapping[str, Any], now: datetime,
+        faults: Any = None) -> CommandResult:
     argv = argv_of(container)
+    ctx = CommandContext(argv, pod, container, node, now, faults)
     if not container.get("command"):
         image = str(container.get("image") or "")
         for substring, handler in reversed(_IMAGES):
             if substring in image:
-                return handler(CommandContext(argv, pod, container, node, now))
+                return handler(ctx)
         if not argv:
             return LONG_RUNNING
-    return _dispatch(CommandContext(argv, pod, container, node, now))
+    return _dispatch(ctx)
 
 
 def _dispatch(ctx: CommandContext) -> CommandResult:
@@ -84,7 +94,7 @@ def _dispatch(ctx: CommandContext) -> CommandResult:
 
 
 def _with_argv(ctx: CommandContext, argv: list[str]) -> CommandContext:
-    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now)
+    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults)
 
 
 def _shell(ctx: CommandContext) -> CommandResult:

@@ -12,6 +12,7 @@ take longer), create+start 0.5 s, readiness after the probes' `initialDelaySecon
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -244,10 +245,10 @@ class KubeletController(Controller):
         c.state, c.reason, c.message = "running", "", None
         c.container_id = f"containerd://{secrets.token_hex(32)}"
         c.started, c.started_at, c.finished_at = now, self.clock.timestamp(), None
-        c.result = _commands.run(pod, c.spec, node, self.clock.now())
+        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults)
         if c.result.output:
             self._log(pod, c.name, c.result.output)
-        c.ready_at = None if c.init else now + self._readiness_delay(c.spec)
+        c.ready_at = None if c.init else now + self._readiness_delay(c.spec, c.result)
         c.exit_at = None if c.result.exit_code is None else now + c.result.duration
         due = [t for t in (c.ready_at, c.exit_at) if t is not None]
         if due:
@@ -256,11 +257,15 @@ class KubeletController(Controller):
             c.step = "done"
 
     @staticmethod
-    def _readiness_delay(spec: Mapping[str, Any]) -> float:
-        delay = 0.0
-        for probe in ("startupProbe", "readinessProbe"):
-            if spec.get(probe):
-                delay += float(spec[probe].get("initialDelaySeconds") or 0) + 1.0
+    def _readiness_delay(spec: Mapping[str, Any], result: _commands.CommandResult) -> float:
+        probes = [spec[p] for p in ("startupProbe", "readinessProbe") if spec.get(p)]
+        if not probes:
+            return 0.0
+        delay = sum(float(p.get("initialDelaySeconds") or 0) + 1.0 for p in probes)
+        if result.ready_after is not None and result.ready_after > delay:
+            # the first probe (every periodSeconds) after the process is ready passes
+            period = float(probes[-1].get("periodSeconds") or 10)
+            delay += math.ceil((result.ready_after - delay) / period) * period
         return delay
 
     def _exit(self, pod: Obj, c: _Container, restart_policy: str, now: float) -> None:
@@ -272,7 +277,7 @@ class KubeletController(Controller):
             return
         code = int(c.result.exit_code or 0)
         c.state, c.finished_at = "terminated", self.clock.timestamp()
-        c.reason = "Completed" if code == 0 else "Error"
+        c.reason = c.result.reason or ("Completed" if code == 0 else "Error")
         restart = restart_policy == "Always" or (restart_policy == "OnFailure" and code != 0)
         if c.init and code == 0:
             c.step = "done"
@@ -309,7 +314,8 @@ class KubeletController(Controller):
     # ---- status --------------------------------------------------------------------------------------
     def _terminated(self, c: _Container) -> Obj:
         code = int(c.result.exit_code or 0) if c.result else 0
-        return {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "startedAt": c.started_at,
+        reason = (c.result.reason if c.result else None) or ("Completed" if code == 0 else "Error")
+        return {"exitCode": code, "reason": reason, "startedAt": c.started_at,
                 "finishedAt": c.finished_at, "containerID": c.container_id}
 
     def _container_status(self, c: _Container, now: float) -> Obj:
