@@ -199,8 +199,9 @@ class KubeletController(Controller):
             self._pull(pod, run, c, now)
         elif c.step == "pulled":
             seconds = c.next_at - c.started
+            size = 20_000_000 + int(hashlib.sha256(c.image.encode()).hexdigest()[:8], 16) % 400_000_000
             self.event(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {seconds:.3g}s '
-                       f'({seconds:.3g}s including waiting)', "kubelet", run.node)
+                       f"({seconds:.3g}s including waiting). Image size: {size} bytes.", "kubelet", run.node)
             self.images.setdefault(run.node, set()).add(c.image)
             c.step, c.next_at = "start", now + START_SECONDS
         elif c.step in ("start", "restart"):
