@@ -97,6 +97,20 @@ def test_roofline_decode_is_bandwidth_bound_and_prefill_compute_bound() -> None:
     assert split.step_seconds(**one) < single.step_seconds(**one)
 
 
+def test_latency_follows_model_size_and_gpu() -> None:
+    """The latency model, not wall-clock measurements: a bigger model or a slower GPU is slower per step."""
+    a10 = GpuPerf("NVIDIA A10", 1, 24, 600, 125)
+    config = EngineConfig(max_model_len=4096)
+    decode = {"prefill_tokens": 0, "decode_seqs": 1, "kv_tokens": 1500}
+    prefill = {"prefill_tokens": 1500, "decode_seqs": 0, "kv_tokens": 1500}
+    phi_a10, phi_t4, mistral_a10 = _engine(PHI4, a10, config), _engine(PHI4, T4, config), _engine(MISTRAL, a10, config)
+    for step in (decode, prefill):
+        assert mistral_a10.step_seconds(**step) > 1.4 * phi_a10.step_seconds(**step)
+        assert phi_t4.step_seconds(**step) > 1.4 * phi_a10.step_seconds(**step)
+    # Decode reads all weights each step: 7.68 GB / (600 GB/s × 0.75) + 2 ms ≈ 19 ms per token on an A10.
+    assert phi_a10.step_seconds(**decode) == pytest.approx(0.019, abs=0.001)
+
+
 def test_tokenizer_rate_and_round_trip() -> None:
     prose = ("Platform teams run large language models on Kubernetes with KAITO, which provisions GPU nodes, "
              "downloads the weights and starts vLLM. KEDA scales the deployment from zero when requests arrive, "

@@ -489,24 +489,6 @@ def _ttft_and_itl(served: Served, model: str) -> tuple[float, float]:
     return min(ttft for ttft, _ in runs), min(itl for _, itl in runs)
 
 
-def test_latency_follows_model_size_and_gpu(serve: Callable[..., Served]) -> None:
-    mistral_engine = EngineConfig(max_model_len=4096, max_num_seqs=64)
-    phi_a10 = serve(PHI4, PHI4_ENGINE, A10, speedup=2.0)
-    mistral_a10 = serve(MISTRAL, mistral_engine, A10, speedup=2.0)
-    phi_t4 = serve(PHI4, PHI4_ENGINE, T4, speedup=2.0)
-    ttft_small, itl_small = _ttft_and_itl(phi_a10, NAME)
-    ttft_big, itl_big = _ttft_and_itl(mistral_a10, MISTRAL.served_name)
-    ttft_slow, itl_slow = _ttft_and_itl(phi_t4, NAME)
-    # Decode reads all weights each step: 7.68 GB / (600 GB/s × 0.75) + 2 ms ≈ 19 ms, halved by speedup 2.
-    assert 0.008 < itl_small < 0.02, itl_small
-    assert itl_big > 1.4 * itl_small, (itl_small, itl_big)
-    assert itl_slow > 1.4 * itl_small, (itl_small, itl_slow)
-    # Prefill of 1,500 tokens is compute bound: 2 × 3.84e9 × 1500 / (125 TFLOP/s × 0.5) ≈ 184 ms, halved.
-    assert 0.07 < ttft_small < 0.15, ttft_small
-    assert ttft_big > 1.4 * ttft_small, (ttft_small, ttft_big)
-    assert ttft_slow > 1.4 * ttft_small, (ttft_small, ttft_slow)
-
-
 # --- faults and states ------------------------------------------------------------------------------
 
 
