@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import signal
@@ -21,7 +22,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import kubernetes
@@ -41,8 +41,6 @@ class _Server:
         self.kubeconfig = kubeconfig
         self.url: str = cluster["server"]
         self.token: str = config["users"][0]["user"]["token"]
-        import base64
-
         self.ssl = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
 
     def rss_mb(self) -> float:

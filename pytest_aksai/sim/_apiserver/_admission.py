@@ -102,7 +102,7 @@ def _pod_spec(spec: Any, path: str, errors: list[FieldError], *, template: bool)
                 errors.append(FieldError("FieldValueDuplicate", f"{cpath}.name", name))
             else:
                 names.add(str(name))
-            if (not c.get("image") and not template) or not c.get("image"):
+            if not c.get("image"):
                 errors.append(FieldError("FieldValueRequired", f"{cpath}.image"))
             for j, port in enumerate(c.get("ports") or []):
                 cp = port.get("containerPort") if isinstance(port, dict) else None

@@ -64,6 +64,7 @@ class Handlers:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
         self.store: Store = server.store
+        self._lines: dict[tuple[int, str, str], tuple[Obj, bytes]] = {}
 
     # ---- routing ---------------------------------------------------------------------------------------
     def _route(self, group: str, version: str, path: str) -> tuple[_Route, bool]:
@@ -189,7 +190,7 @@ class Handlers:
         unknown = _unknown_fields(body, rt.schema, "")
         if unknown:
             joined = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise ApiError(400, f".{joined}" if False else f"strict decoding error: {joined}")
+            raise ApiError(400, f"strict decoding error: {joined}")
 
     async def _create(self, request: web.Request, route: _Route) -> web.Response:
         body = await self._body(request)
@@ -322,7 +323,8 @@ class Handlers:
                         break
                     wait = min(deadline, next_bookmark if bookmarks else deadline) - now
                     try:
-                        item = await asyncio.wait_for(watch.queue.get(), timeout=max(wait, 0.001))
+                        async with asyncio.timeout(max(wait, 0.001)):
+                            item = await watch.queue.get()
                     except TimeoutError:
                         if bookmarks and loop.time() >= next_bookmark:
                             next_bookmark = loop.time() + interval
@@ -333,10 +335,14 @@ class Handlers:
                 if item is None:
                     break
                 event_type, obj = item
-                if obj["apiVersion"] != rt.api_version:
-                    obj = {**obj, "apiVersion": rt.api_version}
-                payload = _tables.table(rt, [obj], server.store.clock, None) if table else obj
-                await response.write(_dumps({"type": event_type, "object": payload}).encode() + b"\n")
+                if table:
+                    if obj["apiVersion"] != rt.api_version:
+                        obj = {**obj, "apiVersion": rt.api_version}
+                    payload = _tables.table(rt, [obj], server.store.clock, None)
+                    line = _dumps({"type": event_type, "object": payload}).encode() + b"\n"
+                else:
+                    line = self._event_line(event_type, obj, rt.api_version)
+                await response.write(line)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -344,9 +350,22 @@ class Handlers:
             watch.close()
         return response
 
+    def _event_line(self, event_type: str, obj: Obj, api_version: str) -> bytes:
+        """One watch event as a JSON line, encoded once for all the watchers that receive it."""
+        key = (id(obj), event_type, api_version)
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        body = obj if obj["apiVersion"] == api_version else {**obj, "apiVersion": api_version}
+        line = _dumps({"type": event_type, "object": body}).encode() + b"\n"
+        self._lines[key] = (obj, line)  # holding `obj` keeps its id from being reused while cached
+        if len(self._lines) > 512:
+            self._lines.pop(next(iter(self._lines)))
+        return line
+
     def _bookmark(self, rt: ResourceType, watch: Watch, *, initial_end: bool = False) -> bytes:
-        meta: dict[str, Any] = {"resourceVersion": str(max(watch.last_rv, int(self.store.resource_version)
-                                                           if watch.queue.empty() else watch.last_rv))}
+        # Sent only while the queue is empty: every event up to the store's resourceVersion was delivered.
+        meta: dict[str, Any] = {"resourceVersion": self.store.resource_version}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
         return _dumps({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,

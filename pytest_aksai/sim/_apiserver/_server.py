@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -115,7 +117,7 @@ class ApiServer:
         return json_response(self.tokens.openid_configuration())
 
     async def _jwks(self, _: web.Request) -> web.Response:
-        return web.Response(text=__import__("json").dumps(self.tokens.jwks()), content_type="application/jwk-set+json")
+        return web.Response(text=json.dumps(self.tokens.jwks()), content_type="application/jwk-set+json")
 
     def token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
         sa_rt = self.store.storage_type("", "serviceaccounts")
@@ -132,8 +134,6 @@ class ApiServer:
         audiences = list(spec.get("audiences") or [self.tokens.issuer])
         bound = spec.get("boundObjectRef")
         token, exp = self.tokens.issue(namespace, name, sa["metadata"]["uid"], audiences, int(expiration), bound)
-        from datetime import UTC, datetime
-
         return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                 "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
                 "spec": {"audiences": audiences, "expirationSeconds": int(expiration), "boundObjectRef": bound},

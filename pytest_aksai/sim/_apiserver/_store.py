@@ -15,6 +15,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _admission, _patch
@@ -442,7 +443,7 @@ class Store:
         if rt.has_generation:
             before = {k: v for k, v in old.items() if k not in ("metadata", "status", "apiVersion", "kind")}
             after = {k: v for k, v in new.items() if k not in ("metadata", "status", "apiVersion", "kind")}
-            if before != after or (meta.get("deletionTimestamp") and False):
+            if before != after:
                 meta["generation"] = int(old_meta.get("generation", 1)) + 1
         return new
 
@@ -571,8 +572,6 @@ class Store:
         if meta.get("deletionTimestamp") and int(meta.get("deletionGracePeriodSeconds", grace)) <= grace:
             return old
         when = self.clock.now().timestamp() + grace
-        from datetime import UTC, datetime
-
         stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         new = {**old, "metadata": {**meta, "deletionTimestamp": stamp, "deletionGracePeriodSeconds": grace}}
         stored = self._commit(rt, key, new, old, "MODIFIED")
