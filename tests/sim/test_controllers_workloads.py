@@ -190,3 +190,57 @@ def test_endpoints_and_endpointslices_follow_ready_pods(
     watch_gone(discovery.list_namespaced_endpoint_slice, "the EndpointSlice", namespace=NS,
               label_selector=f"kubernetes.io/service-name={name}")
     apps.delete_namespaced_deployment(name, NS)
+
+
+def _job(name: str, script: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script]}]}}, **spec}}
+
+
+def test_job_runs_pods_to_completion_and_reports_failure_after_the_backoff_limit(
+        api: client.ApiClient, core: client.CoreV1Api, watch_until: Callable[..., Any]) -> None:
+    batch = client.BatchV1Api(api)
+    ok, bad = f"job-{uuid.uuid4().hex[:5]}", f"job-{uuid.uuid4().hex[:5]}"
+    batch.create_namespaced_job(NS, _job(ok, "echo done", completions=3, parallelism=2), _preload_content=False)
+    batch.create_namespaced_job(NS, _job(bad, "exit 2", backoffLimit=1), _preload_content=False)
+    done = watch_until(batch.list_namespaced_job, lambda j: j.metadata.name == ok and any(
+        c.type == "Complete" and c.status == "True" for c in j.status.conditions or []), "the job to complete",
+        namespace=NS)
+    assert done.status.succeeded == 3 and not done.status.active
+    assert done.status.completion_time >= done.status.start_time
+    pods = core.list_namespaced_pod(NS, label_selector=f"batch.kubernetes.io/job-name={ok}").items
+    assert len(pods) == 3 and all(p.status.phase == "Succeeded" for p in pods)
+    assert core.read_namespaced_pod_log(pods[0].metadata.name, NS) == "done\n"
+    failed = watch_until(batch.list_namespaced_job, lambda j: j.metadata.name == bad and any(
+        c.type == "Failed" and c.status == "True" for c in j.status.conditions or []), "the job to fail",
+        namespace=NS)
+    condition = next(c for c in failed.status.conditions if c.type == "Failed")
+    assert (condition.reason, condition.message) == ("BackoffLimitExceeded",
+                                                     "Job has reached the specified backoff limit")
+    assert failed.status.failed == 2  # the first try and one retry
+
+
+def test_daemonset_runs_one_pod_per_eligible_node(api: client.ApiClient, core: client.CoreV1Api,
+                                                  watch_until: Callable[..., Any]) -> None:
+    apps = client.AppsV1Api(api)
+    name = f"ds-{uuid.uuid4().hex[:5]}"
+    apps.create_namespaced_daemon_set(NS, {
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}}, "spec": {
+                     "nodeSelector": {"kubernetes.io/os": "linux"},
+                     "containers": [{"name": "agent", "image": "mcr.microsoft.com/oss/kubernetes/agent:1"}]}}}},
+        _preload_content=False)
+    eligible = {n.metadata.name for n in core.list_node().items
+                if n.metadata.labels.get("kubernetes.io/os") == "linux" and not any(
+                    t.effect in ("NoSchedule", "NoExecute") for t in n.spec.taints or [])}
+    for node in sorted(eligible):  # (the DaemonSet is read only once its controller has written a status)
+        watch_until(core.list_namespaced_pod, lambda p, n=node: p.spec.node_name == n and any(
+            c.type == "Ready" and c.status == "True" for c in p.status.conditions or []), f"a ready pod on {node}",
+            namespace=NS, label_selector=f"app={name}")
+    ds = watch_until(apps.list_namespaced_daemon_set, lambda d: d.metadata.name == name
+                     and d.status.number_ready == len(eligible), "the DaemonSet status to count them", namespace=NS)
+    assert ds.status.desired_number_scheduled == ds.status.current_number_scheduled == len(eligible) >= 2
+    pods = core.list_namespaced_pod(NS, label_selector=f"app={name}").items
+    assert sorted(p.spec.node_name for p in pods) == sorted(eligible)

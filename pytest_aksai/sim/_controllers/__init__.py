@@ -14,9 +14,11 @@ import logging
 from typing import Any
 
 from pytest_aksai.sim._apiserver._errors import ApiError
+from pytest_aksai.sim._controllers._daemonset import DaemonSetController
 from pytest_aksai.sim._controllers._deployment import DeploymentController
 from pytest_aksai.sim._controllers._endpoints import EndpointsController
 from pytest_aksai.sim._controllers._framework import Controller, run_all
+from pytest_aksai.sim._controllers._job import JobController
 from pytest_aksai.sim._controllers._kaito import KAITO_CONTROLLERS
 from pytest_aksai.sim._controllers._kubelet import KubeletController
 from pytest_aksai.sim._controllers._nodes import NodeController
@@ -34,6 +36,8 @@ CONTROLLERS: list[type[Controller]] = [
     ReplicaSetController,
     DeploymentController,
     StatefulSetController,
+    DaemonSetController,
+    JobController,
     EndpointsController,
     *KAITO_CONTROLLERS,
 ]
