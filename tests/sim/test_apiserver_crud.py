@@ -250,3 +250,18 @@ def test_pod_spec_is_immutable(api, ns):
     assert "pod updates may not change fields other than" in _status(err.value)["message"]
     image = core.patch_namespaced_pod("p", ns, {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}})
     assert image.spec.containers[0].image == "nginx:1.28"
+
+
+def test_invalid_labels_are_422(api, ns):
+    core = kubernetes.client.CoreV1Api(api)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map(ns, {"metadata": {"name": "l", "labels": {"app": "not ok!"}}})
+    assert err.value.status == 422
+    body = _status(err.value)
+    assert body["message"].startswith('ConfigMap "l" is invalid: metadata.labels: Invalid value: "not ok!": '
+                                      "a valid label must be an empty string")
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "l", "labels": {"example.com/app": "ok"}}})
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_config_map("l", ns, {"metadata": {"labels": {"bad key": "x"}}})
+    assert err.value.status == 422
+    assert _status(err.value)["details"]["causes"][0]["field"] == "metadata.labels"

@@ -86,6 +86,24 @@ def test_history_is_compacted_to_a_bounded_window():
     assert watch.queue.qsize() == 10
 
 
+def test_continue_token_past_compaction_is_410():
+    store = Store(VirtualClock(), history_window=20)
+    cms = store.resource("v1", "configmaps")
+    store.create(store.resource("v1", "namespaces"), {"metadata": {"name": "default"}})
+    for i in range(5):
+        store.create(cms, _cm(f"c{i}"))
+    page = store.list_page(cms, "default", limit=2)
+    assert page.continue_token
+    assert [o["metadata"]["name"] for o in page.items] == ["c0", "c1"]
+    for i in range(30):
+        store.patch(cms, "c4", {"data": {"i": str(i)}}, "merge", namespace="default")
+    with pytest.raises(ApiError) as err:
+        store.list_page(cms, "default", limit=2, continue_token=page.continue_token)
+    assert err.value.code == 410
+    assert err.value.reason == "Expired"
+    assert err.value.message.startswith("The provided continue parameter is too old")
+
+
 def test_server_side_timeout_ends_the_stream(raw, ns):
     started = time.monotonic()
     events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "1", "resourceVersion": "0"})

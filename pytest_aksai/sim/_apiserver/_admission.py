@@ -37,15 +37,47 @@ def _check_name(kind: str, meta: dict[str, Any], errors: list[FieldError]) -> No
             errors.append(FieldError("FieldValueInvalid", "metadata.name", name, _LABEL_MSG))
     elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
         errors.append(FieldError("FieldValueInvalid", "metadata.name", name, _SUBDOMAIN_MSG))
+    _check_metadata_maps(meta, errors)
+
+
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_NAME_PART_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                  "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation "
+                  "is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+                    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+
+
+def _check_key(key: str, field: str, errors: list[FieldError]) -> None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        errors.append(FieldError("FieldValueInvalid", field, key, "prefix part " + _SUBDOMAIN_MSG))
+    if len(name) > 63:
+        errors.append(FieldError("FieldValueInvalid", field, key, "name part must be no more than 63 characters"))
+    elif not _LABEL_NAME.match(name):
+        errors.append(FieldError("FieldValueInvalid", field, key, _NAME_PART_MSG))
+
+
+def _check_metadata_maps(meta: dict[str, Any], errors: list[FieldError]) -> None:
     for field in ("labels", "annotations"):
         value = meta.get(field)
-        if value is not None and not isinstance(value, dict):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
             errors.append(FieldError("FieldValueInvalid", f"metadata.{field}", value, "must be a map"))
-        elif value:
-            for k, v in value.items():
-                if not isinstance(v, str):
-                    errors.append(FieldError("FieldValueInvalid", f"metadata.{field}", v,
-                                             f"value of {k!r} must be a string"))
+            continue
+        for k, v in value.items():
+            _check_key(str(k), f"metadata.{field}", errors)
+            if not isinstance(v, str):
+                errors.append(FieldError("FieldValueInvalid", f"metadata.{field}", v,
+                                         f"value of {k!r} must be a string"))
+            elif field == "labels" and v:
+                if len(v) > 63:
+                    errors.append(FieldError("FieldValueInvalid", "metadata.labels", v,
+                                             "must be no more than 63 characters"))
+                elif not _LABEL_NAME.match(v):
+                    errors.append(FieldError("FieldValueInvalid", "metadata.labels", v, _LABEL_VALUE_MSG))
 
 
 def _default_container(c: dict[str, Any]) -> None:
@@ -227,6 +259,9 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
     errors: list[FieldError] = []
     if old is None:
         _check_name(rt.kind, meta, errors)
+    elif meta.get("labels") != old["metadata"].get("labels") or \
+            meta.get("annotations") != old["metadata"].get("annotations"):
+        _check_metadata_maps(meta, errors)
     kind = rt.kind
     if rt.custom:
         errors.extend(_schema.admit_custom(rt, obj))

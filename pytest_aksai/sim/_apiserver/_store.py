@@ -702,7 +702,7 @@ class Store:
                 if obj is None or obj["metadata"].get("deletionTimestamp"):
                     continue
                 try:
-                    self.delete_raw(rt, key[1], namespace, grace_period_seconds=0)
+                    self.delete_raw(rt, key[1], namespace)
                 except ApiError:
                     continue
         self._finish_namespace(namespace)
