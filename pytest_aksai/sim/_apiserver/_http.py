@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ from ._types import ResourceType
 if TYPE_CHECKING:
     from ._server import ApiServer
 
-_log = logging.getLogger(__name__)
 _JSON = "application/json"
 _PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -136,8 +134,10 @@ class Handlers:
         ctype = request.content_type
         raw = await request.read()
         if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(415, 'the body of the request was in an unknown format - accepted media types include: '
-                                'application/json, application/yaml')
+            # kubectl's imperative generators (`kubectl create namespace|configmap|deployment ...`) send protobuf.
+            raise ApiError(415, f"the body of the request was in an unknown format ({ctype}) - accepted media types "
+                                "include: application/json, application/yaml (the simulated cluster does not decode "
+                                "protobuf: use `kubectl apply -f` or `kubectl create -f`)")
         try:
             if ctype.endswith("yaml"):
                 return yaml.safe_load(raw.decode() or "null")

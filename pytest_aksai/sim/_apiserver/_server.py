@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from ._store import Store, Watch
 from ._tokens import DEFAULT_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenIssuer
 from ._types import ResourceType
 
+_log = logging.getLogger(__name__)
 HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 _PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz",
                            "/.well-known/openid-configuration", "/openid/v1/jwks"})
@@ -96,6 +98,12 @@ class ApiServer:
             return await handler(request)
         except ApiError as error:
             return error_response(error)
+        except (web.HTTPException, asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            _log.exception("unexpected error serving %s %s", request.method, request.path)
+            return error_response(ApiError(500, f"Internal error occurred: {exc}",
+                                           details={"causes": [{"message": str(exc)}]}))
 
     def authorize(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str | None) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
