@@ -116,3 +116,28 @@ def test_api_flaky_fault_answers_429_500_and_resets(api, raw):
             if response.status_code == 200:
                 break
     assert raw.request("GET", "/api/v1/namespaces/default").status_code == 200
+
+
+def test_event_table_matches_kubectl_get_events(raw, sim, ns):
+    done = []
+
+    def _record() -> None:
+        ctx = sim._runtime.ctx
+        ctx.record_event({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns,
+                                                                          "uid": "u-1"}}, "Pulled", "pulled it")
+        ctx.record_event({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns,
+                                                                          "uid": "u-1"}}, "Pulled", "pulled it")
+        done.append(True)
+
+    sim.loop.call_soon_threadsafe(_record)
+    deadline = time.monotonic() + 5
+    while not done:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    table = raw.request("GET", f"/api/v1/namespaces/{ns}/events", headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}).json()
+    assert [c["name"] for c in table["columnDefinitions"] if c["priority"] == 0] == [
+        "Last Seen", "Type", "Reason", "Object", "Message"]
+    (row,) = table["rows"]
+    assert row["cells"][1:5] == ["Normal", "Pulled", "pod/p", "pulled it"]
+    assert row["cells"][6] == 2, "a repeated event bumps count"

@@ -135,3 +135,14 @@ def test_delete_preconditions(api, ns):
         core.delete_namespaced_config_map("cm", ns, body={"preconditions": {"uid": "not-the-uid"}})
     assert err.value.status == 409
     assert json.loads(err.value.body)["reason"] == "Conflict"
+
+
+def test_system_namespaces_may_not_be_deleted(api):
+    core = kubernetes.client.CoreV1Api(api)
+    with pytest.raises(ApiException) as err:
+        core.delete_namespace("kube-system")
+    assert err.value.status == 403
+    body = json.loads(err.value.body)
+    assert body["reason"] == "Forbidden"
+    assert body["message"] == 'namespaces "kube-system" is forbidden: this namespace may not be deleted'
+    assert core.read_namespace("kube-system").status.phase == "Active"

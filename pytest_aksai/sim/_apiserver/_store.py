@@ -34,6 +34,7 @@ Bucket = tuple[str, str]  # (group, plural)
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND_FINALIZER = "foregroundDeletion"
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 ORPHAN_FINALIZER = "orphan"
 
 
@@ -542,6 +543,9 @@ class Store:
         if dry_run:
             return old
         if rt.bucket == ("", "namespaces"):
+            if key[1] in PROTECTED_NAMESPACES:
+                raise ApiError(403, f'namespaces "{key[1]}" is forbidden: this namespace may not be deleted',
+                               details={"name": key[1], "kind": "namespaces"})
             return self._terminate_namespace(rt, key, old)
         if propagation_policy == "Orphan":
             self._orphan_dependents(meta["uid"])

@@ -80,6 +80,19 @@ def _builtin(rt: ResourceType) -> tuple[list[dict[str, Any]], Any] | None:
     if kind == "StatefulSet":
         return [_col("Ready")], lambda o: [
             f"{(o.get('status') or {}).get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 0)}"]
+    if kind == "DaemonSet":
+        return [_col("Desired", type_="integer"), _col("Current", type_="integer"), _col("Ready", type_="integer"),
+                _col("Available", type_="integer")], lambda o: [
+            (o.get("status") or {}).get(k, 0) for k in ("desiredNumberScheduled", "currentNumberScheduled",
+                                                        "numberReady", "numberAvailable")]
+    if kind == "HorizontalPodAutoscaler":
+        def _hpa(o: dict[str, Any]) -> list[Any]:
+            spec, status = o.get("spec") or {}, o.get("status") or {}
+            ref = spec.get("scaleTargetRef") or {}
+            return [f"{ref.get('kind', '')}/{ref.get('name', '')}", spec.get("minReplicas", 1),
+                    spec.get("maxReplicas", 0), status.get("currentReplicas", 0)]
+        return [_col("Reference"), _col("MinPods", type_="integer"), _col("MaxPods", type_="integer"),
+                _col("Replicas", type_="integer")], _hpa
     if kind == "Namespace":
         return [_col("Status")], lambda o: [(o.get("status") or {}).get("phase", "")]
     if kind == "Node":
@@ -127,9 +140,30 @@ def _json_path(obj: Any, path: str) -> Any:
     return current
 
 
+def _event_table(objs: list[dict[str, Any]], now: datetime) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+    """core/v1 Events print without a leading Name column, as `kubectl get events` shows them."""
+    columns = [_col("Last Seen"), _col("Type"), _col("Reason"), _col("Object"), _col("Message"),
+               _col("First Seen", 1), _col("Count", 1, "integer"), _col("Name", 1)]
+    rows = []
+    for o in objs:
+        ref = o.get("involvedObject") or {}
+        last = o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp")
+        rows.append([human_age(last, now), o.get("type", ""), o.get("reason", ""),
+                     f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}", o.get("message", ""),
+                     human_age(o.get("firstTimestamp") or last, now), o.get("count", 1), o["metadata"]["name"]])
+    return columns, rows
+
+
 def table(rt: ResourceType, objs: list[dict[str, Any]], clock: Any, list_meta: dict[str, Any] | None
           ) -> dict[str, Any]:
     now = clock.now()
+    if rt.kind == "Event" and rt.group == "":
+        event_columns, cell_rows = _event_table(objs, now)
+        return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta or {},
+                "columnDefinitions": event_columns, "rows": [
+                    {"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                                "metadata": o["metadata"]}} for cells, o in zip(cell_rows, objs,
+                                                                                                strict=True)]}
     columns: list[dict[str, Any]] = [_NAME_COL]
     rows = []
     builtin = None if rt.custom else _builtin(rt)
