@@ -119,3 +119,46 @@ def test_unknown_patch_type_is_415(raw, ns):
                            headers={"Content-Type": "text/plain"})
     assert response.status_code == 415
     assert response.json()["reason"] == "UnsupportedMediaType"
+
+
+def _apply(raw, path: str, manifest: dict, manager: str, force: bool = False):  # type: ignore[no-untyped-def]
+    params = {"fieldManager": manager, **({"force": "true"} if force else {})}
+    return raw.request("PATCH", path, params=params, content=yaml.safe_dump(manifest),
+                       headers={"Content-Type": "application/apply-patch+yaml"})
+
+
+def test_server_side_apply_owns_fields_removes_dropped_ones_and_reports_conflicts(raw, ns):
+    path = f"/api/v1/namespaces/{ns}/configmaps/owned"
+    first = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned", "labels": {"a": "1", "b": "2"}},
+             "data": {"x": "1", "y": "2"}}
+    assert _apply(raw, path, first, "alice").status_code == 201
+    second = {**first, "metadata": {"name": "owned", "labels": {"a": "1"}}, "data": {"x": "1"}}
+    after = _apply(raw, path, second, "alice").json()
+    assert after["metadata"]["labels"] == {"a": "1"}, "a label alice stopped applying is removed"
+    assert after["data"] == {"x": "1"}
+    entry = next(e for e in after["metadata"]["managedFields"] if e["manager"] == "alice")
+    assert entry["operation"] == "Apply"
+    assert entry["fieldsV1"] == {"f:metadata": {"f:labels": {"f:a": {}}}, "f:data": {"f:x": {}}}
+    rival = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"x": "9", "z": "3"}}
+    conflict = _apply(raw, path, rival, "bob")
+    assert conflict.status_code == 409
+    body = conflict.json()
+    assert body["reason"] == "Conflict"
+    assert body["message"] == 'Apply failed with 1 conflict: conflict with "alice": .data.x'
+    assert body["details"]["causes"] == [{"reason": "FieldManagerConflict",
+                                          "message": 'conflict with "alice": .data.x', "field": ".data.x"}]
+    forced = _apply(raw, path, rival, "bob", force=True).json()
+    assert forced["data"] == {"x": "9", "z": "3"}
+    # alice no longer owns data.x, so dropping it from her config leaves bob's value in place
+    alice_again = _apply(raw, path, {**second, "data": {}}, "alice").json()
+    assert alice_again["data"] == {"x": "9", "z": "3"}
+
+
+def test_server_side_apply_tracks_list_elements_by_key(raw, ns):
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/web"
+    manifest = _deployment(ns)
+    assert _apply(raw, path, manifest, "ci").status_code == 201
+    manifest["spec"]["template"]["spec"]["containers"] = manifest["spec"]["template"]["spec"]["containers"][:1]
+    out = _apply(raw, path, manifest, "ci").json()
+    assert [c["name"] for c in out["spec"]["template"]["spec"]["containers"]] == ["app"], \
+        "the sidecar the manager stopped applying is removed"

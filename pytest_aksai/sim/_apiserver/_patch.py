@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from ._types import ResourceType
 
 # Lists merged by key in strategic merge patches (field name → merge key), from the Kubernetes API types.
-_MERGE_KEYS: dict[str, str] = {
+MERGE_KEYS: dict[str, str] = {
     "containers": "name",
     "initContainers": "name",
     "ephemeralContainers": "name",
@@ -45,7 +45,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _ports_key(items: list[Any]) -> str:
+def ports_key(items: list[Any]) -> str:
     for item in items:
         if isinstance(item, dict) and "containerPort" in item:
             return "containerPort"
@@ -88,7 +88,7 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
             if item not in merged:
                 merged.append(item)
         return merged
-    key = _MERGE_KEYS.get(field) or (_ports_key(patch + current) if field == "ports" else None)
+    key = MERGE_KEYS.get(field) or (ports_key(patch + current) if field == "ports" else None)
     if key is None or not all(isinstance(i, dict) for i in patch):
         if any(isinstance(i, dict) and i.get("$patch") == "replace" for i in patch):
             return [i for i in patch if not (isinstance(i, dict) and "$patch" in i)]

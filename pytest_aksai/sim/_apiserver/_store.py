@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from . import _admission, _patch
+from . import _admission, _apply, _patch
 from ._errors import ApiError, already_exists, conflict, expired, not_found
 from ._selectors import FieldMatcher, Matcher, parse_field_selector, parse_label_selector
 from ._types import BUILTIN_TYPES, VIRTUAL_KINDS, ResourceType
@@ -486,12 +486,20 @@ class Store:
                 body.setdefault("metadata", {})["name"] = name
                 if rt.namespaced:
                     body["metadata"]["namespace"] = namespace
-                _add_managed_fields(body, field_manager, "Apply", self.clock.timestamp())
+                body.setdefault("metadata", {})["managedFields"] = [{
+                    "manager": field_manager, "operation": "Apply", "apiVersion": rt.api_version,
+                    "time": self.clock.timestamp(), "fieldsType": "FieldsV1",
+                    "fieldsV1": _apply.encode(_apply.field_set(patch))}]
                 return self.create_raw(rt, body, namespace=namespace, dry_run=dry_run)
         if old is None:
             raise not_found(rt.plural, rt.group, name)
         current = deepcopy(old if old["apiVersion"] == rt.api_version else {**old, "apiVersion": rt.api_version})
         patched = _patch.apply_patch(rt, current, patch, patch_type)
+        if patch_type == "apply" and field_manager:
+            patched = _apply.apply(current, patch, patched, field_manager, force)
+            for entry in patched["metadata"]["managedFields"]:
+                if entry["manager"] == field_manager and entry["operation"] == "Apply":
+                    entry["time"] = self.clock.timestamp()
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise ApiError(422, "patched object is not an object with metadata")
         if patched["metadata"].get("name", name) != name:
@@ -500,9 +508,8 @@ class Store:
         given_rv = patched["metadata"].get("resourceVersion")
         if given_rv and given_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        if field_manager:
-            _add_managed_fields(patched, field_manager, "Apply" if patch_type == "apply" else "Update",
-                                self.clock.timestamp())
+        if field_manager and patch_type != "apply":
+            _add_managed_fields(patched, field_manager, "Update", self.clock.timestamp())
         new = self._merge_update(rt, old, patched, subresource)
         _admission.admit(self, rt, new, old)
         return self._finish_update(rt, key, old, new, dry_run)
