@@ -40,8 +40,9 @@ class SimCluster:
                  faults: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0,
                  kubeconfig_path: Path | None = None) -> None:
         if not time_scale > 0:
-            raise SimClusterError(f"time_scale must be a number > 0 (cluster seconds per wall second), got "
-                                  f"{time_scale!r}; use e.g. 60 for one cluster minute per wall second")
+            raise SimClusterError(f"the time scale (--time-scale, time_scale=) must be a number > 0 (cluster seconds "
+                                  f"per wall second), got {time_scale!r}; use e.g. 60 for one cluster minute per "
+                                  "wall second")
         if not 0 <= port < 65536:
             raise SimClusterError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
         for fault in faults:

@@ -77,7 +77,8 @@ class Runtime:
     async def start(self) -> str:
         loop = asyncio.get_running_loop()
         self.store.attach_loop(loop)
-        self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
                            ssl_context=self.tls.server_context())
