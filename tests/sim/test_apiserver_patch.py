@@ -162,3 +162,20 @@ def test_server_side_apply_tracks_list_elements_by_key(raw, ns):
     out = _apply(raw, path, manifest, "ci").json()
     assert [c["name"] for c in out["spec"]["template"]["spec"]["containers"]] == ["app"], \
         "the sidecar the manager stopped applying is removed"
+
+
+def test_an_update_takes_ownership_so_a_later_apply_conflicts(raw, ns):
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments/web"
+    manifest = _deployment(ns)
+    assert _apply(raw, path, manifest, "ci").status_code == 201
+    scaled = raw.request("PATCH", f"{path}/scale", params={"fieldManager": "autoscaler"},
+                         content=b'{"spec": {"replicas": 4}}', headers={"Content-Type": "application/merge-patch+json"})
+    assert scaled.status_code == 200
+    conflict = _apply(raw, path, manifest, "ci")
+    assert conflict.status_code == 409
+    assert conflict.json()["message"] == 'Apply failed with 1 conflict: conflict with "autoscaler": .spec.replicas'
+    without_replicas = json.loads(json.dumps(manifest))
+    del without_replicas["spec"]["replicas"]
+    applied = _apply(raw, path, without_replicas, "ci")
+    assert applied.status_code == 200
+    assert applied.json()["spec"]["replicas"] == 4, "ci gave up replicas; the autoscaler's value stays"

@@ -1,9 +1,10 @@
 """Server-side apply: field ownership per apply manager (FieldsV1), conflicts, and removal of fields a
 manager stops applying.
 
-Simplifications: only `Apply` managers own fields (updates through PUT/PATCH are recorded as managers but
-own nothing); lists merged by key (containers by name, env by name, ...) are tracked per element, every
-other list is one atomic field.
+Updates (PUT/PATCH) by a named manager take ownership of the fields they change once an object has apply
+managers, so a later apply of a different value conflicts with them, as on a real server. Simplifications:
+lists merged by key (containers by name, env by name, ...) are tracked per element, every other list is one
+atomic field; status is not tracked.
 """
 
 from __future__ import annotations
@@ -138,11 +139,12 @@ def apply(current: dict[str, Any], applied: dict[str, Any], merged: dict[str, An
     applied configuration merged into it; returns `merged` with removed fields dropped and managedFields set."""
     entries = list((current.get("metadata") or {}).get("managedFields") or [])
     owned = {e["manager"]: decode(e.get("fieldsV1") or {}) for e in entries if e.get("operation") == "Apply"}
+    updaters = {e["manager"]: decode(e.get("fieldsV1") or {}) for e in entries if e.get("operation") == "Update"}
     mine = field_set(applied)
     conflicts: list[tuple[str, Path]] = []
-    for other, paths in owned.items():
-        if other == manager:
-            continue
+    rivals = [(m, p) for m, p in owned.items() if m != manager] + [(m, p) for m, p in updaters.items()
+                                                                   if m != manager]
+    for other, paths in rivals:
         for path in mine & paths:
             if path[-1] != "." and _get(current, path) != _get(applied, path):
                 conflicts.append((other, path))
@@ -153,13 +155,19 @@ def apply(current: dict[str, Any], applied: dict[str, Any], merged: dict[str, An
         raise ApiError(409, f"Apply failed with {len(causes)} {noun}: " + "\n".join(c["message"] for c in causes),
                        reason="Conflict", details={"causes": causes})
     for other, path in conflicts:
-        owned[other].discard(path)
-    others = set().union(*(p for m, p in owned.items() if m != manager)) if owned else set()
+        owned.get(other, set()).discard(path)
+        updaters.get(other, set()).discard(path)
+    others = set().union(*(p for m, p in owned.items() if m != manager), *updaters.values())
     # Whole list elements first (an element's key field is among its removed leaves), then leaves.
     for path in sorted(owned.get(manager, set()) - mine - others, key=lambda p: (p[-1] != ".", -len(p))):
         _remove(merged, path)
     owned[manager] = mine
-    kept = [e for e in entries if e.get("operation") != "Apply"]
+    kept = []
+    for entry in entries:
+        if entry.get("operation") == "Update" and entry["manager"] in updaters:
+            kept.append({**entry, "fieldsV1": encode(updaters[entry["manager"]])})
+        elif entry.get("operation") != "Apply":
+            kept.append(entry)
     for name, paths in owned.items():
         previous = next((e for e in entries if e.get("manager") == name and e.get("operation") == "Apply"), None)
         entry = {"manager": name, "operation": "Apply", "apiVersion": merged.get("apiVersion", ""),
@@ -168,3 +176,23 @@ def apply(current: dict[str, Any], applied: dict[str, Any], merged: dict[str, An
         kept.append(entry)
     merged.setdefault("metadata", {})["managedFields"] = kept
     return merged
+
+
+def record_update(old: dict[str, Any], new: dict[str, Any], manager: str, now: str) -> None:
+    """Record `manager`'s update in `new`'s managedFields; once the object has apply managers, the fields it
+    changes move to `manager` (so a later apply of another value conflicts with it)."""
+    meta = new.setdefault("metadata", {})
+    entries = [dict(e) for e in meta.get("managedFields") or []]
+    tracked = any(e.get("operation") == "Apply" for e in entries)
+    changed: set[Path] = set()
+    if tracked:
+        changed = {p for p in field_set(old) | field_set(new) if p[-1] != "." and _get(old, p) != _get(new, p)}
+        for entry in entries:
+            if entry.get("operation") == "Apply" or entry.get("manager") != manager:
+                entry["fieldsV1"] = encode(decode(entry.get("fieldsV1") or {}) - changed)
+    previous = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Update"), None)
+    owned = decode(previous.get("fieldsV1") or {}) if previous else set()
+    entries = [e for e in entries if e is not previous]
+    entries.append({"manager": manager, "operation": "Update", "apiVersion": new.get("apiVersion", ""),
+                    "time": now, "fieldsType": "FieldsV1", "fieldsV1": encode(owned | changed)})
+    meta["managedFields"] = entries

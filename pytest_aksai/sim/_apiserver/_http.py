@@ -210,7 +210,7 @@ class Handlers:
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
         obj = self.store.update_raw(route.rt, body, namespace=route.namespace, subresource=subresource,
-                                    dry_run=dry_run, name=route.name, create_missing=False)
+                                    dry_run=dry_run, name=route.name, field_manager=_manager(request))
         return self._obj_response(request, route.rt, obj, 200 if existed else 201)
 
     def _patch_type(self, request: web.Request) -> str:
@@ -228,7 +228,9 @@ class Handlers:
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
         obj = self.store.patch_raw(route.rt, route.name, body, patch_type, namespace=route.namespace,
-                                   subresource=subresource, field_manager=request.query.get("fieldManager"),
+                                   subresource=subresource,
+                                   field_manager=request.query.get("fieldManager") if patch_type == "apply"
+                                   else _manager(request),
                                    dry_run=dry_run, force=_bool(request.query.get("force")))
         return self._obj_response(request, route.rt, obj, 200 if existed else 201)
 
@@ -445,8 +447,13 @@ class Handlers:
         _set_path(obj, spec.spec_replicas_path, replicas)
         obj["metadata"].pop("resourceVersion", None)
         stored = self.store.update_raw(rt, obj, namespace=route.namespace, name=route.name,
-                                       dry_run=self._check_dry_run(request))
+                                       dry_run=self._check_dry_run(request), field_manager=_manager(request))
         return json_response(_scale_of(rt, stored))
+
+
+def _manager(request: web.Request) -> str:
+    """The field manager of an update: `fieldManager`, else the User-Agent's product (kube-apiserver's rule)."""
+    return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0] or "unknown"
 
 
 def _get_path(obj: Obj, path: str) -> Any:

@@ -392,7 +392,8 @@ class Store:
         return self.update(rt, obj, namespace=namespace, subresource="status")
 
     def update_raw(self, rt: ResourceType, obj: Obj, *, namespace: str | None = None, subresource: str | None = None,
-                   dry_run: bool = False, name: str | None = None, create_missing: bool = False) -> Obj:
+                   dry_run: bool = False, name: str | None = None, create_missing: bool = False,
+                   field_manager: str | None = None) -> Obj:
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             raise ApiError(400, "the body of the request was not a JSON object with metadata")
@@ -416,6 +417,8 @@ class Store:
         if given_rv and given_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
         new = self._merge_update(rt, old, obj, subresource)
+        if field_manager:
+            _apply.record_update(old, new, field_manager, self.clock.timestamp())
         _admission.admit(self, rt, new, old)
         return self._finish_update(rt, key, old, new, dry_run)
 
@@ -430,6 +433,8 @@ class Store:
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         meta = new["metadata"]
+        if "managedFields" not in meta and "managedFields" in old_meta:
+            meta["managedFields"] = old_meta["managedFields"]
         for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
                       "namespace", "name"):
             if field in old_meta:
@@ -508,9 +513,9 @@ class Store:
         given_rv = patched["metadata"].get("resourceVersion")
         if given_rv and given_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
-        if field_manager and patch_type != "apply":
-            _add_managed_fields(patched, field_manager, "Update", self.clock.timestamp())
         new = self._merge_update(rt, old, patched, subresource)
+        if field_manager and patch_type != "apply":
+            _apply.record_update(old, new, field_manager, self.clock.timestamp())
         _admission.admit(self, rt, new, old)
         return self._finish_update(rt, key, old, new, dry_run)
 
@@ -809,12 +814,3 @@ class Store:
 def _strip_volatile(obj: Obj) -> Obj:
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k not in ("resourceVersion", "managedFields")}
     return {**obj, "metadata": meta}
-
-
-def _add_managed_fields(obj: Obj, manager: str, operation: str, now: str) -> None:
-    meta = obj.setdefault("metadata", {})
-    entries = [e for e in meta.get("managedFields") or [] if not (e.get("manager") == manager and
-                                                                   e.get("operation") == operation)]
-    entries.append({"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion", ""),
-                    "time": now, "fieldsType": "FieldsV1", "fieldsV1": {}})
-    meta["managedFields"] = entries
