@@ -265,3 +265,24 @@ def test_invalid_labels_are_422(api, ns):
         core.patch_namespaced_config_map("l", ns, {"metadata": {"labels": {"bad key": "x"}}})
     assert err.value.status == 422
     assert _status(err.value)["details"]["causes"][0]["field"] == "metadata.labels"
+
+
+def test_field_validation_strict_warn_ignore(raw, ns):
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fv", "bogus": 1}, "data": {"a": "1"},
+            "extra": True}
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    strict = raw.request("POST", path, params={"fieldValidation": "Strict"}, json=body)
+    assert strict.status_code == 400
+    assert strict.json()["reason"] == "BadRequest"
+    assert strict.json()["message"] == ('ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding '
+                                        'error: unknown field "metadata.bogus", unknown field "extra"')
+    warned = raw.request("POST", path, json=body)  # Warn is the default
+    assert warned.status_code == 201
+    assert warned.headers.get_list("warning") == ['299 - "unknown field \\"metadata.bogus\\""',
+                                                  '299 - "unknown field \\"extra\\""']
+    assert "extra" not in warned.json()
+    assert "bogus" not in warned.json()["metadata"]
+    ignored = raw.request("POST", path, params={"fieldValidation": "Ignore"},
+                          json={**body, "metadata": {"name": "fv2"}})
+    assert ignored.status_code == 201
+    assert "warning" not in ignored.headers

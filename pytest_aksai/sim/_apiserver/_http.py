@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import _discovery, _openapi, _tables
+from . import _discovery, _knownfields, _openapi, _tables
 from ._errors import ApiError, invalid, method_not_allowed
 from ._store import Obj, Store, Watch
 from ._types import ResourceType
@@ -183,35 +183,48 @@ class Handlers:
                 raise ApiError(400, f'Invalid dryRun value: "{value}": supported values: "All"', reason="BadRequest")
         return bool(values)
 
-    def _field_validation(self, request: web.Request, rt: ResourceType, body: Any) -> None:
-        """fieldValidation=Strict: unknown fields are a 400 BadRequest (checked against CRD schemas)."""
-        if request.query.get("fieldValidation") != "Strict" or not rt.custom or not rt.schema:
-            return
-        unknown = _unknown_fields(body, rt.schema, "")
-        if unknown:
+    def _field_validation(self, request: web.Request, rt: ResourceType, body: Any) -> list[str]:
+        """`fieldValidation`: Strict answers 400 for unknown fields; Warn (the default) and Ignore drop them,
+        Warn with a `Warning` header each (returned). Custom resources: their schema; built-in kinds: the
+        fields the upstream OpenAPI declares."""
+        mode = request.query.get("fieldValidation") or "Warn"
+        if mode not in ("Strict", "Warn", "Ignore"):
+            raise ApiError(400, f'fieldValidation parameter unsupported: "{mode}"; supported values: "Ignore", '
+                                '"Strict", "Warn"')
+        if rt.custom:
+            unknown = _unknown_fields(body, rt.schema, "") if rt.schema else []
+        else:
+            unknown = _knownfields.unknown_fields(rt, body)
+        if not unknown:
+            return []
+        if mode == "Strict":
             joined = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise ApiError(400, f"strict decoding error: {joined}")
+            raise ApiError(400, f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                f"strict decoding error: {joined}")
+        if not rt.custom:
+            _knownfields.prune(rt, body, unknown)
+        return [] if mode == "Ignore" else [f'299 - "unknown field \\"{f}\\""' for f in unknown]
 
     async def _create(self, request: web.Request, route: _Route) -> web.Response:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request was not a JSON object")
         dry_run = self._check_dry_run(request)
-        self._field_validation(request, route.rt, body)
+        warnings = self._field_validation(request, route.rt, body)
         obj = self.store.create_raw(route.rt, body, namespace=route.namespace, dry_run=dry_run)
-        return self._obj_response(request, route.rt, obj, 201)
+        return _warn(self._obj_response(request, route.rt, obj, 201), warnings)
 
     async def _update(self, request: web.Request, route: _Route, subresource: str | None = None) -> web.Response:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request was not a JSON object")
         dry_run = self._check_dry_run(request)
-        self._field_validation(request, route.rt, body)
+        warnings = self._field_validation(request, route.rt, body)
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
         obj = self.store.update_raw(route.rt, body, namespace=route.namespace, subresource=subresource,
                                     dry_run=dry_run, name=route.name, field_manager=_manager(request))
-        return self._obj_response(request, route.rt, obj, 200 if existed else 201)
+        return _warn(self._obj_response(request, route.rt, obj, 200 if existed else 201), warnings)
 
     def _patch_type(self, request: web.Request) -> str:
         patch_type = _PATCH_TYPES.get(request.content_type)
@@ -225,6 +238,7 @@ class Handlers:
         patch_type = self._patch_type(request)
         body = await self._body(request)
         dry_run = self._check_dry_run(request)
+        warnings = self._field_validation(request, route.rt, body) if patch_type == "apply" else []
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
         obj = self.store.patch_raw(route.rt, route.name, body, patch_type, namespace=route.namespace,
@@ -232,7 +246,7 @@ class Handlers:
                                    field_manager=request.query.get("fieldManager") if patch_type == "apply"
                                    else _manager(request),
                                    dry_run=dry_run, force=_bool(request.query.get("force")))
-        return self._obj_response(request, route.rt, obj, 200 if existed else 201)
+        return _warn(self._obj_response(request, route.rt, obj, 200 if existed else 201), warnings)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -449,6 +463,12 @@ class Handlers:
         stored = self.store.update_raw(rt, obj, namespace=route.namespace, name=route.name,
                                        dry_run=self._check_dry_run(request), field_manager=_manager(request))
         return json_response(_scale_of(rt, stored))
+
+
+def _warn(response: web.Response, warnings: list[str]) -> web.Response:
+    for warning in warnings:
+        response.headers.add("Warning", warning)
+    return response
 
 
 def _manager(request: web.Request) -> str:
