@@ -154,3 +154,13 @@ def test_serve_rejects_bad_arguments(args: list[str], tmp_path: Path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("error:") or "error:" in result.stderr
+
+
+@needs_kubectl
+def test_kubectl_apply_rejects_unknown_fields_like_a_real_server(sim, ns, tmp_path: Path):
+    manifest = tmp_path / "typo.yaml"
+    manifest.write_text(DEPLOYMENT.replace("replicas: 1", "replicass: 1"))
+    result = _kubectl(sim, "apply", "-n", ns, "-f", str(manifest), check=False)
+    assert result.returncode == 1
+    assert ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field '
+            '"spec.replicass"') in result.stderr
