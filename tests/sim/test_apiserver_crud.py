@@ -286,3 +286,29 @@ def test_field_validation_strict_warn_ignore(raw, ns):
                           json={**body, "metadata": {"name": "fv2"}})
     assert ignored.status_code == 201
     assert "warning" not in ignored.headers
+
+
+def test_new_workloads_carry_the_status_fields_a_real_server_always_sends() -> None:
+    """The official client validates responses: creating a StatefulSet must not fail on `status: {}`."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+
+    from pytest_aksai.sim import SimCluster
+
+    with SimCluster() as sim:
+        api_client = k8s_config.new_client_from_config(config_file=str(sim.kubeconfig_path), context="aksai-sim")
+        apps = k8s.AppsV1Api(api_client)
+        template = k8s.V1PodTemplateSpec(
+            metadata=k8s.V1ObjectMeta(labels={"app": "x"}),
+            spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="x", image="busybox")]))
+        sts = apps.create_namespaced_stateful_set("default", k8s.V1StatefulSet(
+            metadata=k8s.V1ObjectMeta(name="x"),
+            spec=k8s.V1StatefulSetSpec(selector=k8s.V1LabelSelector(match_labels={"app": "x"}), service_name="x",
+                                       template=template)))
+        assert sts.status is not None and sts.status.replicas == 0
+        rs = apps.create_namespaced_replica_set("default", k8s.V1ReplicaSet(
+            metadata=k8s.V1ObjectMeta(name="y"),
+            spec=k8s.V1ReplicaSetSpec(selector=k8s.V1LabelSelector(match_labels={"app": "x"}), template=template,
+                                      replicas=0)))
+        assert rs.status is not None and rs.status.replicas == 0
+        api_client.close()

@@ -253,6 +253,15 @@ def _data_keys(obj: Obj, errors: list[FieldError], *, secret: bool) -> None:
                 data[key] = base64.b64encode(str(item).encode()).decode()
 
 
+# Status fields the real API server always sends (Go int32 fields without omitempty; `required` in OpenAPI),
+# so that clients which validate responses (the official Python client does) accept a new object.
+_STATUS_ALWAYS_SERIALIZED: dict[str, tuple[str, ...]] = {
+    "ReplicaSet": ("replicas",),
+    "StatefulSet": ("replicas", "availableReplicas"),
+    "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+}
+
+
 def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
     """Default and validate `obj` in place (create when `old` is None); raises 422 Invalid."""
     meta = obj["metadata"]
@@ -296,7 +305,9 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
             obj.setdefault("spec", {}).setdefault("updateStrategy", {"type": "RollingUpdate"})
         else:
             _workload(obj, errors, old)
-        obj.setdefault("status", {})
+        status = obj.setdefault("status", {})
+        for field in _STATUS_ALWAYS_SERIALIZED.get(kind, ()):
+            status.setdefault(field, 0)
     elif rt.group == "apiextensions.k8s.io":
         errors.extend(_crd.validate(store, obj, old))
     if errors:

@@ -10,6 +10,7 @@ Extend with `register_command("name", handler)` or `register_image("image-substr
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import uuid
 from collections.abc import Callable, Mapping
@@ -49,6 +50,9 @@ class CommandResult:
     Ready when started, as on a real kubelet."""
     reason: str | None = None
     """Termination reason instead of Completed/Error (e.g. OOMKilled)."""
+    serves_http: bool = False
+    """The process answers its HTTP readiness probe only once it listens, which the pod's
+    `sim.aksai.dev/http-port` annotation announces: until then the container is not Ready."""
 
 
 Handler = Callable[[CommandContext], CommandResult]
@@ -108,6 +112,7 @@ def _shell(ctx: CommandContext) -> CommandResult:
     exit_code: int | None = 0
     words: list[str] = []
     skipping = False
+    last: CommandResult | None = None
     for token in [*lexer, ";"]:
         if token not in (";", "&&"):
             words.append(token)
@@ -117,13 +122,20 @@ def _shell(ctx: CommandContext) -> CommandResult:
                 return CommandResult("".join(output), int(words[1]) if len(words) > 1 else exit_code, duration)
             result = _dispatch(_with_argv(ctx, words))
             output.append(result.output)
+            started = duration
             duration += result.duration
             exit_code = result.exit_code
+            last = result
             if exit_code is None:
-                return CommandResult("".join(output), None, duration)
+                # The shell becomes the long-running process: its readiness is that process's.
+                ready_after = None if result.ready_after is None else started + result.ready_after
+                return dataclasses.replace(result, output="".join(output), duration=duration,
+                                           ready_after=ready_after)
         words = []
         skipping = token == "&&" and (skipping or exit_code != 0)
-    return CommandResult("".join(output), exit_code, duration)
+    if last is None:
+        return CommandResult("".join(output), exit_code, duration)
+    return dataclasses.replace(last, output="".join(output), exit_code=exit_code, duration=duration)
 
 
 def _echo(ctx: CommandContext) -> CommandResult:

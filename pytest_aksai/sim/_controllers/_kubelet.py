@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
 from pytest_aksai.sim._controllers import _commands
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._controllers._nodes import kubelet_down
@@ -319,8 +320,10 @@ class KubeletController(Controller):
         return {"exitCode": code, "reason": reason, "startedAt": c.started_at,
                 "finishedAt": c.finished_at, "containerID": c.container_id}
 
-    def _container_status(self, c: _Container, now: float) -> Obj:
+    def _container_status(self, c: _Container, now: float, listening: bool) -> Obj:
         ready = c.state == "running" and (c.ready_at is not None and now >= c.ready_at)
+        if c.result is not None and c.result.serves_http:
+            ready = ready and listening
         status: Obj = {"name": c.name, "image": c.image, "imageID": "", "ready": ready,
                        "restartCount": c.restarts, "started": c.state == "running"}
         if c.state == "running":
@@ -346,8 +349,9 @@ class KubeletController(Controller):
         apps = [c for c in run.containers if not c.init]
         init_failed = any(c.state == "terminated" and c.result and c.result.exit_code != 0 for c in inits)
         initialized = all(c.state == "terminated" and c.result and c.result.exit_code == 0 for c in inits)
-        statuses = [self._container_status(c, now) for c in apps]
-        init_statuses = [self._container_status(c, now) for c in inits]
+        listening = HTTP_PORT_ANNOTATION in (pod["metadata"].get("annotations") or {})
+        statuses = [self._container_status(c, now, listening) for c in apps]
+        init_statuses = [self._container_status(c, now, listening) for c in inits]
         if initialized and any(c.state == "terminated" for c in apps) and all(c.state == "terminated" for c in apps):
             failed = any(c.result and c.result.exit_code != 0 for c in apps)
             phase = "Failed" if failed else "Succeeded"

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
 from pytest_aksai.sim._controllers import _commands, _kubelet
 from pytest_aksai.sim._controllers import _kaito_presets as presets
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
 from pytest_aksai.sim._vllm import EngineConfigError, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku
 
-HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 OOM_FAULT = "kaito-inference-oom"
 log = logging.getLogger("pytest_aksai.sim.controllers")
 
@@ -90,17 +90,9 @@ class _Process:
                f"({entry.weights_bytes / 1e9:.2f} GB) from Hugging Face\n")
         faults = self._faults_of(cmd.pod)
         if faults is not None and faults.is_active(OOM_FAULT):
-            result = _commands.CommandResult(out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION)
-            return _with_optional(result, reason="OOMKilled")
-        result = _commands.CommandResult(out, None, 0.0)
-        return _with_optional(result, ready_after=load)
-
-
-def _with_optional(result: _commands.CommandResult, **fields: Any) -> _commands.CommandResult:
-    """Set `ready_after` / `reason` when the kubelet's CommandResult supports them (older ones do not)."""
-    known = {f.name for f in dataclasses.fields(result)}
-    supported = {k: v for k, v in fields.items() if k in known}
-    return dataclasses.replace(result, **supported) if supported else result
+            return _commands.CommandResult(out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION,
+                                           reason="OOMKilled", serves_http=True)
+        return _commands.CommandResult(out, None, 0.0, ready_after=load, serves_http=True)
 
 
 _PROCESS = _Process()
