@@ -25,18 +25,42 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--scenario", default="default")
-    serve.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE,
-                       help="cluster seconds per wall second")
-    serve.add_argument("--fault", action="append", default=[], metavar="NAME[=VALUE]",
-                       help=f"inject a fault (repeatable); one of: {', '.join(sorted(FAULTS))}")
+    serve.add_argument(
+        "--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="cluster seconds per wall second"
+    )
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help=f"inject a fault (repeatable); one of: {', '.join(sorted(FAULTS))}",
+    )
+    sub.add_parser("faults", help="list the named faults and what each breaks")
     return parser
+
+
+def _list_faults() -> int:
+    width = max(len(name) for name in FAULTS)
+    for name in sorted(FAULTS):
+        spec = FAULTS[name]
+        parameter = f" [=VALUE: {spec.parameter}]" if spec.parameter else ""
+        print(f"{name:<{width}}  {spec.breaks}{parameter}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "faults":
+        return _list_faults()
     try:
-        cluster = SimCluster(scenario=args.scenario, time_scale=args.time_scale, faults=args.fault,
-                             host=args.host, port=args.port, kubeconfig_path=args.kubeconfig)
+        cluster = SimCluster(
+            scenario=args.scenario,
+            time_scale=args.time_scale,
+            faults=args.fault,
+            host=args.host,
+            port=args.port,
+            kubeconfig_path=args.kubeconfig,
+        )
     except SimClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -164,3 +164,17 @@ def test_report_header_names_each_value_and_its_source(pytester: pytest.Pytester
         "aksai: cluster=sim (default), provider=sim (profile sim), context=aksai-sim (default), "
         "allow=all (sim) (profile sim), timeout-scale=2.0 (option), run=r"
     )
+
+
+def test_faults_command_lists_every_fault_the_option_accepts() -> None:
+    import subprocess
+    import sys
+
+    from pytest_aksai.sim._faults import FAULTS
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest_aksai.sim", "faults"], capture_output=True, text=True, check=True
+    ).stdout
+    listed = {line.split()[0] for line in out.splitlines()}
+    assert listed == set(FAULTS)
+    assert "vllm-buffered-stream       streamed responses arrive all at once at the end" in out
