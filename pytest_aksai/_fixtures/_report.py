@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,18 @@ class ReportCollector:
                 measurements={str(k): v for k, v in report.user_properties},
             )
         )
+
+    def pytest_warning_recorded(
+        self,
+        warning_message: warnings.WarningMessage,
+        when: str,
+        nodeid: str,
+        location: tuple[str, int, str] | None,
+    ) -> None:
+        # pytest reports an item's warnings after its test reports, so the check is already recorded.
+        check = self.report.checks.get(nodeid)
+        if check is not None:
+            check.warnings.append(f"{warning_message.category.__name__}: {warning_message.message}")
 
     def write(self) -> list[Path]:
         if self._folder is None:

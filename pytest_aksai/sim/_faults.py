@@ -44,6 +44,11 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("vllm-buffered-stream", "streamed responses arrive all at once at the end"),
         FaultSpec("vllm-wrong-served-name", "the model server serves the model under a wrong name"),
         FaultSpec("vllm-broken-chat-template", "chat completions answer 500; completions still work"),
+        FaultSpec(
+            "vllm-legacy-metrics",
+            "model servers started from now on are an older vLLM: vllm:gpu_cache_usage_perc instead of "
+            "vllm:kv_cache_usage_perc",
+        ),
         FaultSpec("kaito-inference-oom", "KAITO inference pods are OOMKilled while loading the model"),
     ]
 }

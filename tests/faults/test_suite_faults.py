@@ -42,13 +42,15 @@ API_CHECKS = {
 }
 
 
-def _run_suites(pytester: pytest.Pytester, *faults: str) -> dict[str, dict[str, Any]]:
+def _run_suites(pytester: pytest.Pytester, *faults: str, strict: bool = False) -> dict[str, dict[str, Any]]:
     for name in ("test_kaito.py", "test_api_surface.py"):
         shutil.copy(SUITES / name, pytester.path / name)
     pytester.makefile(".toml", aksai=FAST_SIM)
     args = ["--aksai-cluster=fast", "--aksai-report=report", "-p", "no:randomly"]
     for fault in faults:
         args += ["--aksai-sim-fault", fault]
+    if strict:
+        args.append("--aksai-strict")
     pytester.runpytest_subprocess(*args, timeout=300)
     data = json.loads((pytester.path / "report" / "aksai-report.json").read_text())
     verdicts: dict[str, dict[str, Any]] = {}
@@ -102,3 +104,13 @@ def test_oom_killed_inference_fails_the_workspace_and_says_why(pytester: pytest.
     assert set(failing) == (KAITO_CHECKS | API_CHECKS) - {"test_inference_config_is_valid"}
     for name, message in failing.items():
         assert "InferenceReady=False, reason ContainerOOMKilled" in message, (name, message)
+
+
+def test_an_old_server_passes_with_a_warning_naming_the_rename(pytester: pytest.Pytester) -> None:
+    verdicts = _run_suites(pytester, "vllm-legacy-metrics")
+    assert _failing(verdicts) == {}
+    warned = verdicts["test_required_metrics_are_exposed"]["warnings"]
+    assert any("vllm:gpu_cache_usage_perc, renamed vllm:kv_cache_usage_perc" in w for w in warned), warned
+    strict = _failing(_run_suites(pytester, "vllm-legacy-metrics", strict=True))
+    assert set(strict) == {"test_required_metrics_are_exposed"}
+    assert "renamed vllm:kv_cache_usage_perc in newer vLLM" in strict["test_required_metrics_are_exposed"]

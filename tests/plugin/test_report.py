@@ -48,3 +48,27 @@ def test_no_report_without_the_option(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(CHECKS)
     pytester.runpytest()
     assert not (pytester.path / "out").exists()
+
+
+def test_report_lists_the_warnings_of_each_check(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import warnings
+        from pytest_aksai import AksaiWarning
+
+        def test_with_caveat():
+            warnings.warn(AksaiWarning("gpu_cache_usage_perc was renamed"))
+        """)
+    pytester.runpytest("--aksai-report=out").assert_outcomes(passed=1)
+    data = json.loads((pytester.path / "out" / "aksai-report.json").read_text())
+    assert data["checks"][0]["warnings"] == ["AksaiWarning: gpu_cache_usage_perc was renamed"]
+
+
+def test_strict_turns_aksai_warnings_into_failures(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import warnings
+        from pytest_aksai import AksaiWarning
+
+        def test_with_caveat():
+            warnings.warn(AksaiWarning("gpu_cache_usage_perc was renamed"))
+        """)
+    pytester.runpytest("--aksai-strict").assert_outcomes(failed=1)

@@ -212,7 +212,8 @@ class ModelServingController(Controller):
         while True:
             args = dict(vllm) if explicit else {**vllm, "max-model-len": length}
             try:
-                return ModelServer(model, presets.engine_config(args, entry), gpu, self.ctx.faults)
+                return ModelServer(model, presets.engine_config(args, entry), gpu, self.ctx.faults,
+                                   legacy_metrics=self.ctx.faults.is_active("vllm-legacy-metrics"))
             except (EngineConfigError, presets.InferenceConfigError):
                 if explicit or length <= 256:
                     raise
