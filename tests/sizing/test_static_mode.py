@@ -14,14 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "suites" / "test_sizing.py"
 UPSTREAM = REPO / ".." / "shared" / "upstream" / "aks-ai-lab-manifests"
 
-# Registers the glue when plugin.py does not (yet); harmless when it does.
-CONFTEST = """
-import pytest_aksai._fixtures._sizing as _sizing
-
-def pytest_configure(config):
-    if not config.pluginmanager.is_registered(_sizing):
-        config.pluginmanager.register(_sizing, "pytest_aksai._fixtures._sizing")
-"""
 
 WORKSPACE = """
 apiVersion: kaito.sh/v1beta1
@@ -45,8 +37,8 @@ data:
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    shutil.copy(SUITE, pytester.path / "test_sizing.py")
+    # A name of its own: the outer session has imported suites/test_sizing.py as module `test_sizing` already.
+    shutil.copy(SUITE, pytester.path / "test_vendored_sizing.py")
     (pytester.path / "deploy").mkdir()
     return pytester
 
@@ -106,7 +98,7 @@ def test_without_manifests_the_suite_checks_the_clusters_objects(suite: pytest.P
 
 def test_collect_only_does_not_read_the_cluster(suite: pytest.Pytester) -> None:
     r = run(suite, "-m", "sizing", "--collect-only", "-q")
-    r.stdout.fnmatch_lines(["*test_sizing.py::test_sizing_invariant[[]cluster-objects[]]*"])
+    r.stdout.fnmatch_lines(["*test_vendored_sizing.py::test_sizing_invariant[[]cluster-objects[]]*"])
 
 
 def test_bad_yaml_fails_naming_the_file(suite: pytest.Pytester) -> None:
