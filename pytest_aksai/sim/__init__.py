@@ -36,13 +36,22 @@ class SimClusterError(RuntimeError):
 class SimCluster:
     """The simulated cluster on its own asyncio loop in a daemon thread; a context manager."""
 
-    def __init__(self, *, scenario: str = "default", time_scale: float = DEFAULT_TIME_SCALE,
-                 faults: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0,
-                 kubeconfig_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        scenario: str = "default",
+        time_scale: float = DEFAULT_TIME_SCALE,
+        faults: Sequence[str] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        kubeconfig_path: Path | None = None,
+    ) -> None:
         if not time_scale > 0:
-            raise SimClusterError(f"the time scale (--time-scale, time_scale=) must be a number > 0 (cluster seconds "
-                                  f"per wall second), got {time_scale!r}; use e.g. 60 for one cluster minute per "
-                                  "wall second")
+            raise SimClusterError(
+                f"the time scale (--time-scale, time_scale=) must be a number > 0 (cluster seconds "
+                f"per wall second), got {time_scale!r}; use e.g. 60 for one cluster minute per "
+                "wall second"
+            )
         if not 0 <= port < 65536:
             raise SimClusterError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
         for fault in faults:
@@ -72,8 +81,13 @@ class SimCluster:
             return self
         from ._runtime import Runtime
 
-        runtime = Runtime(scenario=self.scenario, time_scale=self.time_scale, faults=self.faults, host=self.host,
-                          port=self.port)
+        runtime = Runtime(
+            scenario=self.scenario,
+            time_scale=self.time_scale,
+            faults=self.faults,
+            host=self.host,
+            port=self.port,
+        )
         self._runtime = runtime
         loop = asyncio.new_event_loop()
         self._loop = loop
@@ -84,8 +98,10 @@ class SimCluster:
             self.server_url = future.result(_START_TIMEOUT)
         except OSError as exc:
             self.stop()
-            raise SimClusterError(f"the simulated cluster could not listen on {self.host}:{self.port}: {exc}; "
-                                  "pick another --port (0 chooses a free one)") from exc
+            raise SimClusterError(
+                f"the simulated cluster could not listen on {self.host}:{self.port}: {exc}; "
+                "pick another --port (0 chooses a free one)"
+            ) from exc
         except Exception as exc:
             self.stop()
             raise SimClusterError(f"the simulated cluster failed to start: {exc}") from exc
@@ -95,14 +111,29 @@ class SimCluster:
 
     def _write_kubeconfig(self, token: str, ca_pem: bytes) -> None:
         config = {
-            "apiVersion": "v1", "kind": "Config", "preferences": {},
-            "clusters": [{"name": KUBECONFIG_CONTEXT, "cluster": {
-                "server": self.server_url,
-                "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": KUBECONFIG_CONTEXT,
+                    "cluster": {
+                        "server": self.server_url,
+                        "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                    },
+                }
+            ],
             "users": [{"name": f"{KUBECONFIG_CONTEXT}-admin", "user": {"token": token}}],
-            "contexts": [{"name": KUBECONFIG_CONTEXT, "context": {"cluster": KUBECONFIG_CONTEXT,
-                                                                  "user": f"{KUBECONFIG_CONTEXT}-admin",
-                                                                  "namespace": "default"}}],
+            "contexts": [
+                {
+                    "name": KUBECONFIG_CONTEXT,
+                    "context": {
+                        "cluster": KUBECONFIG_CONTEXT,
+                        "user": f"{KUBECONFIG_CONTEXT}-admin",
+                        "namespace": "default",
+                    },
+                }
+            ],
             "current-context": KUBECONFIG_CONTEXT,
         }
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +167,7 @@ class SimCluster:
     def __enter__(self) -> SimCluster:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

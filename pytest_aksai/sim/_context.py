@@ -43,8 +43,14 @@ class SimContext:
     """The CA that signed the API server's serving certificate (for the sim's own HTTPS clients)."""
     _event_names: dict[tuple[str, str, str, str], str] = field(default_factory=dict, repr=False)
 
-    def record_event(self, involved_object: dict[str, Any], reason: str, message: str, type_: str = "Normal",
-                     component: str = DEFAULT_EVENT_COMPONENT) -> dict[str, Any]:
+    def record_event(
+        self,
+        involved_object: dict[str, Any],
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        component: str = DEFAULT_EVENT_COMPONENT,
+    ) -> dict[str, Any]:
         """Record a core/v1 Event about `involved_object` (a full object or an ObjectReference-shaped dict);
         a repeat of the same reason and message bumps `count` and `lastTimestamp`, as the kubelet's recorder does."""
         meta = involved_object.get("metadata") or {}
@@ -74,9 +80,16 @@ class SimContext:
         name = f"{ref.get('name', 'object')}.{secrets.token_hex(8)}"
         event = {
             "metadata": {"name": name, "namespace": namespace},
-            "involvedObject": ref, "reason": reason, "message": message, "type": type_,
-            "source": {"component": component}, "reportingComponent": component, "reportingInstance": "",
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "involvedObject": ref,
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": "",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
         }
         created = self.store.create(events, event, namespace=namespace)
         self._event_names[key] = name

@@ -36,7 +36,9 @@ def sim_crds() -> list[dict[str, Any]]:
 
 
 class Runtime:
-    def __init__(self, *, scenario: str, time_scale: float, faults: Sequence[str], host: str, port: int) -> None:
+    def __init__(
+        self, *, scenario: str, time_scale: float, faults: Sequence[str], host: str, port: int
+    ) -> None:
         self.scenario = scenario
         self.clock = VirtualClock(time_scale)
         self.faults = ActiveFaults(faults)
@@ -44,8 +46,9 @@ class Runtime:
         self.port = port
         self.internal_token = secrets.token_urlsafe(24)
         self.store = Store(self.clock)
-        self.server = ApiServer(self.store, issuer="", internal_token=self.internal_token,
-                                middlewares=[self._flaky_middleware])
+        self.server = ApiServer(
+            self.store, issuer="", internal_token=self.internal_token, middlewares=[self._flaky_middleware]
+        )
         self.tls = make_serving_cert([host])
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -54,7 +57,10 @@ class Runtime:
 
     @web.middleware
     async def _flaky_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.faults.is_active("api-flaky") and request.headers.get("Authorization", "")[7:] != self.internal_token:
+        if (
+            self.faults.is_active("api-flaky")
+            and request.headers.get("Authorization", "")[7:] != self.internal_token
+        ):
             try:
                 percent = float(self.faults.parameter("api-flaky", "20"))
             except ValueError:
@@ -62,12 +68,23 @@ class Runtime:
             if random.random() * 100 < percent:
                 choice = random.randrange(3)
                 if choice == 0:
-                    return error_response(ApiError(500, "Internal error occurred: the simulated cluster's api-flaky "
-                                                        "fault failed this request",
-                                                   details={"causes": [{"message": "api-flaky"}]}))
+                    return error_response(
+                        ApiError(
+                            500,
+                            "Internal error occurred: the simulated cluster's api-flaky "
+                            "fault failed this request",
+                            details={"causes": [{"message": "api-flaky"}]},
+                        )
+                    )
                 if choice == 1:
-                    return error_response(ApiError(429, "Too many requests, please try again later.",
-                                                   details={"retryAfterSeconds": 1}, retry_after=1))
+                    return error_response(
+                        ApiError(
+                            429,
+                            "Too many requests, please try again later.",
+                            details={"retryAfterSeconds": 1},
+                            retry_after=1,
+                        )
+                    )
                 if request.transport is not None:
                     request.transport.abort()  # the client sees a connection reset
                 return web.Response(status=500)
@@ -77,11 +94,13 @@ class Runtime:
     async def start(self) -> str:
         loop = asyncio.get_running_loop()
         self.store.attach_loop(loop)
-        self._runner = web.AppRunner(self.server.app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=2.0)
+        self._runner = web.AppRunner(
+            self.server.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
-                           ssl_context=self.tls.server_context())
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, ssl_context=self.tls.server_context()
+        )
         await site.start()
         sockets = getattr(site, "_server").sockets  # noqa: B009 - aiohttp exposes the bound port only here
         port = sockets[0].getsockname()[1]
@@ -89,10 +108,17 @@ class Runtime:
         self.server_url = f"https://{host}:{port}"
         self.server.tokens.issuer = self.server_url
         self._bootstrap()
-        self.ctx = SimContext(store=self.store, clock=self.clock, faults=self.faults, scenario=self.scenario,
-                              server_url=self.server_url, pod_logs=self.server.pod_logs,
-                              internal_token=self.internal_token, issuer=self.server_url,
-                              ca_pem=self.tls.ca_pem)
+        self.ctx = SimContext(
+            store=self.store,
+            clock=self.clock,
+            faults=self.faults,
+            scenario=self.scenario,
+            server_url=self.server_url,
+            pod_logs=self.server.pod_logs,
+            internal_token=self.internal_token,
+            issuer=self.server_url,
+            ca_pem=self.tls.ca_pem,
+        )
         self._tasks.append(asyncio.create_task(self._sync_faults(), name="aksai-sim-faults"))
         self._tasks.extend(await _controllers.start(self.ctx))
         return self.server_url
@@ -106,17 +132,30 @@ class Runtime:
         for crd in sim_crds():
             store.create_raw(crds, crd)
         configmaps = store.resource("v1", "configmaps")
-        store.create_raw(configmaps, {"metadata": {"name": SIM_CONFIGMAP, "namespace": "kube-system"}, "data": {
-            "timeScale": repr(self.clock.time_scale), "scenario": self.scenario,
-            "epoch": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")}})
-        store.create_raw(configmaps, {"metadata": {"name": FAULTS_CONFIGMAP_NAME,
-                                                   "namespace": FAULTS_CONFIGMAP_NAMESPACE},
-                                      "data": self.faults.as_data()})
+        store.create_raw(
+            configmaps,
+            {
+                "metadata": {"name": SIM_CONFIGMAP, "namespace": "kube-system"},
+                "data": {
+                    "timeScale": repr(self.clock.time_scale),
+                    "scenario": self.scenario,
+                    "epoch": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+            },
+        )
+        store.create_raw(
+            configmaps,
+            {
+                "metadata": {"name": FAULTS_CONFIGMAP_NAME, "namespace": FAULTS_CONFIGMAP_NAMESPACE},
+                "data": self.faults.as_data(),
+            },
+        )
 
     async def _sync_faults(self) -> None:
         configmaps = self.store.resource("v1", "configmaps")
-        watch = self.store.watch(configmaps, FAULTS_CONFIGMAP_NAMESPACE,
-                                 field_selector=f"metadata.name={FAULTS_CONFIGMAP_NAME}")
+        watch = self.store.watch(
+            configmaps, FAULTS_CONFIGMAP_NAMESPACE, field_selector=f"metadata.name={FAULTS_CONFIGMAP_NAME}"
+        )
         async for event_type, obj in watch:
             if event_type == "DELETED":
                 self.faults.replace({})

@@ -17,11 +17,26 @@ DEFAULT_FIXED_DAILY_USD = 8.88
 """Fixed daily cost of a scale-to-zero deployment: the always-on system node pool ($0.37/hour × 24)."""
 
 WEIGHT_BYTES_PER_PARAM: dict[str, float] = {
-    "int4": 0.5, "awq": 0.5, "awq_marlin": 0.5, "gptq": 0.5, "gptq_marlin": 0.5, "marlin": 0.5,
-    "bitsandbytes": 0.5, "int8": 1.0, "fp8": 1.0, "fp16": 2.0, "bf16": 2.0,
+    "int4": 0.5,
+    "awq": 0.5,
+    "awq_marlin": 0.5,
+    "gptq": 0.5,
+    "gptq_marlin": 0.5,
+    "marlin": 0.5,
+    "bitsandbytes": 0.5,
+    "int8": 1.0,
+    "fp8": 1.0,
+    "fp16": 2.0,
+    "bf16": 2.0,
 }
 DTYPE_BYTES: dict[str, float] = {
-    "float16": 2.0, "half": 2.0, "fp16": 2.0, "bfloat16": 2.0, "bf16": 2.0, "float32": 4.0, "float": 4.0,
+    "float16": 2.0,
+    "half": 2.0,
+    "fp16": 2.0,
+    "bfloat16": 2.0,
+    "bf16": 2.0,
+    "float32": 4.0,
+    "float": 4.0,
 }
 KV_CACHE_DTYPE_BYTES: dict[str, float] = {"fp8": 1.0, "fp8_e4m3": 1.0, "fp8_e5m2": 1.0, "fp8_inc": 1.0}
 
@@ -84,6 +99,8 @@ def breakeven_requests_per_day(
     return fixed_daily / margin
 
 
-def kaito_fixed_daily(system_fixed_daily: float, gpu_price_per_hour: float, always_on_nodes: int = 1) -> float:
+def kaito_fixed_daily(
+    system_fixed_daily: float, gpu_price_per_hour: float, always_on_nodes: int = 1
+) -> float:
     """KAITO keeps its GPU node(s) up: the system pool plus 24 h of each always-on GPU node."""
     return system_fixed_daily + 24 * gpu_price_per_hour * always_on_nodes

@@ -49,15 +49,21 @@ def _positive_float(s: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pytest_aksai.sizing",
-                                description="Does a model fit a GPU, what to deploy, and do manifests agree.")
+    p = argparse.ArgumentParser(
+        prog="python -m pytest_aksai.sizing",
+        description="Does a model fit a GPU, what to deploy, and do manifests agree.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", action="store_true", help="print one JSON object (see docs/sizing.md)")
         sp.add_argument("--models-file", type=Path, help="extra catalog entries (YAML or TOML)")
-        sp.add_argument("--runtime-overhead-gib", type=float, default=A.DEFAULT_RUNTIME_OVERHEAD_GIB,
-                        help="per-GPU memory besides weights and KV cache (default %(default)s)")
+        sp.add_argument(
+            "--runtime-overhead-gib",
+            type=float,
+            default=A.DEFAULT_RUNTIME_OVERHEAD_GIB,
+            help="per-GPU memory besides weights and KV cache (default %(default)s)",
+        )
 
     fit = sub.add_parser("fit", help="memory figures and invariants for one model on one GPU SKU")
     fit.add_argument("--model", required=True, help="served name, KAITO preset or HF id")
@@ -75,13 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--model", required=True)
     rec.add_argument("--p95-prompt", type=_positive_int, required=True, help="p95 prompt tokens per request")
     rec.add_argument("--p95-completion", type=_positive_int, required=True, help="p95 completion tokens")
-    rec.add_argument("--peak-concurrency", type=_positive_int, required=True, help="concurrent requests at peak")
-    rec.add_argument("--throughput", type=_positive_float,
-                     help="measured tokens/s (prompt + completion) of one replica; default: a roofline estimate")
+    rec.add_argument(
+        "--peak-concurrency", type=_positive_int, required=True, help="concurrent requests at peak"
+    )
+    rec.add_argument(
+        "--throughput",
+        type=_positive_float,
+        help="measured tokens/s (prompt + completion) of one replica; default: a roofline estimate",
+    )
     rec.add_argument("--gpu", help="consider only this SKU")
     rec.add_argument("--gpu-price", type=_positive_float, help="override the SKU's $/hour")
-    rec.add_argument("--fixed-daily", type=float, default=A.DEFAULT_FIXED_DAILY_USD,
-                     help="fixed $/day of a scale-to-zero deployment, i.e. the system pool (default %(default)s)")
+    rec.add_argument(
+        "--fixed-daily",
+        type=float,
+        default=A.DEFAULT_FIXED_DAILY_USD,
+        help="fixed $/day of a scale-to-zero deployment, i.e. the system pool (default %(default)s)",
+    )
     rec.add_argument("--api", default="gpt-4o-mini", help="API to break even against (default %(default)s)")
     rec.add_argument("--dtype", default="auto")
     rec.add_argument("--quantization")
@@ -91,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check", help="the static sizing invariants over manifests")
     chk.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or folders")
-    chk.add_argument("--strict", action="store_true", help="warnings and unknown models/SKUs count as failures")
+    chk.add_argument(
+        "--strict", action="store_true", help="warnings and unknown models/SKUs count as failures"
+    )
     common(chk)
     return p
 
@@ -107,17 +124,37 @@ def _catalog(models_file: Path | None) -> Catalog:
 def _cmd_fit(a: argparse.Namespace, out: TextIO) -> int:
     cat = _catalog(a.models_file)
     model, sku = cat.model_spec(a.model), cat.gpu_sku(a.gpu)
-    cfg = ServingConfig(dtype=a.dtype, max_model_len=a.max_model_len, max_num_seqs=a.max_num_seqs,
-                        gpu_memory_utilization=a.gpu_memory_utilization,
-                        tensor_parallel_size=a.tensor_parallel_size, quantization=a.quantization,
-                        kv_cache_dtype=a.kv_cache_dtype)
+    cfg = ServingConfig(
+        dtype=a.dtype,
+        max_model_len=a.max_model_len,
+        max_num_seqs=a.max_num_seqs,
+        gpu_memory_utilization=a.gpu_memory_utilization,
+        tensor_parallel_size=a.tensor_parallel_size,
+        quantization=a.quantization,
+        kv_cache_dtype=a.kv_cache_dtype,
+    )
     r = evaluate(model, sku, cfg, runtime_overhead_gib=a.runtime_overhead_gib)
     if a.json:
-        doc = {"schema": JSON_SCHEMA_VERSION, "command": "fit",
-               "inputs": {k: getattr(a, k) for k in ("model", "gpu", "dtype", "max_model_len", "max_num_seqs",
-                                                     "gpu_memory_utilization", "tensor_parallel_size",
-                                                     "quantization", "kv_cache_dtype", "runtime_overhead_gib")},
-               **r.as_json()}
+        doc = {
+            "schema": JSON_SCHEMA_VERSION,
+            "command": "fit",
+            "inputs": {
+                k: getattr(a, k)
+                for k in (
+                    "model",
+                    "gpu",
+                    "dtype",
+                    "max_model_len",
+                    "max_num_seqs",
+                    "gpu_memory_utilization",
+                    "tensor_parallel_size",
+                    "quantization",
+                    "kv_cache_dtype",
+                    "runtime_overhead_gib",
+                )
+            },
+            **r.as_json(),
+        }
         json.dump(doc, out, indent=2)
         out.write("\n")
     else:
@@ -127,12 +164,18 @@ def _cmd_fit(a: argparse.Namespace, out: TextIO) -> int:
 
 def _print_fit(r: FitReport, out: TextIO) -> None:
     out.write(f"{r.model} on {r.gpu}: {'fits' if r.fits else 'DOES NOT FIT'}\n")
-    out.write(f"  dtype {r.dtype}, tensor-parallel-size {r.tensor_parallel_size}, max-model-len {r.max_model_len}, "
-              f"max-num-seqs {r.max_num_seqs}, gpu-memory-utilization {r.gpu_memory_utilization:g}\n")
-    out.write(f"  weights {r.weights_gib:.2f} GiB ({r.weights_per_gpu_gib:.2f} GiB per GPU); usable VRAM "
-              f"{r.usable_vram_gib:.2f} of {r.vram_gib:g} GiB\n")
-    out.write(f"  KV {r.kv_bytes_per_token} B/token; KV budget {r.kv_budget_gib:.2f} GiB = {r.kv_token_capacity} "
-              f"tokens per GPU; {r.max_concurrent_seqs} sequences of {r.max_model_len} tokens\n")
+    out.write(
+        f"  dtype {r.dtype}, tensor-parallel-size {r.tensor_parallel_size}, max-model-len {r.max_model_len}, "
+        f"max-num-seqs {r.max_num_seqs}, gpu-memory-utilization {r.gpu_memory_utilization:g}\n"
+    )
+    out.write(
+        f"  weights {r.weights_gib:.2f} GiB ({r.weights_per_gpu_gib:.2f} GiB per GPU); usable VRAM "
+        f"{r.usable_vram_gib:.2f} of {r.vram_gib:g} GiB\n"
+    )
+    out.write(
+        f"  KV {r.kv_bytes_per_token} B/token; KV budget {r.kv_budget_gib:.2f} GiB = {r.kv_token_capacity} "
+        f"tokens per GPU; {r.max_concurrent_seqs} sequences of {r.max_model_len} tokens\n"
+    )
     for c in r.checks:
         out.write(f"  {c.status.upper():7} {c.invariant}: {c.message}\n")
 
@@ -148,33 +191,81 @@ def _cmd_recommend(a: argparse.Namespace, out: TextIO) -> int:
     rejected: list[dict[str, Any]] = []
     for sku in skus:
         price = price_of[sku.name]
-        tp = next(n for n in range(sku.gpu_count, 0, -1)
-                  if sku.gpu_count % n == 0 and model.attention_heads % n == 0)
-        probe = evaluate(model, sku, ServingConfig(
-            dtype=a.dtype, max_model_len=mml, max_num_seqs=1, gpu_memory_utilization=a.gpu_memory_utilization,
-            tensor_parallel_size=tp, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype,
-        ), runtime_overhead_gib=a.runtime_overhead_gib)
+        tp = next(
+            n
+            for n in range(sku.gpu_count, 0, -1)
+            if sku.gpu_count % n == 0 and model.attention_heads % n == 0
+        )
+        probe = evaluate(
+            model,
+            sku,
+            ServingConfig(
+                dtype=a.dtype,
+                max_model_len=mml,
+                max_num_seqs=1,
+                gpu_memory_utilization=a.gpu_memory_utilization,
+                tensor_parallel_size=tp,
+                quantization=a.quantization,
+                kv_cache_dtype=a.kv_cache_dtype,
+            ),
+            runtime_overhead_gib=a.runtime_overhead_gib,
+        )
         if not probe.fits or probe.max_concurrent_seqs < 1:
-            rejected.append({"gpu": sku.name, "reason": "; ".join(c.message for c in probe.checks
-                                                                  if c.status == "fail")})
+            rejected.append(
+                {"gpu": sku.name, "reason": "; ".join(c.message for c in probe.checks if c.status == "fail")}
+            )
             continue
         if price is None:
-            raise _UsageError(f"{sku.name} fits {model.name} but has no price in the catalog; pass --gpu-price")
+            raise _UsageError(
+                f"{sku.name} fits {model.name} but has no price in the catalog; pass --gpu-price"
+            )
         seqs = min(A.DEFAULT_MAX_NUM_SEQS, probe.max_concurrent_seqs)
-        report = evaluate(model, sku, ServingConfig(
-            dtype=a.dtype, max_model_len=mml, max_num_seqs=seqs, gpu_memory_utilization=a.gpu_memory_utilization,
-            tensor_parallel_size=tp, quantization=a.quantization, kv_cache_dtype=a.kv_cache_dtype,
-        ), runtime_overhead_gib=a.runtime_overhead_gib)
-        return _emit_recommendation(a, out, cat, model.name, sku.name, price, report,
-                                    roofline_tokens_per_s(report, model, sku, a.p95_prompt, a.p95_completion),
-                                    api.name, rejected)
-    raise _UsageError(f"no SKU in the catalog fits {model.name} at max-model-len {mml}: "
-                      + "; ".join(f"{r['gpu']}: {r['reason']}" for r in rejected[:3])
-                      + ("…" if len(rejected) > 3 else "") + ". Try --quantization awq or a multi-GPU SKU.")
+        report = evaluate(
+            model,
+            sku,
+            ServingConfig(
+                dtype=a.dtype,
+                max_model_len=mml,
+                max_num_seqs=seqs,
+                gpu_memory_utilization=a.gpu_memory_utilization,
+                tensor_parallel_size=tp,
+                quantization=a.quantization,
+                kv_cache_dtype=a.kv_cache_dtype,
+            ),
+            runtime_overhead_gib=a.runtime_overhead_gib,
+        )
+        return _emit_recommendation(
+            a,
+            out,
+            cat,
+            model.name,
+            sku.name,
+            price,
+            report,
+            roofline_tokens_per_s(report, model, sku, a.p95_prompt, a.p95_completion),
+            api.name,
+            rejected,
+        )
+    raise _UsageError(
+        f"no SKU in the catalog fits {model.name} at max-model-len {mml}: "
+        + "; ".join(f"{r['gpu']}: {r['reason']}" for r in rejected[:3])
+        + ("…" if len(rejected) > 3 else "")
+        + ". Try --quantization awq or a multi-GPU SKU."
+    )
 
 
-def _emit_recommendation(a: argparse.Namespace, out: TextIO, cat: Catalog, model: str, gpu: str, price: float,
-                         report: FitReport, estimate: float, api_name: str, rejected: list[dict[str, Any]]) -> int:
+def _emit_recommendation(
+    a: argparse.Namespace,
+    out: TextIO,
+    cat: Catalog,
+    model: str,
+    gpu: str,
+    price: float,
+    report: FitReport,
+    estimate: float,
+    api_name: str,
+    rejected: list[dict[str, Any]],
+) -> int:
     throughput = a.throughput if a.throughput is not None else estimate
     tokens = a.p95_prompt + a.p95_completion
     replicas = A.replicas_for(a.peak_concurrency, report.max_num_seqs)
@@ -191,16 +282,36 @@ def _emit_recommendation(a: argparse.Namespace, out: TextIO, cat: Catalog, model
             },
         }
     doc: dict[str, Any] = {
-        "schema": JSON_SCHEMA_VERSION, "command": "recommend",
-        "inputs": {k: getattr(a, k) for k in ("model", "p95_prompt", "p95_completion", "peak_concurrency",
-                                              "throughput", "gpu", "gpu_price", "fixed_daily", "api", "dtype",
-                                              "quantization", "kv_cache_dtype", "gpu_memory_utilization",
-                                              "runtime_overhead_gib")},
-        "model": model, "gpu": gpu, "gpu_price_per_hour": price,
+        "schema": JSON_SCHEMA_VERSION,
+        "command": "recommend",
+        "inputs": {
+            k: getattr(a, k)
+            for k in (
+                "model",
+                "p95_prompt",
+                "p95_completion",
+                "peak_concurrency",
+                "throughput",
+                "gpu",
+                "gpu_price",
+                "fixed_daily",
+                "api",
+                "dtype",
+                "quantization",
+                "kv_cache_dtype",
+                "gpu_memory_utilization",
+                "runtime_overhead_gib",
+            )
+        },
+        "model": model,
+        "gpu": gpu,
+        "gpu_price_per_hour": price,
         "tensor_parallel_size": report.tensor_parallel_size,
-        "max_model_len": report.max_model_len, "max_num_seqs": report.max_num_seqs,
+        "max_model_len": report.max_model_len,
+        "max_num_seqs": report.max_num_seqs,
         "gpu_memory_utilization": report.gpu_memory_utilization,
-        "replicas": replicas, "cost_per_hour_peak": replicas * price,
+        "replicas": replicas,
+        "cost_per_hour_peak": replicas * price,
         "throughput_tokens_per_s": throughput,
         "throughput_source": "given" if a.throughput is not None else "roofline-estimate",
         "selfhost_cost_per_request": selfhost,
@@ -221,15 +332,21 @@ def _emit_recommendation(a: argparse.Namespace, out: TextIO, cat: Catalog, model
         return "never (self-hosting costs more per request)" if v is None else f"{v:,.0f} requests/day"
 
     out.write(f"{model}: {gpu} at ${price:.3f}/hour, tensor-parallel-size {report.tensor_parallel_size}\n")
-    out.write(f"  --max-model-len {report.max_model_len} --max-num-seqs {report.max_num_seqs}; {replicas} replica(s) "
-              f"for {a.peak_concurrency} concurrent requests = ${replicas * price:.2f}/hour at peak\n")
-    out.write(f"  throughput {throughput:,.0f} tok/s ({doc['throughput_source']}); self-hosted "
-              f"${selfhost:.7f}/request of {tokens} tokens\n")
+    out.write(
+        f"  --max-model-len {report.max_model_len} --max-num-seqs {report.max_num_seqs}; {replicas} replica(s) "
+        f"for {a.peak_concurrency} concurrent requests = ${replicas * price:.2f}/hour at peak\n"
+    )
+    out.write(
+        f"  throughput {throughput:,.0f} tok/s ({doc['throughput_source']}); self-hosted "
+        f"${selfhost:.7f}/request of {tokens} tokens\n"
+    )
     for name, v in against.items():
         be = v["breakeven_requests_per_day"]
-        out.write(f"  vs {name} (${v['api_cost_per_request']:.7f}/request): break-even "
-                  f"{per_day(be['standalone'])} scale-to-zero (${a.fixed_daily:.2f}/day fixed), "
-                  f"{per_day(be['kaito'])} with KAITO's always-on node (${kaito_fixed:.2f}/day)\n")
+        out.write(
+            f"  vs {name} (${v['api_cost_per_request']:.7f}/request): break-even "
+            f"{per_day(be['standalone'])} scale-to-zero (${a.fixed_daily:.2f}/day fixed), "
+            f"{per_day(be['kaito'])} with KAITO's always-on node (${kaito_fixed:.2f}/day)\n"
+        )
     return 0
 
 
@@ -243,16 +360,27 @@ def _cmd_check(a: argparse.Namespace, out: TextIO) -> int:
     bad = {"fail", "warn", "unknown"} if a.strict else {"fail"}
     failed = sum(f.status in bad for f in findings)
     if a.json:
-        json.dump({"schema": JSON_SCHEMA_VERSION, "command": "check",
-                   "inputs": {"paths": [str(p) for p in a.paths], "strict": a.strict},
-                   "findings": [f.as_json() for f in findings],
-                   "summary": {s: sum(f.status == s for f in findings) for s in ("pass", "fail", "warn", "unknown")},
-                   "ok": failed == 0}, out, indent=2)
+        json.dump(
+            {
+                "schema": JSON_SCHEMA_VERSION,
+                "command": "check",
+                "inputs": {"paths": [str(p) for p in a.paths], "strict": a.strict},
+                "findings": [f.as_json() for f in findings],
+                "summary": {
+                    s: sum(f.status == s for f in findings) for s in ("pass", "fail", "warn", "unknown")
+                },
+                "ok": failed == 0,
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
     else:
         for f in findings:
             out.write(f"{f.status.upper():7} {f.test_id}\n        {f.message}\n")
-        counts = ", ".join(f"{sum(f.status == s for f in findings)} {s}" for s in ("pass", "fail", "warn", "unknown"))
+        counts = ", ".join(
+            f"{sum(f.status == s for f in findings)} {s}" for s in ("pass", "fail", "warn", "unknown")
+        )
         out.write(f"{len(findings)} findings: {counts}\n")
     return 1 if failed else 0
 

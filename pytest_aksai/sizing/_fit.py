@@ -130,8 +130,11 @@ def evaluate(
     dtype = _resolve_dtype(config.dtype, model, sku)
     bpp = _weight_bytes_per_param(config.quantization, dtype)
     kv_b = _kv_dtype_bytes(config.kv_cache_dtype, dtype)
-    util = config.gpu_memory_utilization if config.gpu_memory_utilization is not None \
+    util = (
+        config.gpu_memory_utilization
+        if config.gpu_memory_utilization is not None
         else A.DEFAULT_GPU_MEMORY_UTILIZATION
+    )
     tp = config.tensor_parallel_size or default_tensor_parallel
     mml = config.max_model_len or model.max_context
     mns = config.max_num_seqs or A.DEFAULT_MAX_NUM_SEQS
@@ -153,62 +156,122 @@ def evaluate(
     need = weights_gpu * A.WEIGHT_MARGIN
     tp_note = f" per GPU at tensor-parallel-size {tp}" if tp > 1 else ""
     if need < usable:
-        checks.append(Check("weights-fit", "pass",
-                            f"weights {_g(weights_gpu)}{tp_note} × {A.WEIGHT_MARGIN} = {_g(need)} < usable "
-                            f"{_g(usable)} ({sku.vram_gib:g} GiB × gpu-memory-utilization {util:g}) of {where}"))
+        checks.append(
+            Check(
+                "weights-fit",
+                "pass",
+                f"weights {_g(weights_gpu)}{tp_note} × {A.WEIGHT_MARGIN} = {_g(need)} < usable "
+                f"{_g(usable)} ({sku.vram_gib:g} GiB × gpu-memory-utilization {util:g}) of {where}",
+            )
+        )
     else:
         half = A.weights_bytes(model.parameters, 0.5) / tp * A.WEIGHT_MARGIN
-        checks.append(Check("weights-fit", "fail",
-                            f"{model.name} weights {_g(weights_gpu)}{tp_note} × {A.WEIGHT_MARGIN} = {_g(need)} do not "
-                            f"fit the usable {_g(usable)} ({sku.vram_gib:g} GiB × gpu-memory-utilization {util:g}) of "
-                            f"{where}; use a SKU with more memory per GPU, shard with --tensor-parallel-size on a "
-                            f"multi-GPU SKU, or quantize (int4 AWQ needs {_g(half)})"))
+        checks.append(
+            Check(
+                "weights-fit",
+                "fail",
+                f"{model.name} weights {_g(weights_gpu)}{tp_note} × {A.WEIGHT_MARGIN} = {_g(need)} do not "
+                f"fit the usable {_g(usable)} ({sku.vram_gib:g} GiB × gpu-memory-utilization {util:g}) of "
+                f"{where}; use a SKU with more memory per GPU, shard with --tensor-parallel-size on a "
+                f"multi-GPU SKU, or quantize (int4 AWQ needs {_g(half)})",
+            )
+        )
 
     if capacity >= mml:
-        checks.append(Check("kv-one-sequence", "pass",
-                            f"KV budget {_g(budget_gpu)} per GPU holds {capacity} tokens "
-                            f"({kv_gpu} B/token) ≥ max-model-len {mml}"))
+        checks.append(
+            Check(
+                "kv-one-sequence",
+                "pass",
+                f"KV budget {_g(budget_gpu)} per GPU holds {capacity} tokens "
+                f"({kv_gpu} B/token) ≥ max-model-len {mml}",
+            )
+        )
     else:
-        arith = (f"usable {_g(usable)} − weights {_g(weights_gpu)} − overhead {runtime_overhead_gib:g} GiB "
-                 f"= {budget_gpu / A.GIB:.2f} GiB")
+        arith = (
+            f"usable {_g(usable)} − weights {_g(weights_gpu)} − overhead {runtime_overhead_gib:g} GiB "
+            f"= {budget_gpu / A.GIB:.2f} GiB"
+        )
         if capacity == 0:
-            checks.append(Check("kv-one-sequence", "fail",
-                                f"no room for a KV cache per GPU ({arith}); vLLM will refuse to start. Free memory "
-                                f"first (see weights-fit): a larger GPU, quantization or tensor parallelism"))
+            checks.append(
+                Check(
+                    "kv-one-sequence",
+                    "fail",
+                    f"no room for a KV cache per GPU ({arith}); vLLM will refuse to start. Free memory "
+                    f"first (see weights-fit): a larger GPU, quantization or tensor parallelism",
+                )
+            )
         else:
-            checks.append(Check("kv-one-sequence", "fail",
-                                f"KV budget per GPU ({arith}) holds {capacity} tokens at {kv_gpu} B/token, less than "
-                                f"one sequence of max-model-len {mml}; vLLM will refuse to start. Lower "
-                                f"--max-model-len to at most {capacity}, raise --gpu-memory-utilization, use "
-                                f"--kv-cache-dtype fp8, or use a larger GPU"))
+            checks.append(
+                Check(
+                    "kv-one-sequence",
+                    "fail",
+                    f"KV budget per GPU ({arith}) holds {capacity} tokens at {kv_gpu} B/token, less than "
+                    f"one sequence of max-model-len {mml}; vLLM will refuse to start. Lower "
+                    f"--max-model-len to at most {capacity}, raise --gpu-memory-utilization, use "
+                    f"--kv-cache-dtype fp8, or use a larger GPU",
+                )
+            )
 
     if mns <= seqs:
-        checks.append(Check("kv-concurrency", "pass",
-                            f"max-num-seqs {mns} ≤ {seqs} sequences of {mml} tokens that the KV budget holds"))
+        checks.append(
+            Check(
+                "kv-concurrency",
+                "pass",
+                f"max-num-seqs {mns} ≤ {seqs} sequences of {mml} tokens that the KV budget holds",
+            )
+        )
     else:
-        fix = (f"Set --max-num-seqs {seqs} or lower --max-model-len" if seqs
-               else "Not even one fits: fix kv-one-sequence first")
-        checks.append(Check("kv-concurrency", "warn",
-                            f"max-num-seqs {mns} > {seqs} sequences of max-model-len {mml} that the KV budget "
-                            f"({capacity} tokens) holds; at full length vLLM queues or preempts the rest. {fix}"))
+        fix = (
+            f"Set --max-num-seqs {seqs} or lower --max-model-len"
+            if seqs
+            else "Not even one fits: fix kv-one-sequence first"
+        )
+        checks.append(
+            Check(
+                "kv-concurrency",
+                "warn",
+                f"max-num-seqs {mns} > {seqs} sequences of max-model-len {mml} that the KV budget "
+                f"({capacity} tokens) holds; at full length vLLM queues or preempts the rest. {fix}",
+            )
+        )
 
     if mml <= model.max_context:
-        checks.append(Check("context-limit", "pass",
-                            f"max-model-len {mml} ≤ {model.name} context limit {model.max_context}"))
+        checks.append(
+            Check(
+                "context-limit",
+                "pass",
+                f"max-model-len {mml} ≤ {model.name} context limit {model.max_context}",
+            )
+        )
     else:
-        checks.append(Check("context-limit", "fail",
-                            f"max-model-len {mml} > {model.name} context limit {model.max_context} "
-                            f"(max_position_embeddings); set --max-model-len {model.max_context} or less"))
+        checks.append(
+            Check(
+                "context-limit",
+                "fail",
+                f"max-model-len {mml} > {model.name} context limit {model.max_context} "
+                f"(max_position_embeddings); set --max-model-len {model.max_context} or less",
+            )
+        )
 
     explicit = config.dtype.strip().lower()
     if explicit in ("bfloat16", "bf16") and not sku.bf16:
-        checks.append(Check("dtype-supported", "fail",
-                            f"dtype bfloat16 needs compute capability ≥ 8.0; {sku.gpu_model} on {sku.name} has "
-                            f"{sku.compute_capability:.1f}; set --dtype float16 (or auto) or use an Ampere+ GPU"))
+        checks.append(
+            Check(
+                "dtype-supported",
+                "fail",
+                f"dtype bfloat16 needs compute capability ≥ 8.0; {sku.gpu_model} on {sku.name} has "
+                f"{sku.compute_capability:.1f}; set --dtype float16 (or auto) or use an Ampere+ GPU",
+            )
+        )
     else:
-        checks.append(Check("dtype-supported", "pass",
-                            f"dtype {config.dtype} (runs as {dtype}) is supported by {sku.gpu_model} "
-                            f"(compute capability {sku.compute_capability:.1f})"))
+        checks.append(
+            Check(
+                "dtype-supported",
+                "pass",
+                f"dtype {config.dtype} (runs as {dtype}) is supported by {sku.gpu_model} "
+                f"(compute capability {sku.compute_capability:.1f})",
+            )
+        )
 
     problems = []
     if tp > sku.gpu_count or sku.gpu_count % tp:
@@ -216,29 +279,56 @@ def evaluate(
     if model.attention_heads % tp:
         problems.append(f"does not divide the {model.attention_heads} attention heads of {model.name}")
     if problems:
-        valid = [n for n in range(1, sku.gpu_count + 1)
-                 if sku.gpu_count % n == 0 and model.attention_heads % n == 0]
-        checks.append(Check("tensor-parallel", "fail",
-                            f"tensor-parallel-size {tp} {' and '.join(problems)}; valid values here: "
-                            f"{', '.join(map(str, valid))}"))
+        valid = [
+            n
+            for n in range(1, sku.gpu_count + 1)
+            if sku.gpu_count % n == 0 and model.attention_heads % n == 0
+        ]
+        checks.append(
+            Check(
+                "tensor-parallel",
+                "fail",
+                f"tensor-parallel-size {tp} {' and '.join(problems)}; valid values here: "
+                f"{', '.join(map(str, valid))}",
+            )
+        )
     else:
-        checks.append(Check("tensor-parallel", "pass",
-                            f"tensor-parallel-size {tp} divides {sku.gpu_count} GPU(s) and "
-                            f"{model.attention_heads} attention heads"))
+        checks.append(
+            Check(
+                "tensor-parallel",
+                "pass",
+                f"tensor-parallel-size {tp} divides {sku.gpu_count} GPU(s) and "
+                f"{model.attention_heads} attention heads",
+            )
+        )
 
     return FitReport(
-        model=model.name, gpu=sku.name, dtype=dtype, weight_bytes_per_param=bpp, kv_dtype_bytes=kv_b,
-        max_model_len=mml, max_num_seqs=mns, gpu_memory_utilization=util, tensor_parallel_size=tp,
+        model=model.name,
+        gpu=sku.name,
+        dtype=dtype,
+        weight_bytes_per_param=bpp,
+        kv_dtype_bytes=kv_b,
+        max_model_len=mml,
+        max_num_seqs=mns,
+        gpu_memory_utilization=util,
+        tensor_parallel_size=tp,
         runtime_overhead_gib=runtime_overhead_gib,
-        weights_gib=weights / A.GIB, weights_per_gpu_gib=weights_gpu / A.GIB,
-        vram_gib=sku.vram_gib * tp, usable_vram_gib=usable * tp / A.GIB,
-        kv_bytes_per_token=int(kv_total), kv_bytes_per_token_per_gpu=int(kv_gpu),
-        kv_budget_gib=max(budget_gpu, 0.0) * tp / A.GIB, kv_token_capacity=capacity,
-        max_concurrent_seqs=seqs, checks=tuple(checks),
+        weights_gib=weights / A.GIB,
+        weights_per_gpu_gib=weights_gpu / A.GIB,
+        vram_gib=sku.vram_gib * tp,
+        usable_vram_gib=usable * tp / A.GIB,
+        kv_bytes_per_token=int(kv_total),
+        kv_bytes_per_token_per_gpu=int(kv_gpu),
+        kv_budget_gib=max(budget_gpu, 0.0) * tp / A.GIB,
+        kv_token_capacity=capacity,
+        max_concurrent_seqs=seqs,
+        checks=tuple(checks),
     )
 
 
-def roofline_tokens_per_s(report: FitReport, model: ModelSpec, sku: GpuSku, prompt: int, completion: int) -> float:
+def roofline_tokens_per_s(
+    report: FitReport, model: ModelSpec, sku: GpuSku, prompt: int, completion: int
+) -> float:
     """Estimated tokens (prompt + completion) per second of one replica at batch = max-num-seqs.
 
     Decode is modelled as memory-bound: each step reads the weights once and the KV cache of every

@@ -58,8 +58,11 @@ def load_manifests(paths: Iterable[Path], root: Path | None = None) -> list[tupl
     """Every object in the YAML files (multi-document; folders searched recursively), with its source path."""
     out: list[tuple[str, dict[str, Any]]] = []
     for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()) \
-            if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            if path.is_dir()
+            else [path]
+        )
         base = root or (path if path.is_dir() else path.parent)
         for f in files:
             try:
@@ -188,12 +191,19 @@ def _pinned_sku(pod_spec: Obj) -> str | None:
     for label in INSTANCE_TYPE_LABELS:
         if label in selector:
             return str(selector[label])
-    terms = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
-             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    terms = (
+        ((pod_spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        or {}
+    ).get("nodeSelectorTerms") or []
     for term in terms:
         for expr in term.get("matchExpressions") or []:
-            if expr.get("key") in INSTANCE_TYPE_LABELS and expr.get("operator") == "In" \
-                    and len(expr.get("values") or []) == 1:
+            if (
+                expr.get("key") in INSTANCE_TYPE_LABELS
+                and expr.get("operator") == "In"
+                and len(expr.get("values") or []) == 1
+            ):
                 return str(expr["values"][0])
     return None
 
@@ -215,8 +225,9 @@ def _vllm_workload(source: str, obj: Obj) -> _Workload | None:
         if not _is_vllm(c, argv):
             continue
         model, flags = _parse_vllm_args(argv)
-        w = _Workload(source, str(obj["kind"]), name, ns, str(obj["kind"]), model, _pinned_sku(pod),
-                      _gpu_request(c))
+        w = _Workload(
+            source, str(obj["kind"]), name, ns, str(obj["kind"]), model, _pinned_sku(pod), _gpu_request(c)
+        )
         try:
             w.config = _serving_config(flags)
         except ValueError as exc:
@@ -237,14 +248,16 @@ def _workspace(source: str, obj: Obj, configmaps: Mapping[tuple[str | None, str]
     name, ns = _meta(obj)
     resource = obj.get("resource") or {}
     inference = obj.get("inference") or {}
-    preset = ((inference.get("preset") or {}).get("name"))
+    preset = (inference.get("preset") or {}).get("name")
     w = _Workload(source, "Workspace", name, ns, "StatefulSet", preset, resource.get("instanceType"), 0)
     cm_name = inference.get("config")
     if cm_name:
         cm = configmaps.get((ns, cm_name))
         if cm is None:
-            w.config_error = (f"inference.config names ConfigMap {cm_name!r}, which is not in the analysed "
-                              f"manifests; its vLLM settings are unknown")
+            w.config_error = (
+                f"inference.config names ConfigMap {cm_name!r}, which is not in the analysed "
+                f"manifests; its vLLM settings are unknown"
+            )
         else:
             text = (cm.get("data") or {}).get("inference_config.yaml")
             try:
@@ -317,7 +330,9 @@ def _is_gpu_pool(obj: Obj, catalog: Catalog) -> bool:
     for r in tmpl.get("requirements") or []:
         if str(r.get("key", "")).startswith("karpenter.azure.com/sku-gpu"):
             return True
-        if r.get("key") in INSTANCE_TYPE_LABELS and any(str(v).lower() in known for v in r.get("values") or []):
+        if r.get("key") in INSTANCE_TYPE_LABELS and any(
+            str(v).lower() in known for v in r.get("values") or []
+        ):
             return True
     return False
 
@@ -329,21 +344,37 @@ def _pool(source: str, obj: Obj, catalog: Catalog) -> _Pool:
     limit = (spec.get("limits") or {}).get(GPU_RESOURCE)
     matching = [s for s in catalog.skus if all(_requirement_matches(r, _sku_labels(s)) for r in reqs)]
     known = {s.name.lower() for s in catalog.skus}
-    unknown = [str(v) for r in reqs if r.get("key") in INSTANCE_TYPE_LABELS and r.get("operator") == "In"
-               for v in r.get("values") or [] if str(v).lower() not in known]
+    unknown = [
+        str(v)
+        for r in reqs
+        if r.get("key") in INSTANCE_TYPE_LABELS and r.get("operator") == "In"
+        for v in r.get("values") or []
+        if str(v).lower() not in known
+    ]
     return _Pool(source, name, reqs, None if limit is None else int(str(limit)), matching, unknown)
 
 
 def _pool_checks(p: _Pool, catalog: Catalog) -> Iterator[Finding]:
     if p.matching:
         names = ", ".join(s.name for s in p.matching)
-        note = f" (names not in the catalog, not checked: {', '.join(p.unknown_names)})" if p.unknown_names else ""
-        yield p.finding("nodepool-sku-match", "pass", f"requirements match {len(p.matching)} known GPU SKU(s): {names}{note}")
+        note = (
+            f" (names not in the catalog, not checked: {', '.join(p.unknown_names)})"
+            if p.unknown_names
+            else ""
+        )
+        yield p.finding(
+            "nodepool-sku-match",
+            "pass",
+            f"requirements match {len(p.matching)} known GPU SKU(s): {names}{note}",
+        )
         return
     if p.unknown_names:
-        yield p.finding("nodepool-sku-match", "unknown",
-                        f"requirements match no catalog SKU and name SKUs the catalog does not know "
-                        f"({', '.join(p.unknown_names)}); add them to the sizing catalog to check this NodePool")
+        yield p.finding(
+            "nodepool-sku-match",
+            "unknown",
+            f"requirements match no catalog SKU and name SKUs the catalog does not know "
+            f"({', '.join(p.unknown_names)}); add them to the sizing catalog to check this NodePool",
+        )
         return
     culprits = []
     for r in p.requirements:
@@ -352,12 +383,19 @@ def _pool_checks(p: _Pool, catalog: Catalog) -> Iterator[Finding]:
             vals = r.get("values") or []
             hint = ""
             if r.get("key") == "karpenter.azure.com/sku-family":
-                hint = (" (NAP labels karpenter.azure.com/sku-family with the family letter only, e.g. N for "
-                        "every N-series GPU size; use values [N] or drop this requirement and keep sku-name)")
+                hint = (
+                    " (NAP labels karpenter.azure.com/sku-family with the family letter only, e.g. N for "
+                    "every N-series GPU size; use values [N] or drop this requirement and keep sku-name)"
+                )
             culprits.append(f"{r.get('key')} {r.get('operator')} {list(vals)} matches no GPU SKU{hint}")
-    detail = "; ".join(culprits) if culprits else "no single requirement excludes all SKUs, but together they do"
-    yield p.finding("nodepool-sku-match", "fail",
-                    f"the requirements can match no GPU SKU, so NAP can provision nothing from this NodePool: {detail}")
+    detail = (
+        "; ".join(culprits) if culprits else "no single requirement excludes all SKUs, but together they do"
+    )
+    yield p.finding(
+        "nodepool-sku-match",
+        "fail",
+        f"the requirements can match no GPU SKU, so NAP can provision nothing from this NodePool: {detail}",
+    )
 
 
 # --- the analysis -------------------------------------------------------------------------------------
@@ -406,7 +444,9 @@ def analyze_objects(
             workloads.append(_vllm_workload(src, o) or _gpu_workload(src, o))
         elif kind == "NodePool" and group == "karpenter.sh" and _is_gpu_pool(o, cat):
             pools.append(_pool(src, o, cat))
-        elif (kind == "ScaledObject" and group == "keda.sh") or (kind == "HTTPScaledObject" and group == "http.keda.sh"):
+        elif (kind == "ScaledObject" and group == "keda.sh") or (
+            kind == "HTTPScaledObject" and group == "http.keda.sh"
+        ):
             scalers.append((src, o))
 
     findings: list[Finding] = []
@@ -426,15 +466,25 @@ def analyze_objects(
             continue
         if sku is None:
             resolved[i] = model
-            findings.append(w.finding(
-                "gpu-sku", "unknown",
-                f"{w.kind} {w.name} pins no GPU SKU (nodeSelector node.kubernetes.io/instance-type or "
-                f"resource.instanceType), so the per-GPU invariants run against each NodePool that can host it "
-                f"(nodepool-fits-model)" + ("" if pools else "; no GPU NodePool is among the analysed manifests")))
+            findings.append(
+                w.finding(
+                    "gpu-sku",
+                    "unknown",
+                    f"{w.kind} {w.name} pins no GPU SKU (nodeSelector node.kubernetes.io/instance-type or "
+                    f"resource.instanceType), so the per-GPU invariants run against each NodePool that can host it "
+                    f"(nodepool-fits-model)"
+                    + ("" if pools else "; no GPU NodePool is among the analysed manifests"),
+                )
+            )
             continue
         try:
-            report = evaluate(model, sku, w.config, runtime_overhead_gib=runtime_overhead_gib,
-                              default_tensor_parallel=w.default_tp)
+            report = evaluate(
+                model,
+                sku,
+                w.config,
+                runtime_overhead_gib=runtime_overhead_gib,
+                default_tensor_parallel=w.default_tp,
+            )
         except SettingError as exc:
             findings.append(w.finding("config", "unknown", str(exc)))
             continue
@@ -470,27 +520,44 @@ def _pool_fit_checks(
         for s in candidates:
             tp = w.config.tensor_parallel_size or (s.gpu_count if w.kind == "Workspace" else w.default_tp)
             try:
-                r = evaluate(model, s, ServingConfig(
-                    dtype=w.config.dtype, max_model_len=w.config.max_model_len,
-                    gpu_memory_utilization=w.config.gpu_memory_utilization, tensor_parallel_size=tp,
-                    quantization=w.config.quantization, kv_cache_dtype=w.config.kv_cache_dtype,
-                ), runtime_overhead_gib=overhead)
+                r = evaluate(
+                    model,
+                    s,
+                    ServingConfig(
+                        dtype=w.config.dtype,
+                        max_model_len=w.config.max_model_len,
+                        gpu_memory_utilization=w.config.gpu_memory_utilization,
+                        tensor_parallel_size=tp,
+                        quantization=w.config.quantization,
+                        kv_cache_dtype=w.config.kv_cache_dtype,
+                    ),
+                    runtime_overhead_gib=overhead,
+                )
             except SettingError:
                 continue
             if r.fits:
                 fitting.append(s.name)
         inv = f"nodepool-fits-model[{w.kind}/{w.name}]"
         if fitting:
-            yield p.finding(inv, "pass", f"{model.name} fits {len(fitting)} of the SKUs this NodePool can create: "
-                                         f"{', '.join(fitting)}")
+            yield p.finding(
+                inv,
+                "pass",
+                f"{model.name} fits {len(fitting)} of the SKUs this NodePool can create: "
+                f"{', '.join(fitting)}",
+            )
         else:
-            yield p.finding(inv, "fail",
-                            f"none of the SKUs this NodePool can create for {w.kind}/{w.name} "
-                            f"({', '.join(s.name for s in candidates)}) fits {model.name} at its settings; see that "
-                            f"workload's weights-fit and kv-one-sequence findings, and allow a larger GPU SKU here")
+            yield p.finding(
+                inv,
+                "fail",
+                f"none of the SKUs this NodePool can create for {w.kind}/{w.name} "
+                f"({', '.join(s.name for s in candidates)}) fits {model.name} at its settings; see that "
+                f"workload's weights-fit and kv-one-sequence findings, and allow a larger GPU SKU here",
+            )
 
 
-def _scaler_checks(src: str, o: Obj, workloads: Sequence[_Workload], pools: Sequence[_Pool]) -> Iterator[Finding]:
+def _scaler_checks(
+    src: str, o: Obj, workloads: Sequence[_Workload], pools: Sequence[_Pool]
+) -> Iterator[Finding]:
     name, ns = _meta(o)
     kind = str(o["kind"])
     spec = o.get("spec") or {}
@@ -505,53 +572,86 @@ def _scaler_checks(src: str, o: Obj, workloads: Sequence[_Workload], pools: Sequ
     def finding(inv: str, status: Status, msg: str) -> Finding:
         return Finding(src, kind, name, ns, inv, status, msg)
 
-    targets = [w for w in workloads if w.name == ref_name and (w.namespace == ns or ns is None or w.namespace is None)]
+    targets = [
+        w
+        for w in workloads
+        if w.name == ref_name and (w.namespace == ns or ns is None or w.namespace is None)
+    ]
     if not targets:
-        yield finding("keda-target-kind", "unknown",
-                      f"scaleTargetRef names {ref_kind}/{ref_name}, which is not among the analysed manifests; "
-                      f"include the workload's manifest to check it")
+        yield finding(
+            "keda-target-kind",
+            "unknown",
+            f"scaleTargetRef names {ref_kind}/{ref_name}, which is not among the analysed manifests; "
+            f"include the workload's manifest to check it",
+        )
         return
     target = targets[0]
     explained = " (an empty kind means Deployment)" if not ref.get("kind") else ""
     if target.runs_as == ref_kind:
-        yield finding("keda-target-kind", "pass", f"scaleTargetRef {ref_kind}/{ref_name}{explained} is the "
-                                                  f"{target.runs_as} that {target.kind}/{target.name} runs")
+        yield finding(
+            "keda-target-kind",
+            "pass",
+            f"scaleTargetRef {ref_kind}/{ref_name}{explained} is the "
+            f"{target.runs_as} that {target.kind}/{target.name} runs",
+        )
     else:
-        via = f"KAITO runs Workspace {target.name} as a StatefulSet" if target.kind == "Workspace" \
+        via = (
+            f"KAITO runs Workspace {target.name} as a StatefulSet"
+            if target.kind == "Workspace"
             else f"{ref_name} is a {target.runs_as}"
-        yield finding("keda-target-kind", "fail",
-                      f"scaleTargetRef names {ref_kind}/{ref_name}{explained}, but {via}; KEDA will not find the "
-                      f"target. Set scaleTargetRef.kind: {target.runs_as} and apiVersion: apps/v1")
+        )
+        yield finding(
+            "keda-target-kind",
+            "fail",
+            f"scaleTargetRef names {ref_kind}/{ref_name}{explained}, but {via}; KEDA will not find the "
+            f"target. Set scaleTargetRef.kind: {target.runs_as} and apiVersion: apps/v1",
+        )
 
     g = target.gpus_per_replica
     if g <= 0:
         return
     if not pools:
-        yield finding("keda-gpu-limit", "unknown",
-                      f"{ref_name} needs {g} GPU(s) per replica but no GPU NodePool is among the analysed "
-                      f"manifests; include the NodePools to check maxReplicaCount against their limits")
+        yield finding(
+            "keda-gpu-limit",
+            "unknown",
+            f"{ref_name} needs {g} GPU(s) per replica but no GPU NodePool is among the analysed "
+            f"manifests; include the NodePools to check maxReplicaCount against their limits",
+        )
         return
     hosting = _hosting_pools(target, pools)
     need = max_replicas * g
     if not hosting:
-        yield finding("keda-gpu-limit", "fail",
-                      f"max replicas {max_replicas} × {g} GPU(s) = {need} GPUs, but no NodePool can create a node "
-                      f"for {target.kind}/{target.name}"
-                      + (f" ({target.sku_name})" if target.sku_name else "")
-                      + "; fix the NodePool requirements (see nodepool-sku-match)")
+        yield finding(
+            "keda-gpu-limit",
+            "fail",
+            f"max replicas {max_replicas} × {g} GPU(s) = {need} GPUs, but no NodePool can create a node "
+            f"for {target.kind}/{target.name}"
+            + (f" ({target.sku_name})" if target.sku_name else "")
+            + "; fix the NodePool requirements (see nodepool-sku-match)",
+        )
         return
     if any(p.gpu_limit is None for p in hosting):
-        yield finding("keda-gpu-limit", "pass", f"max replicas {max_replicas} × {g} GPU(s) = {need}; NodePool "
-                      f"{next(p.name for p in hosting if p.gpu_limit is None)} sets no {GPU_RESOURCE} limit")
+        yield finding(
+            "keda-gpu-limit",
+            "pass",
+            f"max replicas {max_replicas} × {g} GPU(s) = {need}; NodePool "
+            f"{next(p.name for p in hosting if p.gpu_limit is None)} sets no {GPU_RESOURCE} limit",
+        )
         return
     total = sum(p.gpu_limit or 0 for p in hosting)
     pools_txt = " + ".join(f"{p.name} {p.gpu_limit}" for p in hosting)
     if need <= total:
-        yield finding("keda-gpu-limit", "pass",
-                      f"max replicas {max_replicas} × {g} GPU(s) = {need} ≤ {GPU_RESOURCE} limit {total} ({pools_txt})")
+        yield finding(
+            "keda-gpu-limit",
+            "pass",
+            f"max replicas {max_replicas} × {g} GPU(s) = {need} ≤ {GPU_RESOURCE} limit {total} ({pools_txt})",
+        )
     else:
         field_name = "replicas.max" if kind == "HTTPScaledObject" else "maxReplicaCount"
-        yield finding("keda-gpu-limit", "fail",
-                      f"max replicas {max_replicas} × {g} GPU(s) = {need} > {GPU_RESOURCE} limit {total} of the "
-                      f"NodePools that can host {ref_name} ({pools_txt}); replicas beyond {total // g} stay "
-                      f"Pending. Lower {field_name} to {total // g} or raise the NodePool limits")
+        yield finding(
+            "keda-gpu-limit",
+            "fail",
+            f"max replicas {max_replicas} × {g} GPU(s) = {need} > {GPU_RESOURCE} limit {total} of the "
+            f"NodePools that can host {ref_name} ({pools_txt}); replicas beyond {total // g} stay "
+            f"Pending. Lower {field_name} to {total // g} or raise the NodePool limits",
+        )

@@ -46,8 +46,11 @@ class SizingProfile(BaseModel):
     def catalog(self, rootdir: Path | None = None, base: Catalog | None = None) -> Catalog:
         cat = base or default_catalog()
         if self.models_file is not None:
-            path = self.models_file if self.models_file.is_absolute() or rootdir is None \
+            path = (
+                self.models_file
+                if self.models_file.is_absolute() or rootdir is None
                 else rootdir / self.models_file
+            )
             skus, models, apis = load_catalog_file(path)
             cat = cat.extended(skus=skus, models=models, apis=apis)
         inline_skus = _skus_from_data({"gpus": self.gpus, "skus": list(self.skus)}, "profile [sizing]")

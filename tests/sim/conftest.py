@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from pytest_aksai.sim import SimCluster
+from tests.sim import _watching
 
 
 class Raw:
@@ -61,55 +61,15 @@ def ns(api: kubernetes.client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
-def _watch_until(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *,
-                 timeout: float = 10.0, **kwargs: Any) -> Any:
-    deadline = time.monotonic() + timeout
-    listing = list_fn(**kwargs)
-    last = None
-    for obj in listing.items:
-        last = obj
-        if predicate(obj):
-            return obj
-    version = listing.metadata.resource_version
-    while (remaining := deadline - time.monotonic()) > 0:
-        stream = kubernetes.watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
-            obj = event["object"]
-            version = obj.metadata.resource_version
-            last = obj
-            if event["type"] != "DELETED" and predicate(obj):
-                stream.stop()
-                return obj
-            if time.monotonic() > deadline:
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
-
-
-def _watch_gone(list_fn: Callable[..., Any], what: str, *, timeout: float = 10.0, **kwargs: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while (listing := list_fn(**kwargs)).items:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} to go; still there: "
-                                 f"{[o.metadata.name for o in listing.items]}")
-        stream = kubernetes.watch.Watch()
-        for event in stream.stream(list_fn, resource_version=listing.metadata.resource_version,
-                                   timeout_seconds=max(1, int(remaining)), **kwargs):
-            if event["type"] == "DELETED":
-                stream.stop()
-
-
 @pytest.fixture(scope="session")
 def watch_until() -> Callable[..., Any]:
     """`watch_until(list_fn, predicate, what, timeout=10, **list_kwargs)`: the first object the official client's
     `list_fn` lists, or then watches (server-side `timeoutSeconds`), that satisfies `predicate`; an
     AssertionError naming `what` and the last object seen after `timeout` wall seconds."""
-    return _watch_until
+    return _watching.wait_for
 
 
 @pytest.fixture(scope="session")
 def watch_gone() -> Callable[..., None]:
     """`watch_gone(list_fn, what, timeout=10, **list_kwargs)`: returns once `list_fn` lists nothing."""
-    return _watch_gone
+    return _watching.wait_gone

@@ -4,73 +4,28 @@ workspace, a workspace created through the API, config validation, reuse of a ma
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
 import pytest
-from kubernetes import client, watch
+from kubernetes import client
 
 from pytest_aksai.sim import SimCluster
+from tests.sim import _watching
 
 GROUP, VERSION = "kaito.sh", "v1beta1"
 PHI4 = ("inference", "workspace-phi4-mini")
 T4_SKU = "Standard_NC4as_T4_v3"
 WAIT = 60.0
 """Wall seconds; provisioning plus image pull plus model load is about 6 cluster minutes (6 s at 60×)."""
+wait_for = functools.partial(_watching.wait_for, timeout=WAIT)
+wait_gone = functools.partial(_watching.wait_gone, timeout=WAIT)
 
 
-def _rv(obj: Any) -> str:
-    return str(obj["metadata"]["resourceVersion"] if isinstance(obj, dict) else obj.metadata.resource_version)
-
-
-def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *, timeout: float = WAIT,
-             **kwargs: Any) -> Any:
-    """The first listed or watched object satisfying `predicate`, within `timeout` wall seconds."""
-    deadline = time.monotonic() + timeout
-    listing = list_fn(**kwargs)
-    items = listing["items"] if isinstance(listing, dict) else listing.items
-    last: Any = None
-    for obj in items:
-        last = obj
-        if predicate(obj):
-            return obj
-    version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else listing.metadata.resource_version
-    while (remaining := deadline - time.monotonic()) > 0:
-        stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
-            obj = event["object"]
-            version = _rv(obj)
-            last = obj
-            if event["type"] != "DELETED" and predicate(obj):
-                stream.stop()
-                return obj
-            if time.monotonic() > deadline:
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last}")
-
-
-def wait_gone(list_fn: Callable[..., Any], what: str, *, timeout: float = WAIT, **kwargs: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listing = list_fn(**kwargs)
-        items = listing["items"] if isinstance(listing, dict) else listing.items
-        if not items:
-            return
-        stream = watch.Watch()
-        version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else \
-            listing.metadata.resource_version
-        for event in stream.stream(list_fn, resource_version=version,
-                                   timeout_seconds=max(1, int(deadline - time.monotonic())), **kwargs):
-            if event["type"] == "DELETED":
-                stream.stop()
-                break
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} to be deleted")
 
 
 def conditions(ws: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -33,9 +33,19 @@ and deletes its content; pods bound to a node are deleted gracefully (deletionTi
 from __future__ import annotations
 
 from ._errors import ApiError
+from ._schema import deepcopy
 from ._server import HTTP_PORT_ANNOTATION, ApiServer, PodLogs
-from ._store import ListResult, Store, Watch, deepcopy
+from ._store import ListResult, Store, Watch
 from ._types import ResourceType
 
-__all__ = ["HTTP_PORT_ANNOTATION", "ApiError", "ApiServer", "ListResult", "PodLogs", "ResourceType", "Store",
-           "Watch", "deepcopy"]
+__all__ = [
+    "HTTP_PORT_ANNOTATION",
+    "ApiError",
+    "ApiServer",
+    "ListResult",
+    "PodLogs",
+    "ResourceType",
+    "Store",
+    "Watch",
+    "deepcopy",
+]

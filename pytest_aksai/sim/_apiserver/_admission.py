@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
-              "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-              "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
-_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                  "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    "and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
 _LABEL_NAME_KINDS = frozenset({"Namespace", "Service"})
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -30,7 +34,9 @@ _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 def _check_name(kind: str, meta: dict[str, Any], errors: list[FieldError]) -> None:
     name = meta.get("name")
     if not name:
-        errors.append(FieldError("FieldValueRequired", "metadata.name", detail="name or generateName is required"))
+        errors.append(
+            FieldError("FieldValueRequired", "metadata.name", detail="name or generateName is required")
+        )
         return
     if kind in _LABEL_NAME_KINDS:
         if len(name) > 63 or not _DNS1123_LABEL.match(name):
@@ -41,12 +47,16 @@ def _check_name(kind: str, meta: dict[str, Any], errors: list[FieldError]) -> No
 
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_NAME_PART_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                  "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation "
-                  "is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
-                    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
-                    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+_NAME_PART_MSG = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+    "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation "
+    "is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+    "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+    "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 
 
 def _check_key(key: str, field: str, errors: list[FieldError]) -> None:
@@ -54,7 +64,9 @@ def _check_key(key: str, field: str, errors: list[FieldError]) -> None:
     if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
         errors.append(FieldError("FieldValueInvalid", field, key, "prefix part " + _SUBDOMAIN_MSG))
     if len(name) > 63:
-        errors.append(FieldError("FieldValueInvalid", field, key, "name part must be no more than 63 characters"))
+        errors.append(
+            FieldError("FieldValueInvalid", field, key, "name part must be no more than 63 characters")
+        )
     elif not _LABEL_NAME.match(name):
         errors.append(FieldError("FieldValueInvalid", field, key, _NAME_PART_MSG))
 
@@ -70,12 +82,18 @@ def _check_metadata_maps(meta: dict[str, Any], errors: list[FieldError]) -> None
         for k, v in value.items():
             _check_key(str(k), f"metadata.{field}", errors)
             if not isinstance(v, str):
-                errors.append(FieldError("FieldValueInvalid", f"metadata.{field}", v,
-                                         f"value of {k!r} must be a string"))
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid", f"metadata.{field}", v, f"value of {k!r} must be a string"
+                    )
+                )
             elif field == "labels" and v:
                 if len(v) > 63:
-                    errors.append(FieldError("FieldValueInvalid", "metadata.labels", v,
-                                             "must be no more than 63 characters"))
+                    errors.append(
+                        FieldError(
+                            "FieldValueInvalid", "metadata.labels", v, "must be no more than 63 characters"
+                        )
+                    )
                 elif not _LABEL_NAME.match(v):
                     errors.append(FieldError("FieldValueInvalid", "metadata.labels", v, _LABEL_VALUE_MSG))
 
@@ -84,8 +102,9 @@ def _default_container(c: dict[str, Any]) -> None:
     image = str(c.get("image", ""))
     tag = image.rsplit("/", 1)[-1]
     if "imagePullPolicy" not in c:
-        c["imagePullPolicy"] = "Always" if (":" not in tag or tag.endswith(":latest")) and "@" not in tag \
-            else "IfNotPresent"
+        c["imagePullPolicy"] = (
+            "Always" if (":" not in tag or tag.endswith(":latest")) and "@" not in tag else "IfNotPresent"
+        )
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("resources", {})
@@ -111,8 +130,9 @@ def _pod_spec(spec: Any, path: str, errors: list[FieldError], *, template: bool)
         tolerations = spec.setdefault("tolerations", [])
         for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
             if not any(isinstance(t, dict) and t.get("key") == key for t in tolerations):
-                tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
-                                    "tolerationSeconds": 300})
+                tolerations.append(
+                    {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+                )
     containers = spec.get("containers")
     if not containers:
         errors.append(FieldError("FieldValueRequired", f"{path}.containers"))
@@ -139,12 +159,23 @@ def _pod_spec(spec: Any, path: str, errors: list[FieldError], *, template: bool)
             for j, port in enumerate(c.get("ports") or []):
                 cp = port.get("containerPort") if isinstance(port, dict) else None
                 if not isinstance(cp, int) or not 0 < cp < 65536:
-                    errors.append(FieldError("FieldValueInvalid" if cp is not None else "FieldValueRequired",
-                                             f"{cpath}.ports[{j}].containerPort", cp,
-                                             "must be between 1 and 65535, inclusive"))
+                    errors.append(
+                        FieldError(
+                            "FieldValueInvalid" if cp is not None else "FieldValueRequired",
+                            f"{cpath}.ports[{j}].containerPort",
+                            cp,
+                            "must be between 1 and 65535, inclusive",
+                        )
+                    )
     if spec.get("restartPolicy") not in ("Always", "OnFailure", "Never"):
-        errors.append(FieldError("FieldValueNotSupported", f"{path}.restartPolicy", spec.get("restartPolicy"),
-                                 'supported values: "Always", "OnFailure", "Never"'))
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported",
+                f"{path}.restartPolicy",
+                spec.get("restartPolicy"),
+                'supported values: "Always", "OnFailure", "Never"',
+            )
+        )
 
 
 def _workload(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
@@ -164,28 +195,44 @@ def _workload(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
     elif kind == "StatefulSet":
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        spec.setdefault(
+            "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        )
     elif kind == "ReplicaSet":
         spec.pop("revisionHistoryLimit", None)
     replicas = spec.get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-        errors.append(FieldError("FieldValueInvalid", "spec.replicas", replicas,
-                                 "must be greater than or equal to 0"))
+        errors.append(
+            FieldError("FieldValueInvalid", "spec.replicas", replicas, "must be greater than or equal to 0")
+        )
     selector = spec.get("selector")
     template = spec.get("template")
-    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
         errors.append(FieldError("FieldValueRequired", "spec.selector"))
     if not isinstance(template, dict):
         errors.append(FieldError("FieldValueRequired", "spec.template"))
         return
     labels = (template.get("metadata") or {}).get("labels") or {}
     matcher = label_selector_from_dict(selector) if isinstance(selector, dict) else None
-    has_terms = isinstance(selector, dict) and (selector.get("matchLabels") or selector.get("matchExpressions"))
+    has_terms = isinstance(selector, dict) and (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    )
     if matcher is not None and has_terms and not matcher(labels):
-        errors.append(FieldError("FieldValueInvalid", "spec.template.metadata.labels", labels,
-                                 "`selector` does not match template `labels`"))
-    if old is not None and kind in ("Deployment", "ReplicaSet", "StatefulSet") and \
-            (old.get("spec") or {}).get("selector") != selector:
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                "spec.template.metadata.labels",
+                labels,
+                "`selector` does not match template `labels`",
+            )
+        )
+    if (
+        old is not None
+        and kind in ("Deployment", "ReplicaSet", "StatefulSet")
+        and (old.get("spec") or {}).get("selector") != selector
+    ):
         errors.append(FieldError("FieldValueInvalid", "spec.selector", selector, "field is immutable"))
     _pod_spec(template.get("spec"), "spec.template.spec", errors, template=True)
 
@@ -195,8 +242,14 @@ def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) 
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
     if spec["type"] not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-        errors.append(FieldError("FieldValueNotSupported", "spec.type", spec["type"],
-                                 'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"'))
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported",
+                "spec.type",
+                spec["type"],
+                'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+            )
+        )
     ports = spec.get("ports")
     if spec["type"] != "ExternalName" and not ports and spec.get("clusterIP") != "None":
         errors.append(FieldError("FieldValueRequired", "spec.ports"))
@@ -206,8 +259,14 @@ def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) 
         port.setdefault("protocol", "TCP")
         number = port.get("port")
         if not isinstance(number, int) or not 0 < number < 65536:
-            errors.append(FieldError("FieldValueInvalid" if number is not None else "FieldValueRequired",
-                                     f"spec.ports[{i}].port", number, "must be between 1 and 65535, inclusive"))
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid" if number is not None else "FieldValueRequired",
+                    f"spec.ports[{i}].port",
+                    number,
+                    "must be between 1 and 65535, inclusive",
+                )
+            )
         else:
             port.setdefault("targetPort", number)
         if len(ports) > 1 and not port.get("name"):
@@ -234,16 +293,28 @@ def _data_keys(obj: Obj, errors: list[FieldError], *, secret: bool) -> None:
             continue
         for key, item in value.items():
             if not _CONFIG_KEY.match(key):
-                errors.append(FieldError("FieldValueInvalid", f"{field}[{key}]", key,
-                                         "a valid config key must consist of alphanumeric characters, '-', '_' "
-                                         "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
-                                         "for validation is '[-._a-zA-Z0-9]+')"))
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        f"{field}[{key}]",
+                        key,
+                        "a valid config key must consist of alphanumeric characters, '-', '_' "
+                        "or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used "
+                        "for validation is '[-._a-zA-Z0-9]+')",
+                    )
+                )
             if secret and field == "data":
                 try:
                     base64.b64decode(str(item), validate=True)
                 except (binascii.Error, ValueError):
-                    errors.append(FieldError("FieldValueInvalid", f"data[{key}]", "<secret contents redacted>",
-                                             "illegal base64 data"))
+                    errors.append(
+                        FieldError(
+                            "FieldValueInvalid",
+                            f"data[{key}]",
+                            "<secret contents redacted>",
+                            "illegal base64 data",
+                        )
+                    )
     if secret:
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None)
@@ -268,8 +339,9 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
     errors: list[FieldError] = []
     if old is None:
         _check_name(rt.kind, meta, errors)
-    elif meta.get("labels") != old["metadata"].get("labels") or \
-            meta.get("annotations") != old["metadata"].get("annotations"):
+    elif meta.get("labels") != old["metadata"].get("labels") or meta.get("annotations") != old[
+        "metadata"
+    ].get("annotations"):
         _check_metadata_maps(meta, errors)
     kind = rt.kind
     if rt.custom:
@@ -322,8 +394,10 @@ def _qos_class(spec: dict[str, Any]) -> str:
     if not any(requests) and not any(limits):
         return "BestEffort"
     if all(lim.get("cpu") and lim.get("memory") for lim in limits) and all(
-            (req.get("cpu", lim.get("cpu")), req.get("memory", lim.get("memory"))) == (lim.get("cpu"), lim.get("memory"))
-            for req, lim in zip(requests, limits, strict=True)):
+        (req.get("cpu", lim.get("cpu")), req.get("memory", lim.get("memory")))
+        == (lim.get("cpu"), lim.get("memory"))
+        for req, lim in zip(requests, limits, strict=True)
+    ):
         return "Guaranteed"
     return "Burstable"
 
@@ -331,22 +405,41 @@ def _qos_class(spec: dict[str, Any]) -> str:
 def _pod_update(obj: Obj, old: Obj, errors: list[FieldError]) -> None:
     """Pod spec is immutable except images, activeDeadlineSeconds, tolerations additions and nodeName binding."""
     new_spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
-    allowed = ("containers", "initContainers", "activeDeadlineSeconds", "tolerations", "nodeName",
-               "schedulingGates", "ephemeralContainers")
+    allowed = (
+        "containers",
+        "initContainers",
+        "activeDeadlineSeconds",
+        "tolerations",
+        "nodeName",
+        "schedulingGates",
+        "ephemeralContainers",
+    )
     stripped_new = {k: v for k, v in new_spec.items() if k not in allowed}
     stripped_old = {k: v for k, v in old_spec.items() if k not in allowed}
     if old_spec.get("nodeName") and new_spec.get("nodeName") != old_spec.get("nodeName"):
-        errors.append(FieldError("FieldValueForbidden", "spec.nodeName", detail="pod updates may not change "
-                                 "fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
-                                 "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
-                                 "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if "
-                                 "it was previously negative)"))
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                "spec.nodeName",
+                detail="pod updates may not change "
+                "fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+                "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+                "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if "
+                "it was previously negative)",
+            )
+        )
     if stripped_new != stripped_old:
-        errors.append(FieldError("FieldValueForbidden", "spec", detail="pod updates may not change fields other "
-                                 "than `spec.containers[*].image`,`spec.initContainers[*].image`,"
-                                 "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
-                                 "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
-                                 "was previously negative)"))
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                "spec",
+                detail="pod updates may not change fields other "
+                "than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+                "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing "
+                "tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+                "was previously negative)",
+            )
+        )
 
 
 def after_create(store: Store, rt: ResourceType, obj: Obj) -> None:
@@ -361,7 +454,9 @@ def after_create(store: Store, rt: ResourceType, obj: Obj) -> None:
 
 
 def after_update(store: Store, rt: ResourceType, obj: Obj, old: Obj) -> None:
-    if rt.bucket == ("apiextensions.k8s.io", "customresourcedefinitions") and obj.get("spec") != old.get("spec"):
+    if rt.bucket == ("apiextensions.k8s.io", "customresourcedefinitions") and obj.get("spec") != old.get(
+        "spec"
+    ):
         _crd.install(store, obj)
 
 

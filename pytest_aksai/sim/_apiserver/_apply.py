@@ -16,8 +16,20 @@ from ._errors import ApiError
 from ._patch import MERGE_KEYS, ports_key
 
 Path = tuple[Any, ...]
-_IGNORED_META = frozenset({"name", "namespace", "resourceVersion", "uid", "generation", "creationTimestamp",
-                           "managedFields", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName"})
+_IGNORED_META = frozenset(
+    {
+        "name",
+        "namespace",
+        "resourceVersion",
+        "uid",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generateName",
+    }
+)
 
 
 def _list_key(field: str, items: list[Any]) -> str | None:
@@ -101,7 +113,9 @@ def _get(obj: Any, path: Path) -> Any:
         if isinstance(token, tuple):
             if not isinstance(current, list):
                 return _MISSING
-            current = next((i for i in current if isinstance(i, dict) and i.get(token[0]) == token[1]), _MISSING)
+            current = next(
+                (i for i in current if isinstance(i, dict) and i.get(token[0]) == token[1]), _MISSING
+            )
         elif isinstance(current, dict) and token in current:
             current = current[token]
         else:
@@ -133,27 +147,41 @@ def _path_text(path: Path) -> str:
     return "".join(parts)
 
 
-def apply(current: dict[str, Any], applied: dict[str, Any], merged: dict[str, Any], manager: str,
-          force: bool) -> dict[str, Any]:
+def apply(
+    current: dict[str, Any], applied: dict[str, Any], merged: dict[str, Any], manager: str, force: bool
+) -> dict[str, Any]:
     """Ownership bookkeeping for an apply of `applied` by `manager` onto `current`, `merged` being the
     applied configuration merged into it; returns `merged` with removed fields dropped and managedFields set."""
     entries = list((current.get("metadata") or {}).get("managedFields") or [])
     owned = {e["manager"]: decode(e.get("fieldsV1") or {}) for e in entries if e.get("operation") == "Apply"}
-    updaters = {e["manager"]: decode(e.get("fieldsV1") or {}) for e in entries if e.get("operation") == "Update"}
+    updaters = {
+        e["manager"]: decode(e.get("fieldsV1") or {}) for e in entries if e.get("operation") == "Update"
+    }
     mine = field_set(applied)
     conflicts: list[tuple[str, Path]] = []
-    rivals = [(m, p) for m, p in owned.items() if m != manager] + [(m, p) for m, p in updaters.items()
-                                                                   if m != manager]
+    rivals = [(m, p) for m, p in owned.items() if m != manager] + [
+        (m, p) for m, p in updaters.items() if m != manager
+    ]
     for other, paths in rivals:
         for path in mine & paths:
             if path[-1] != "." and _get(current, path) != _get(applied, path):
                 conflicts.append((other, path))
     if conflicts and not force:
-        causes = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}": {_path_text(p)}',
-                   "field": _path_text(p)} for m, p in sorted(conflicts, key=lambda c: (c[0], _path_text(c[1])))]
+        causes = [
+            {
+                "reason": "FieldManagerConflict",
+                "message": f'conflict with "{m}": {_path_text(p)}',
+                "field": _path_text(p),
+            }
+            for m, p in sorted(conflicts, key=lambda c: (c[0], _path_text(c[1])))
+        ]
         noun = "conflict" if len(causes) == 1 else "conflicts"
-        raise ApiError(409, f"Apply failed with {len(causes)} {noun}: " + "\n".join(c["message"] for c in causes),
-                       reason="Conflict", details={"causes": causes})
+        raise ApiError(
+            409,
+            f"Apply failed with {len(causes)} {noun}: " + "\n".join(c["message"] for c in causes),
+            reason="Conflict",
+            details={"causes": causes},
+        )
     for other, path in conflicts:
         owned.get(other, set()).discard(path)
         updaters.get(other, set()).discard(path)
@@ -169,10 +197,17 @@ def apply(current: dict[str, Any], applied: dict[str, Any], merged: dict[str, An
         elif entry.get("operation") != "Apply":
             kept.append(entry)
     for name, paths in owned.items():
-        previous = next((e for e in entries if e.get("manager") == name and e.get("operation") == "Apply"), None)
-        entry = {"manager": name, "operation": "Apply", "apiVersion": merged.get("apiVersion", ""),
-                 "time": previous.get("time") if previous and name != manager else None,
-                 "fieldsType": "FieldsV1", "fieldsV1": encode(paths)}
+        previous = next(
+            (e for e in entries if e.get("manager") == name and e.get("operation") == "Apply"), None
+        )
+        entry = {
+            "manager": name,
+            "operation": "Apply",
+            "apiVersion": merged.get("apiVersion", ""),
+            "time": previous.get("time") if previous and name != manager else None,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": encode(paths),
+        }
         kept.append(entry)
     merged.setdefault("metadata", {})["managedFields"] = kept
     return merged
@@ -186,13 +221,25 @@ def record_update(old: dict[str, Any], new: dict[str, Any], manager: str, now: s
     tracked = any(e.get("operation") == "Apply" for e in entries)
     changed: set[Path] = set()
     if tracked:
-        changed = {p for p in field_set(old) | field_set(new) if p[-1] != "." and _get(old, p) != _get(new, p)}
+        changed = {
+            p for p in field_set(old) | field_set(new) if p[-1] != "." and _get(old, p) != _get(new, p)
+        }
         for entry in entries:
             if entry.get("operation") == "Apply" or entry.get("manager") != manager:
                 entry["fieldsV1"] = encode(decode(entry.get("fieldsV1") or {}) - changed)
-    previous = next((e for e in entries if e.get("manager") == manager and e.get("operation") == "Update"), None)
+    previous = next(
+        (e for e in entries if e.get("manager") == manager and e.get("operation") == "Update"), None
+    )
     owned = decode(previous.get("fieldsV1") or {}) if previous else set()
     entries = [e for e in entries if e is not previous]
-    entries.append({"manager": manager, "operation": "Update", "apiVersion": new.get("apiVersion", ""),
-                    "time": now, "fieldsType": "FieldsV1", "fieldsV1": encode(owned | changed)})
+    entries.append(
+        {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": new.get("apiVersion", ""),
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": encode(owned | changed),
+        }
+    )
     meta["managedFields"] = entries

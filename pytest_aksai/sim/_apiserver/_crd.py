@@ -23,37 +23,74 @@ def validate(store: Store, obj: Obj, old: Obj | None) -> list[FieldError]:
     if not group:
         errors.append(FieldError("FieldValueRequired", "spec.group"))
     elif "." not in str(group):
-        errors.append(FieldError("FieldValueInvalid", "spec.group", group, "should be a domain with at least one dot"))
+        errors.append(
+            FieldError("FieldValueInvalid", "spec.group", group, "should be a domain with at least one dot")
+        )
     if not plural:
         errors.append(FieldError("FieldValueRequired", "spec.names.plural"))
     if not names.get("kind"):
         errors.append(FieldError("FieldValueRequired", "spec.names.kind"))
     if group and plural and obj["metadata"].get("name") != f"{plural}.{group}":
-        errors.append(FieldError("FieldValueInvalid", "metadata.name", obj["metadata"].get("name"),
-                                 'must be spec.names.plural+"."+spec.group'))
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                "metadata.name",
+                obj["metadata"].get("name"),
+                'must be spec.names.plural+"."+spec.group',
+            )
+        )
     if spec.get("scope") not in ("Namespaced", "Cluster"):
-        errors.append(FieldError("FieldValueNotSupported", "spec.scope", spec.get("scope"),
-                                 'supported values: "Cluster", "Namespaced"'))
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported",
+                "spec.scope",
+                spec.get("scope"),
+                'supported values: "Cluster", "Namespaced"',
+            )
+        )
     versions = spec.get("versions")
     if not isinstance(versions, list) or not versions:
-        errors.append(FieldError("FieldValueInvalid", "spec.versions", versions, "must have exactly one version "
-                                 "marked as storage version"))
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                "spec.versions",
+                versions,
+                "must have exactly one version marked as storage version",
+            )
+        )
         return errors
     storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
     if len(storage) != 1:
-        errors.append(FieldError("FieldValueInvalid", "spec.versions", versions, "must have exactly one version "
-                                 "marked as storage version"))
+        errors.append(
+            FieldError(
+                "FieldValueInvalid",
+                "spec.versions",
+                versions,
+                "must have exactly one version marked as storage version",
+            )
+        )
     for i, version in enumerate(versions):
         if not isinstance(version, dict) or not version.get("name"):
             errors.append(FieldError("FieldValueRequired", f"spec.versions[{i}].name"))
             continue
         schema = (version.get("schema") or {}).get("openAPIV3Schema")
         if not isinstance(schema, dict):
-            errors.append(FieldError("FieldValueRequired", f"spec.versions[{i}].schema.openAPIV3Schema",
-                                     detail="schemas are required"))
+            errors.append(
+                FieldError(
+                    "FieldValueRequired",
+                    f"spec.versions[{i}].schema.openAPIV3Schema",
+                    detail="schemas are required",
+                )
+            )
         elif schema.get("type") != "object":
-            errors.append(FieldError("FieldValueInvalid", f"spec.versions[{i}].schema.openAPIV3Schema.type",
-                                     schema.get("type"), "must be object at the root"))
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    f"spec.versions[{i}].schema.openAPIV3Schema.type",
+                    schema.get("type"),
+                    "must be object at the root",
+                )
+            )
     if errors:
         return errors
     if old is not None and (old.get("spec") or {}).get("scope") != spec.get("scope"):
@@ -68,10 +105,20 @@ def validate(store: Store, obj: Obj, old: Obj | None) -> list[FieldError]:
     obj["status"] = {
         "acceptedNames": dict(names),
         "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-             "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-             "message": "the initial names have been accepted", "lastTransitionTime": now},
+            {
+                "type": "NamesAccepted",
+                "status": "True",
+                "reason": "NoConflicts",
+                "message": "no conflicts found",
+                "lastTransitionTime": now,
+            },
+            {
+                "type": "Established",
+                "status": "True",
+                "reason": "InitialNamesAccepted",
+                "message": "the initial names have been accepted",
+                "lastTransitionTime": now,
+            },
         ],
         "storedVersions": stored_versions,
     }
@@ -89,21 +136,37 @@ def types_of(crd: Obj) -> list[ResourceType]:
         scale_def = subresources.get("scale")
         scale = None
         if isinstance(scale_def, dict):
-            scale = ScaleSpec(scale_def.get("specReplicasPath", ".spec.replicas"),
-                              scale_def.get("statusReplicasPath", ".status.replicas"),
-                              scale_def.get("labelSelectorPath"))
-        selectable = frozenset(str(f.get("jsonPath", "")).lstrip(".") for f in version.get("selectableFields") or [])
-        out.append(ResourceType(
-            group=spec["group"], version=version["name"], plural=names["plural"], kind=names["kind"],
-            namespaced=spec.get("scope") == "Namespaced", singular=names.get("singular", names["kind"].lower()),
-            short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
-            subresources=frozenset(k for k in ("status", "scale") if k in subresources), scale=scale,
-            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
-            printer_columns=tuple(version.get("additionalPrinterColumns") or ()), field_selectors=selectable,
-            custom=True, storage=bool(version.get("storage")),
-            extra={"deprecated": bool(version.get("deprecated")),
-                   "deprecationWarning": version.get("deprecationWarning")},
-        ))
+            scale = ScaleSpec(
+                scale_def.get("specReplicasPath", ".spec.replicas"),
+                scale_def.get("statusReplicasPath", ".status.replicas"),
+                scale_def.get("labelSelectorPath"),
+            )
+        selectable = frozenset(
+            str(f.get("jsonPath", "")).lstrip(".") for f in version.get("selectableFields") or []
+        )
+        out.append(
+            ResourceType(
+                group=spec["group"],
+                version=version["name"],
+                plural=names["plural"],
+                kind=names["kind"],
+                namespaced=spec.get("scope") == "Namespaced",
+                singular=names.get("singular", names["kind"].lower()),
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                subresources=frozenset(k for k in ("status", "scale") if k in subresources),
+                scale=scale,
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                field_selectors=selectable,
+                custom=True,
+                storage=bool(version.get("storage")),
+                extra={
+                    "deprecated": bool(version.get("deprecated")),
+                    "deprecationWarning": version.get("deprecationWarning"),
+                },
+            )
+        )
     return out
 
 

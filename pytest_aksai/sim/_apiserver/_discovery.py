@@ -8,9 +8,17 @@ if TYPE_CHECKING:
     from ._store import Store
     from ._types import ResourceType
 
-KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.4-aksai-sim", "gitCommit": "0" * 40,
-                      "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23.8",
-                      "compiler": "gc", "platform": "linux/amd64"}
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.4-aksai-sim",
+    "gitCommit": "0" * 40,
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.8",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 _SUB_VERBS = {
     "status": ["get", "patch", "update"],
@@ -23,9 +31,14 @@ _SUB_VERBS = {
     "finalize": ["update"],
     "ephemeralcontainers": ["get", "patch", "update"],
 }
-_SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale"), "token": ("authentication.k8s.io", "v1", "TokenRequest"),
-              "log": ("", "", "Pod"), "binding": ("", "", "Binding"), "eviction": ("policy", "v1", "Eviction"),
-              "proxy": ("", "", "")}
+_SUB_KINDS = {
+    "scale": ("autoscaling", "v1", "Scale"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "log": ("", "", "Pod"),
+    "binding": ("", "", "Binding"),
+    "eviction": ("policy", "v1", "Eviction"),
+    "proxy": ("", "", ""),
+}
 
 
 def _versions_by_group(store: Store) -> dict[str, list[str]]:
@@ -52,8 +65,11 @@ def _version_priority(version: str) -> tuple[int, int, int]:
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    }
 
 
 def _group_doc(group: str, versions: list[str]) -> dict[str, Any]:
@@ -63,8 +79,11 @@ def _group_doc(group: str, versions: list[str]) -> dict[str, Any]:
 
 def api_group_list(store: Store) -> dict[str, Any]:
     groups = _versions_by_group(store)
-    return {"kind": "APIGroupList", "apiVersion": "v1",
-            "groups": [_group_doc(g, v) for g, v in groups.items() if g]}
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group_doc(g, v) for g, v in groups.items() if g],
+    }
 
 
 def api_group(store: Store, group: str) -> dict[str, Any] | None:
@@ -75,8 +94,13 @@ def api_group(store: Store, group: str) -> dict[str, Any] | None:
 
 
 def _resource_entry(rt: ResourceType) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-                             "kind": rt.kind, "verbs": list(rt.verbs)}
+    entry: dict[str, Any] = {
+        "name": rt.plural,
+        "singularName": rt.singular,
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
+        "verbs": list(rt.verbs),
+    }
     if rt.short_names:
         entry["shortNames"] = list(rt.short_names)
     if rt.categories:
@@ -95,11 +119,20 @@ def resource_list(store: Store, group: str, version: str) -> dict[str, Any] | No
         resources.append(_resource_entry(rt))
         for sub in sorted(rt.subresources):
             sub_group, sub_version, sub_kind = _SUB_KINDS.get(sub, ("", "", rt.kind))
-            entry: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
-                                     "kind": sub_kind or rt.kind, "verbs": _SUB_VERBS.get(sub, ["get"])}
+            entry: dict[str, Any] = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": sub_kind or rt.kind,
+                "verbs": _SUB_VERBS.get(sub, ["get"]),
+            }
             if sub_group:
                 entry["group"] = sub_group
                 entry["version"] = sub_version
             resources.append(entry)
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version,
-            "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": resources,
+    }

@@ -73,8 +73,9 @@ def already_exists(plural: str, group: str, name: str) -> ApiError:
     details: dict[str, Any] = {"name": name, "kind": plural}
     if group:
         details["group"] = group
-    return ApiError(409, f'{_qualified(plural, group)} "{name}" already exists', reason="AlreadyExists",
-                    details=details)
+    return ApiError(
+        409, f'{_qualified(plural, group)} "{name}" already exists', reason="AlreadyExists", details=details
+    )
 
 
 def conflict(plural: str, group: str, name: str) -> ApiError:
@@ -113,7 +114,10 @@ class FieldError:
 
     def __str__(self) -> str:
         text = f"{self.field}: {self._TEXT.get(self.type_, 'Invalid value')}"
-        if self.value is not FieldError._NO_VALUE and self.type_ not in ("FieldValueRequired", "FieldValueForbidden"):
+        if self.value is not FieldError._NO_VALUE and self.type_ not in (
+            "FieldValueRequired",
+            "FieldValueForbidden",
+        ):
             text += f": {_go_value(self.value)}"
         if self.detail:
             text += f": {self.detail}"
@@ -128,7 +132,7 @@ def _go_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict | list):
-        return "\"object\"" if isinstance(value, dict) else "\"array\""
+        return '"object"' if isinstance(value, dict) else '"array"'
     return str(value)
 
 
@@ -139,7 +143,9 @@ def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> ApiEr
     details: dict[str, Any] = {
         "name": name,
         "kind": kind,
-        "causes": [{"reason": e.type_, "message": str(e).split(": ", 1)[1], "field": e.field} for e in errors],
+        "causes": [
+            {"reason": e.type_, "message": str(e).split(": ", 1)[1], "field": e.field} for e in errors
+        ],
     }
     if group:
         details["group"] = group

@@ -41,8 +41,9 @@ def error_response(error: ApiError) -> web.Response:
 class _Route:
     __slots__ = ("name", "namespace", "rest", "rt", "subresource")
 
-    def __init__(self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None,
-                 rest: str) -> None:
+    def __init__(
+        self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None, rest: str
+    ) -> None:
         self.rt = rt
         self.namespace = namespace
         self.name = name
@@ -98,7 +99,9 @@ class Handlers:
         info = request.match_info
         return await self._dispatch(request, info["group"], info["version"], info["path"])
 
-    async def _dispatch(self, request: web.Request, group: str, version: str, path: str) -> web.StreamResponse:
+    async def _dispatch(
+        self, request: web.Request, group: str, version: str, path: str
+    ) -> web.StreamResponse:
         try:
             route, legacy_watch = self._route(group, version, path)
             self.server.authorize(request, route.rt, route.namespace, route.name)
@@ -135,9 +138,12 @@ class Handlers:
         raw = await request.read()
         if "protobuf" in ctype or "cbor" in ctype:
             # kubectl's imperative generators (`kubectl create namespace|configmap|deployment ...`) send protobuf.
-            raise ApiError(415, f"the body of the request was in an unknown format ({ctype}) - accepted media types "
-                                "include: application/json, application/yaml (the simulated cluster does not decode "
-                                "protobuf: use `kubectl apply -f` or `kubectl create -f`)")
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format ({ctype}) - accepted media types "
+                "include: application/json, application/yaml (the simulated cluster does not decode "
+                "protobuf: use `kubectl apply -f` or `kubectl create -f`)",
+            )
         try:
             if ctype.endswith("yaml"):
                 return yaml.safe_load(raw.decode() or "null")
@@ -145,7 +151,9 @@ class Handlers:
         except (ValueError, yaml.YAMLError) as exc:
             raise ApiError(400, f"error decoding request body: {exc}") from None
 
-    def _obj_response(self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200) -> web.Response:
+    def _obj_response(
+        self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200
+    ) -> web.Response:
         if _wants_table(request):
             return json_response(_tables.table(rt, [obj], self.store.clock, None), status)
         return json_response(obj, status)
@@ -159,17 +167,23 @@ class Handlers:
         except ValueError:
             raise ApiError(400, f"invalid limit: {limit_text!r}") from None
         rt = route.rt
-        page = self.store.list_page(rt, route.namespace, label_selector=q.get("labelSelector"),
-                                    field_selector=q.get("fieldSelector"), limit=limit,
-                                    continue_token=q.get("continue"))
+        page = self.store.list_page(
+            rt,
+            route.namespace,
+            label_selector=q.get("labelSelector"),
+            field_selector=q.get("fieldSelector"),
+            limit=limit,
+            continue_token=q.get("continue"),
+        )
         meta: dict[str, Any] = {"resourceVersion": page.resource_version}
         if page.continue_token:
             meta["continue"] = page.continue_token
             meta["remainingItemCount"] = page.remaining
         if _wants_table(request):
             return json_response(_tables.table(rt, page.items, self.store.clock, meta))
-        return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta,
-                              "items": page.items})
+        return json_response(
+            {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": page.items}
+        )
 
     def _get(self, request: web.Request, route: _Route) -> web.Response:
         assert route.name is not None
@@ -180,7 +194,9 @@ class Handlers:
         values = request.query.getall("dryRun", [])
         for value in values:
             if value != "All":
-                raise ApiError(400, f'Invalid dryRun value: "{value}": supported values: "All"', reason="BadRequest")
+                raise ApiError(
+                    400, f'Invalid dryRun value: "{value}": supported values: "All"', reason="BadRequest"
+                )
         return bool(values)
 
     def _field_validation(self, request: web.Request, rt: ResourceType, body: Any) -> list[str]:
@@ -189,8 +205,11 @@ class Handlers:
         fields the upstream OpenAPI declares."""
         mode = request.query.get("fieldValidation") or "Warn"
         if mode not in ("Strict", "Warn", "Ignore"):
-            raise ApiError(400, f'fieldValidation parameter unsupported: "{mode}"; supported values: "Ignore", '
-                                '"Strict", "Warn"')
+            raise ApiError(
+                400,
+                f'fieldValidation parameter unsupported: "{mode}"; supported values: "Ignore", '
+                '"Strict", "Warn"',
+            )
         if rt.custom:
             unknown = _unknown_fields(body, rt.schema, "") if rt.schema else []
         else:
@@ -199,8 +218,11 @@ class Handlers:
             return []
         if mode == "Strict":
             joined = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise ApiError(400, f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                f"strict decoding error: {joined}")
+            raise ApiError(
+                400,
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f"strict decoding error: {joined}",
+            )
         if not rt.custom:
             _knownfields.prune(rt, body, unknown)
         return [] if mode == "Ignore" else [f'299 - "unknown field \\"{f}\\""' for f in unknown]
@@ -214,7 +236,9 @@ class Handlers:
         obj = self.store.create_raw(route.rt, body, namespace=route.namespace, dry_run=dry_run)
         return _warn(self._obj_response(request, route.rt, obj, 201), warnings)
 
-    async def _update(self, request: web.Request, route: _Route, subresource: str | None = None) -> web.Response:
+    async def _update(
+        self, request: web.Request, route: _Route, subresource: str | None = None
+    ) -> web.Response:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request was not a JSON object")
@@ -222,30 +246,48 @@ class Handlers:
         warnings = self._field_validation(request, route.rt, body)
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
-        obj = self.store.update_raw(route.rt, body, namespace=route.namespace, subresource=subresource,
-                                    dry_run=dry_run, name=route.name, field_manager=_manager(request))
+        obj = self.store.update_raw(
+            route.rt,
+            body,
+            namespace=route.namespace,
+            subresource=subresource,
+            dry_run=dry_run,
+            name=route.name,
+            field_manager=_manager(request),
+        )
         return _warn(self._obj_response(request, route.rt, obj, 200 if existed else 201), warnings)
 
     def _patch_type(self, request: web.Request) -> str:
         patch_type = _PATCH_TYPES.get(request.content_type)
         if patch_type is None or patch_type == "apply-cbor":
-            raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
-                                "application/json-patch+json, application/merge-patch+json, "
-                                "application/apply-patch+yaml")
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml",
+            )
         return patch_type
 
-    async def _patch(self, request: web.Request, route: _Route, subresource: str | None = None) -> web.Response:
+    async def _patch(
+        self, request: web.Request, route: _Route, subresource: str | None = None
+    ) -> web.Response:
         patch_type = self._patch_type(request)
         body = await self._body(request)
         dry_run = self._check_dry_run(request)
         warnings = self._field_validation(request, route.rt, body) if patch_type == "apply" else []
         assert route.name is not None
         existed = self.store.try_get(route.rt, route.name, route.namespace) is not None
-        obj = self.store.patch_raw(route.rt, route.name, body, patch_type, namespace=route.namespace,
-                                   subresource=subresource,
-                                   field_manager=request.query.get("fieldManager") if patch_type == "apply"
-                                   else _manager(request),
-                                   dry_run=dry_run, force=_bool(request.query.get("force")))
+        obj = self.store.patch_raw(
+            route.rt,
+            route.name,
+            body,
+            patch_type,
+            namespace=route.namespace,
+            subresource=subresource,
+            field_manager=request.query.get("fieldManager") if patch_type == "apply" else _manager(request),
+            dry_run=dry_run,
+            force=_bool(request.query.get("force")),
+        )
         return _warn(self._obj_response(request, route.rt, obj, 200 if existed else 201), warnings)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
@@ -272,26 +314,45 @@ class Handlers:
         options = await self._delete_options(request)
         dry_run = self._check_dry_run(request) or options.get("dryRun") == ["All"]
         assert route.name is not None
-        obj = self.store.delete_raw(route.rt, route.name, route.namespace,
-                                    propagation_policy=options.get("propagationPolicy"),
-                                    grace_period_seconds=options.get("gracePeriodSeconds"),
-                                    preconditions=options.get("preconditions"), dry_run=dry_run)
-        still_there = bool(obj["metadata"].get("deletionTimestamp")) and \
-            self.store.try_get(route.rt, route.name, route.namespace) is not None
+        obj = self.store.delete_raw(
+            route.rt,
+            route.name,
+            route.namespace,
+            propagation_policy=options.get("propagationPolicy"),
+            grace_period_seconds=options.get("gracePeriodSeconds"),
+            preconditions=options.get("preconditions"),
+            dry_run=dry_run,
+        )
+        still_there = (
+            bool(obj["metadata"].get("deletionTimestamp"))
+            and self.store.try_get(route.rt, route.name, route.namespace) is not None
+        )
         return self._obj_response(request, route.rt, obj, 202 if still_there else 200)
 
     async def _delete_collection(self, request: web.Request, route: _Route) -> web.Response:
         options = await self._delete_options(request)
         q = request.query
-        deleted = self.store.delete_collection(route.rt, route.namespace, label_selector=q.get("labelSelector"),
-                                               field_selector=q.get("fieldSelector"),
-                                               propagation_policy=options.get("propagationPolicy"),
-                                               dry_run=self._check_dry_run(request))
-        return json_response({"kind": route.rt.list_kind, "apiVersion": route.rt.api_version,
-                              "metadata": {"resourceVersion": self.store.resource_version}, "items": deleted})
+        deleted = self.store.delete_collection(
+            route.rt,
+            route.namespace,
+            label_selector=q.get("labelSelector"),
+            field_selector=q.get("fieldSelector"),
+            propagation_policy=options.get("propagationPolicy"),
+            dry_run=self._check_dry_run(request),
+        )
+        return json_response(
+            {
+                "kind": route.rt.list_kind,
+                "apiVersion": route.rt.api_version,
+                "metadata": {"resourceVersion": self.store.resource_version},
+                "items": deleted,
+            }
+        )
 
     # ---- watch -----------------------------------------------------------------------------------------
-    async def _watch(self, request: web.Request, route: _Route, single: str | None = None) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, route: _Route, single: str | None = None
+    ) -> web.StreamResponse:
         q = request.query
         field_selector = q.get("fieldSelector")
         if single:
@@ -308,17 +369,26 @@ class Handlers:
         watch: Watch | None = None
         rv = q.get("resourceVersion")
         try:
-            watch = self.store.watch(rt, route.namespace, label_selector=q.get("labelSelector"),
-                                     field_selector=field_selector, resource_version=None if send_initial else rv)
+            watch = self.store.watch(
+                rt,
+                route.namespace,
+                label_selector=q.get("labelSelector"),
+                field_selector=field_selector,
+                resource_version=None if send_initial else rv,
+            )
         except ApiError as exc:
             if exc.code != 410:
                 raise
             error = exc
-        response = web.StreamResponse(status=200, headers={"Content-Type": _JSON, "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": _JSON, "Cache-Control": "no-cache"}
+        )
         response.enable_chunked_encoding()
         await response.prepare(request)
         if error is not None or watch is None:
-            await response.write(_dumps({"type": "ERROR", "object": error.status() if error else {}}).encode() + b"\n")
+            await response.write(
+                _dumps({"type": "ERROR", "object": error.status() if error else {}}).encode() + b"\n"
+            )
             return response
         server = self.server
         loop = asyncio.get_running_loop()
@@ -384,8 +454,15 @@ class Handlers:
         meta: dict[str, Any] = {"resourceVersion": self.store.resource_version}
         if initial_end:
             meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-        return _dumps({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                       "metadata": meta}}).encode() + b"\n"
+        return (
+            _dumps(
+                {
+                    "type": "BOOKMARK",
+                    "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
+                }
+            ).encode()
+            + b"\n"
+        )
 
     # ---- subresources ----------------------------------------------------------------------------------
     async def _subresource(self, request: web.Request, route: _Route) -> web.StreamResponse:
@@ -409,7 +486,9 @@ class Handlers:
             return await self.server.pod_log(request, route.namespace or "default", route.name)
         if sub == "token" and method == "POST":
             body = await self._body(request)
-            return json_response(self.server.token_request(route.namespace or "default", route.name, body), 201)
+            return json_response(
+                self.server.token_request(route.namespace or "default", route.name, body), 201
+            )
         if sub == "proxy":
             return await self.server.proxy(request, rt, route.namespace or "default", route.name, route.rest)
         if sub == "binding" and method == "POST":
@@ -417,16 +496,22 @@ class Handlers:
             target = (body or {}).get("target") or {}
             pod = self.store.get_raw(rt, route.name, route.namespace)
             if (pod.get("spec") or {}).get("nodeName"):
-                raise ApiError(409, f'Operation cannot be fulfilled on pods/binding "{route.name}": pod '
-                                    f'{route.name} is already assigned to node "{pod["spec"]["nodeName"]}"')
-            self.store.patch_raw(rt, route.name, {"spec": {"nodeName": target.get("name")}}, "merge",
-                                 namespace=route.namespace)
-            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                  "code": 201}, 201)
+                raise ApiError(
+                    409,
+                    f'Operation cannot be fulfilled on pods/binding "{route.name}": pod '
+                    f'{route.name} is already assigned to node "{pod["spec"]["nodeName"]}"',
+                )
+            self.store.patch_raw(
+                rt, route.name, {"spec": {"nodeName": target.get("name")}}, "merge", namespace=route.namespace
+            )
+            return json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+            )
         if sub == "eviction" and method == "POST":
             self.store.delete_raw(rt, route.name, route.namespace)
-            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                                  "code": 201}, 201)
+            return json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+            )
         raise method_not_allowed()
 
     async def _scale(self, request: web.Request, route: _Route) -> web.Response:
@@ -442,16 +527,28 @@ class Handlers:
         elif request.method == "PATCH":
             from ._patch import apply_patch
 
-            body = apply_patch(rt, current, await self._body(request), self._patch_type(request)
-                               if self._patch_type(request) != "strategic" else "merge")
+            body = apply_patch(
+                rt,
+                current,
+                await self._body(request),
+                self._patch_type(request) if self._patch_type(request) != "strategic" else "merge",
+            )
         else:
             raise method_not_allowed()
         replicas = ((body or {}).get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             from ._errors import FieldError
 
-            raise invalid("Scale", "autoscaling", route.name, [FieldError(
-                "FieldValueInvalid", "spec.replicas", replicas, "must be greater than or equal to 0")])
+            raise invalid(
+                "Scale",
+                "autoscaling",
+                route.name,
+                [
+                    FieldError(
+                        "FieldValueInvalid", "spec.replicas", replicas, "must be greater than or equal to 0"
+                    )
+                ],
+            )
         given_rv = ((body or {}).get("metadata") or {}).get("resourceVersion")
         obj = self.store.get(rt, route.name, route.namespace)
         if given_rv and given_rv != obj["metadata"]["resourceVersion"]:
@@ -460,8 +557,14 @@ class Handlers:
             raise conflict(rt.plural, rt.group, route.name)
         _set_path(obj, spec.spec_replicas_path, replicas)
         obj["metadata"].pop("resourceVersion", None)
-        stored = self.store.update_raw(rt, obj, namespace=route.namespace, name=route.name,
-                                       dry_run=self._check_dry_run(request), field_manager=_manager(request))
+        stored = self.store.update_raw(
+            rt,
+            obj,
+            namespace=route.namespace,
+            name=route.name,
+            dry_run=self._check_dry_run(request),
+            field_manager=_manager(request),
+        )
         return json_response(_scale_of(rt, stored))
 
 
@@ -473,7 +576,11 @@ def _warn(response: web.Response, warnings: list[str]) -> web.Response:
 
 def _manager(request: web.Request) -> str:
     """The field manager of an update: `fieldManager`, else the User-Agent's product (kube-apiserver's rule)."""
-    return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0] or "unknown"
+    return (
+        request.query.get("fieldManager")
+        or request.headers.get("User-Agent", "unknown").split("/")[0]
+        or "unknown"
+    )
 
 
 def _get_path(obj: Obj, path: str) -> Any:
@@ -506,11 +613,19 @@ def _scale_of(rt: ResourceType, obj: Obj) -> dict[str, Any]:
             selector = selector_to_string((obj.get("spec") or {}).get("selector"))
         if selector:
             status["selector"] = selector
-    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-            "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta["uid"],
-                         "resourceVersion": meta["resourceVersion"],
-                         "creationTimestamp": meta.get("creationTimestamp")},
-            "spec": {"replicas": _get_path(obj, spec.spec_replicas_path) or 0}, "status": status}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": _get_path(obj, spec.spec_replicas_path) or 0},
+        "status": status,
+    }
 
 
 def _unknown_fields(value: Any, schema: dict[str, Any], path: str) -> list[str]:
@@ -582,18 +697,29 @@ def discovery_routes(server: ApiServer) -> list[web.RouteDef]:
 
     handlers = Handlers(server)
     return [
-        web.get("/version", version), web.get("/version/", version),
-        web.get("/healthz", healthz), web.get("/livez", healthz), web.get("/readyz", healthz),
-        web.get("/api", api), web.get("/api/", api), web.get("/api/v1", api_v1), web.get("/api/v1/", api_v1),
-        web.get("/apis", apis), web.get("/apis/", apis),
-        web.get("/apis/{group}", group), web.get("/apis/{group}/", group),
-        web.get("/apis/{group}/{version}", group_version), web.get("/apis/{group}/{version}/", group_version),
-        web.get("/openapi/v2", openapi_v2), web.get("/openapi/v3", openapi_v3),
+        web.get("/version", version),
+        web.get("/version/", version),
+        web.get("/healthz", healthz),
+        web.get("/livez", healthz),
+        web.get("/readyz", healthz),
+        web.get("/api", api),
+        web.get("/api/", api),
+        web.get("/api/v1", api_v1),
+        web.get("/api/v1/", api_v1),
+        web.get("/apis", apis),
+        web.get("/apis/", apis),
+        web.get("/apis/{group}", group),
+        web.get("/apis/{group}/", group),
+        web.get("/apis/{group}/{version}", group_version),
+        web.get("/apis/{group}/{version}/", group_version),
+        web.get("/openapi/v2", openapi_v2),
+        web.get("/openapi/v3", openapi_v3),
         web.get("/openapi/v3/{path:.+}", openapi_v3_gv),
         web.route("*", "/api/v1/{path:.+}", handlers.core),
         web.route("*", "/apis/{group}/{version}/{path:.+}", handlers.grouped),
     ]
 
 
-Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-                      Awaitable[web.StreamResponse]]
+Middleware = Callable[
+    [web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]
+]

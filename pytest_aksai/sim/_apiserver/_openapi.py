@@ -11,7 +11,9 @@ if TYPE_CHECKING:
 
 def _definition_name(rt: ResourceType) -> str:
     group = rt.group or "core"
-    reversed_group = ".".join(reversed(group.split("."))) if rt.custom else f"io.k8s.api.{group.split('.')[0]}"
+    reversed_group = (
+        ".".join(reversed(group.split("."))) if rt.custom else f"io.k8s.api.{group.split('.')[0]}"
+    )
     return f"{reversed_group}.{rt.version}.{rt.kind}"
 
 
@@ -19,14 +21,25 @@ def _schema(rt: ResourceType) -> dict[str, Any]:
     gvk = [{"group": rt.group, "version": rt.version, "kind": rt.kind}]
     if rt.schema:
         return {**rt.schema, "x-kubernetes-group-version-kind": gvk}
-    return {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "x-kubernetes-group-version-kind": gvk,
-            "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                           "metadata": {"type": "object"}}}
+    return {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "x-kubernetes-group-version-kind": gvk,
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+        },
+    }
 
 
 def v2(store: Store) -> dict[str, Any]:
-    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.4-aksai-sim"}, "paths": {},
-            "definitions": {_definition_name(rt): _schema(rt) for rt in store.types()}}
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.4-aksai-sim"},
+        "paths": {},
+        "definitions": {_definition_name(rt): _schema(rt) for rt in store.types()},
+    }
 
 
 def _gv_path(rt: ResourceType) -> str:
@@ -45,21 +58,34 @@ def v3_group_version(store: Store, path: str) -> dict[str, Any] | None:
     types = [rt for rt in store.types() if _gv_path(rt) == path]
     if not types:
         return None
-    field_validation = {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True},
-                        "description": "fieldValidation instructs the server on how to handle objects in the request "
-                                       "containing unknown or duplicate fields."}
+    field_validation = {
+        "name": "fieldValidation",
+        "in": "query",
+        "schema": {"type": "string", "uniqueItems": True},
+        "description": "fieldValidation instructs the server on how to handle objects in the request "
+        "containing unknown or duplicate fields.",
+    }
     paths: dict[str, Any] = {}
     for rt in types:
         base = f"/{path}/" + ("namespaces/{namespace}/" if rt.namespaced else "") + rt.plural
         ref = {"$ref": f"#/components/schemas/{_definition_name(rt)}"}
         gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
 
-        def _op(action: str, code: str, gvk: dict[str, str] = gvk, ref: dict[str, str] = ref) -> dict[str, Any]:
-            return {"parameters": [field_validation], "x-kubernetes-action": action,
-                    "x-kubernetes-group-version-kind": gvk,
-                    "responses": {code: {"content": {"application/json": {"schema": ref}}}}}
+        def _op(
+            action: str, code: str, gvk: dict[str, str] = gvk, ref: dict[str, str] = ref
+        ) -> dict[str, Any]:
+            return {
+                "parameters": [field_validation],
+                "x-kubernetes-action": action,
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {code: {"content": {"application/json": {"schema": ref}}}},
+            }
 
         paths[base] = {"post": _op("post", "201")}
         paths[base + "/{name}"] = {"put": _op("put", "200"), "patch": _op("patch", "200")}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.4-aksai-sim"}, "paths": paths,
-            "components": {"schemas": {_definition_name(rt): _schema(rt) for rt in types}}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.4-aksai-sim"},
+        "paths": paths,
+        "components": {"schemas": {_definition_name(rt): _schema(rt) for rt in types}},
+    }

@@ -97,8 +97,14 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
     for item in patch:
         if item.get("$patch") == "replace":
             return [i for i in patch if "$patch" not in i]
-        match = next((i for i, existing in enumerate(merged)
-                      if isinstance(existing, dict) and existing.get(key) == item.get(key)), None)
+        match = next(
+            (
+                i
+                for i, existing in enumerate(merged)
+                if isinstance(existing, dict) and existing.get(key) == item.get(key)
+            ),
+            None,
+        )
         if item.get("$patch") == "delete":
             if match is not None:
                 merged.pop(match)
@@ -117,20 +123,30 @@ def apply_patch(rt: ResourceType, current: dict[str, Any], patch: Any, patch_typ
         try:
             return jsonpatch.apply_patch(current, patch)
         except jsonpatch.JsonPatchTestFailed as exc:
-            raise ApiError(422, f"the server rejected our request due to an error in our request: {exc}") from None
+            raise ApiError(
+                422, f"the server rejected our request due to an error in our request: {exc}"
+            ) from None
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise ApiError(422, f"the server rejected our request due to an error in our request: {exc}") from None
+            raise ApiError(
+                422, f"the server rejected our request due to an error in our request: {exc}"
+            ) from None
     if not isinstance(patch, dict):
-        raise ApiError(400, "the body of the request was in an unknown format - accepted media types include: "
-                            "application/json-patch+json, application/merge-patch+json, "
-                            "application/apply-patch+yaml")
+        raise ApiError(
+            400,
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json-patch+json, application/merge-patch+json, "
+            "application/apply-patch+yaml",
+        )
     if patch_type == "merge":
         return merge_patch(current, patch)
     if patch_type == "strategic":
         if rt.custom:
-            raise ApiError(415, "the body of the request was in an unknown format - accepted media types include: "
-                                "application/json-patch+json, application/merge-patch+json, "
-                                "application/apply-patch+yaml")
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml",
+            )
         return strategic_merge(current, patch)
     if patch_type == "apply":
         # Server-side apply without field ownership tracking: the applied config is merged into the live object.

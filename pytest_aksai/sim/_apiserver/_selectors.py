@@ -44,8 +44,11 @@ def _term(text: str) -> Matcher:
         try:
             bound = int(value)
         except ValueError:
-            raise ApiError(400, f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an "
-                           f"integer: {value!r}") from None
+            raise ApiError(
+                400,
+                f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an "
+                f"integer: {value!r}",
+            ) from None
 
         def _cmp(labels: Mapping[str, str]) -> bool:
             try:
@@ -84,15 +87,21 @@ def label_selector_from_dict(selector: Mapping[str, Any] | None) -> Matcher | No
     if not selector:
         return None
     equal = dict(selector.get("matchLabels") or {})
-    expressions = [(str(e.get("key", "")), str(e.get("operator", "")), set(e.get("values") or []))
-                   for e in selector.get("matchExpressions") or []]
+    expressions = [
+        (str(e.get("key", "")), str(e.get("operator", "")), set(e.get("values") or []))
+        for e in selector.get("matchExpressions") or []
+    ]
 
     def _match(labels: Mapping[str, str]) -> bool:
         if any(labels.get(k) != v for k, v in equal.items()):
             return False
         for key, op, values in expressions:
-            if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) or \
-                    (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            if (
+                (op == "In" and labels.get(key) not in values)
+                or (op == "NotIn" and labels.get(key) in values)
+                or (op == "Exists" and key not in labels)
+                or (op == "DoesNotExist" and key in labels)
+            ):
                 return False
         return True
 
@@ -141,7 +150,7 @@ def parse_field_selector(text: str | None, supported: frozenset[str], kind_desc:
             raise ApiError(400, f"invalid selector: '{text}'; can't understand '{term}'")
         key, op, value = m.groups()
         if key not in supported and key not in ("metadata.name", "metadata.namespace"):
-            raise ApiError(400, f'field label not supported: {key}')
+            raise ApiError(400, f"field label not supported: {key}")
         terms.append((key, op != "!=", value))
 
     def _match(obj: Mapping[str, Any]) -> bool:

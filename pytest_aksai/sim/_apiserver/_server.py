@@ -22,10 +22,32 @@ from ._types import ResourceType
 
 _log = logging.getLogger(__name__)
 HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
-_PUBLIC_PATHS = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz",
-                           "/.well-known/openid-configuration", "/openid/v1/jwks"})
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-                         "transfer-encoding", "upgrade", "content-length", "host", "authorization"})
+_PUBLIC_PATHS = frozenset(
+    {
+        "/version",
+        "/version/",
+        "/healthz",
+        "/livez",
+        "/readyz",
+        "/.well-known/openid-configuration",
+        "/openid/v1/jwks",
+    }
+)
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+        "authorization",
+    }
+)
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEY = web.RequestKey("aksai-user", str)
@@ -60,8 +82,14 @@ class PodLogs:
 
 
 class ApiServer:
-    def __init__(self, store: Store, issuer: str, *, internal_token: str = "",
-                 middlewares: Sequence[Callable[..., Any]] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        issuer: str,
+        *,
+        internal_token: str = "",
+        middlewares: Sequence[Callable[..., Any]] = (),
+    ) -> None:
         self.store = store
         self.tokens = TokenIssuer(issuer, store.clock)
         store.tokens = self.tokens
@@ -71,12 +99,16 @@ class ApiServer:
         """Wall seconds between watch bookmarks (a real server sends one about every minute)."""
         self.internal_token = internal_token
         self._client: aiohttp.ClientSession | None = None
-        self.app = web.Application(middlewares=[self._auth_middleware, *middlewares], client_max_size=64 * 2**20)
-        self.app.add_routes([
-            web.get("/.well-known/openid-configuration", self._openid_configuration),
-            web.get("/openid/v1/jwks", self._jwks),
-            *discovery_routes(self),
-        ])
+        self.app = web.Application(
+            middlewares=[self._auth_middleware, *middlewares], client_max_size=64 * 2**20
+        )
+        self.app.add_routes(
+            [
+                web.get("/.well-known/openid-configuration", self._openid_configuration),
+                web.get("/openid/v1/jwks", self._jwks),
+                *discovery_routes(self),
+            ]
+        )
         self.app.on_shutdown.append(self._on_shutdown)
 
     # ---- authentication / authorization ----------------------------------------------------------------
@@ -102,10 +134,13 @@ class ApiServer:
             raise
         except Exception as exc:
             _log.exception("unexpected error serving %s %s", request.method, request.path)
-            return error_response(ApiError(500, f"Internal error occurred: {exc}",
-                                           details={"causes": [{"message": str(exc)}]}))
+            return error_response(
+                ApiError(500, f"Internal error occurred: {exc}", details={"causes": [{"message": str(exc)}]})
+            )
 
-    def authorize(self, request: web.Request, rt: ResourceType, namespace: str | None, name: str | None) -> None:
+    def authorize(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str | None
+    ) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
         user = request.get(USER_KEY)
         if user is None or rt.plural in ("selfsubjectaccessreviews", "selfsubjectreviews"):
@@ -116,9 +151,12 @@ class ApiServer:
         elif request.method == "DELETE" and name is None:
             verb = "deletecollection"
         where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-        raise ApiError(403, f'{rt.group_resource} is forbidden: User "{user}" cannot {verb} resource '
-                            f'"{rt.plural}" in API group "{rt.group}"{where}',
-                       details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})})
+        raise ApiError(
+            403,
+            f'{rt.group_resource} is forbidden: User "{user}" cannot {verb} resource '
+            f'"{rt.plural}" in API group "{rt.group}"{where}',
+            details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})},
+        )
 
     # ---- OIDC ------------------------------------------------------------------------------------------
     async def _openid_configuration(self, _: web.Request) -> web.Response:
@@ -136,17 +174,34 @@ class ApiServer:
         spec = (body or {}).get("spec") or {}
         expiration = spec.get("expirationSeconds") or DEFAULT_EXPIRATION_SECONDS
         if not isinstance(expiration, int) or expiration < MIN_EXPIRATION_SECONDS:
-            raise invalid("TokenRequest", "authentication.k8s.io", name, [FieldError(
-                "FieldValueInvalid", "spec.expirationSeconds", expiration,
-                "may not specify a duration less than 10 minutes")])
+            raise invalid(
+                "TokenRequest",
+                "authentication.k8s.io",
+                name,
+                [
+                    FieldError(
+                        "FieldValueInvalid",
+                        "spec.expirationSeconds",
+                        expiration,
+                        "may not specify a duration less than 10 minutes",
+                    )
+                ],
+            )
         audiences = list(spec.get("audiences") or [self.tokens.issuer])
         bound = spec.get("boundObjectRef")
-        token, exp = self.tokens.issue(namespace, name, sa["metadata"]["uid"], audiences, int(expiration), bound)
-        return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
-                "spec": {"audiences": audiences, "expirationSeconds": int(expiration), "boundObjectRef": bound},
-                "status": {"token": token,
-                           "expirationTimestamp": datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+        token, exp = self.tokens.issue(
+            namespace, name, sa["metadata"]["uid"], audiences, int(expiration), bound
+        )
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": None},
+            "spec": {"audiences": audiences, "expirationSeconds": int(expiration), "boundObjectRef": bound},
+            "status": {
+                "token": token,
+                "expirationTimestamp": datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        }
 
     # ---- pods/log --------------------------------------------------------------------------------------
     async def pod_log(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
@@ -157,18 +212,28 @@ class ApiServer:
         container = request.query.get("container")
         if not container:
             if len(containers) != 1:
-                raise ApiError(400, f"a container name must be specified for pod {name}, choose one of: "
-                                    f"[{' '.join(str(c) for c in containers)}]")
+                raise ApiError(
+                    400,
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(str(c) for c in containers)}]",
+                )
             container = str(containers[0])
         elif container not in containers and container not in [
-                c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]:
+            c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []
+        ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
             raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
         text = self.pod_logs.read(namespace, name, container)
         if text is None:
-            state = next((s.get("state") or {} for s in (pod.get("status") or {}).get("containerStatuses") or []
-                          if s.get("name") == container), {})
+            state = next(
+                (
+                    s.get("state") or {}
+                    for s in (pod.get("status") or {}).get("containerStatuses") or []
+                    if s.get("name") == container
+                ),
+                {},
+            )
             if not state or "waiting" in state:
                 reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
@@ -176,7 +241,7 @@ class ApiServer:
         tail = request.query.get("tailLines")
         if tail is not None:
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail):]) if int(tail) > 0 else ""
+            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
         if not _bool(request.query.get("follow")):
             return web.Response(text=text, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -204,42 +269,63 @@ class ApiServer:
         elif rt.plural == "services":
             svc = self.store.get_raw(rt, name, namespace)
             ports = (svc.get("spec") or {}).get("ports") or []
-            if port_ref and not any(str(p.get("port")) == port_ref or p.get("name") == port_ref for p in ports):
-                raise ApiError(503, f'no endpoints available for service "{name_port}"', reason="ServiceUnavailable")
+            if port_ref and not any(
+                str(p.get("port")) == port_ref or p.get("name") == port_ref for p in ports
+            ):
+                raise ApiError(
+                    503, f'no endpoints available for service "{name_port}"', reason="ServiceUnavailable"
+                )
             selector = (svc.get("spec") or {}).get("selector") or {}
-            pods = [p for p in self.store.list_page(pods_rt, namespace).items
-                    if selector and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+            pods = [
+                p
+                for p in self.store.list_page(pods_rt, namespace).items
+                if selector
+                and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            ]
         else:
             raise ApiError(405, "the server does not allow this method on the requested resource")
         for pod in pods:
-            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                        for c in (pod.get("status") or {}).get("conditions") or [])
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
             port = (pod["metadata"].get("annotations") or {}).get(HTTP_PORT_ANNOTATION)
             if port and (ready or rt.plural == "pods") and not pod["metadata"].get("deletionTimestamp"):
                 return name, int(port)
         raise ApiError(503, f'no endpoints available for service "{name}"', reason="ServiceUnavailable")
 
-    async def proxy(self, request: web.Request, rt: ResourceType, namespace: str, name_port: str,
-                    rest: str) -> web.StreamResponse:
+    async def proxy(
+        self, request: web.Request, rt: ResourceType, namespace: str, name_port: str, rest: str
+    ) -> web.StreamResponse:
         _, port = self._proxy_target(rt, namespace, name_port)
         if self._client is None:
-            self._client = aiohttp.ClientSession(auto_decompress=False,
-                                                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+            self._client = aiohttp.ClientSession(
+                auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)
+            )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         url = f"http://127.0.0.1:{port}/{rest}"
         try:
-            async with self._client.request(request.method, url, params=request.query, headers=headers,
-                                            data=await request.read() if request.can_read_body else None,
-                                            allow_redirects=False) as upstream:
-                response = web.StreamResponse(status=upstream.status, headers={
-                    k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
+            async with self._client.request(
+                request.method,
+                url,
+                params=request.query,
+                headers=headers,
+                data=await request.read() if request.can_read_body else None,
+                allow_redirects=False,
+            ) as upstream:
+                response = web.StreamResponse(
+                    status=upstream.status,
+                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
+                )
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 await response.write_eof()
                 return response
         except aiohttp.ClientError as exc:
-            raise ApiError(503, f"error trying to reach service: {exc}", reason="ServiceUnavailable") from None
+            raise ApiError(
+                503, f"error trying to reach service: {exc}", reason="ServiceUnavailable"
+            ) from None
 
     async def _on_shutdown(self, _: web.Application) -> None:
         for watch in list(self.watches):

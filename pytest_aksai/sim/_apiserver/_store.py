@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _admission, _apply, _patch
 from ._errors import ApiError, already_exists, conflict, expired, not_found
+from ._schema import deepcopy
 from ._selectors import FieldMatcher, Matcher, parse_field_selector, parse_label_selector
 from ._types import BUILTIN_TYPES, VIRTUAL_KINDS, ResourceType
 
@@ -36,19 +37,6 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 FOREGROUND_FINALIZER = "foregroundDeletion"
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 ORPHAN_FINALIZER = "orphan"
-
-
-def deepcopy(value: _T) -> _T:
-    """A fast deep copy for JSON-shaped data."""
-    return cast(_T, _copy(value))
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 @dataclass(slots=True)
@@ -76,8 +64,14 @@ class Watch:
     compacted resourceVersion. Objects are copies, safe to mutate.
     """
 
-    def __init__(self, store: Store, rt: ResourceType, namespace: str | None, labels: Matcher | None,
-                 fields: FieldMatcher | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        rt: ResourceType,
+        namespace: str | None,
+        labels: Matcher | None,
+        fields: FieldMatcher | None,
+    ) -> None:
         self._store = store
         self.rt = rt
         self.namespace = namespace
@@ -180,8 +174,14 @@ class Store:
             return rt
         lowered = name.lower()
         for candidate in self._types.values():
-            if candidate.group == group and candidate.version == version and (
-                candidate.kind == name or candidate.singular == lowered or lowered in candidate.short_names
+            if (
+                candidate.group == group
+                and candidate.version == version
+                and (
+                    candidate.kind == name
+                    or candidate.singular == lowered
+                    or lowered in candidate.short_names
+                )
             ):
                 return candidate
         raise ApiError(404, f"the server could not find the requested resource ({name} in {api_version})")
@@ -220,9 +220,16 @@ class Store:
         obj = self._bucket(rt).get(self._key(rt, name, namespace))
         return None if obj is None else self.get(rt, name, namespace)
 
-    def list_page(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-                  field_selector: str | None = None, limit: int | None = None,
-                  continue_token: str | None = None) -> ListResult:
+    def list_page(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> ListResult:
         labels = parse_label_selector(label_selector)
         fields = parse_field_selector(field_selector, rt.field_selectors, rt.kind)
         start_after: Key | None = None
@@ -233,15 +240,20 @@ class Store:
                 list_rv = int(token["rv"])
                 start_after = (str(token["start"][0]), str(token["start"][1]))
             except (ValueError, KeyError, TypeError, IndexError):
-                raise ApiError(400, "continue key is not valid: incorrect encoded start resourceVersion "
-                                    "(version meta.k8s.io/v1)") from None
+                raise ApiError(
+                    400,
+                    "continue key is not valid: incorrect encoded start resourceVersion "
+                    "(version meta.k8s.io/v1)",
+                ) from None
             if list_rv < self._compacted_rv:
-                raise expired("The provided continue parameter is too old to display a consistent list result. "
-                              "You can start a new list without the continue parameter, or use the continue "
-                              "token in this response to retrieve the remainder of the results. Continuing with "
-                              "the provided token results in an inconsistent list - objects that were created, "
-                              "modified, or deleted between the time the first chunk was returned and now may "
-                              "show up in the list.")
+                raise expired(
+                    "The provided continue parameter is too old to display a consistent list result. "
+                    "You can start a new list without the continue parameter, or use the continue "
+                    "token in this response to retrieve the remainder of the results. Continuing with "
+                    "the provided token results in an inconsistent list - objects that were created, "
+                    "modified, or deleted between the time the first chunk was returned and now may "
+                    "show up in the list."
+                )
         bucket = self._bucket(rt)
         keys = sorted(bucket)
         matched: list[Obj] = []
@@ -259,17 +271,26 @@ class Store:
             if limit and len(matched) >= limit:
                 remaining += 1
                 continue
-            matched.append(obj if obj["apiVersion"] == rt.api_version else {**obj, "apiVersion": rt.api_version})
+            matched.append(
+                obj if obj["apiVersion"] == rt.api_version else {**obj, "apiVersion": rt.api_version}
+            )
         token_out = None
         if remaining:
             last = matched[-1]["metadata"]
-            raw = json.dumps({"rv": list_rv, "start": [last.get("namespace", "") if rt.namespaced else "",
-                                                         last["name"]]})
+            raw = json.dumps(
+                {"rv": list_rv, "start": [last.get("namespace", "") if rt.namespaced else "", last["name"]]}
+            )
             token_out = base64.urlsafe_b64encode(raw.encode()).decode()
         return ListResult(matched, str(list_rv), token_out, remaining or None)
 
-    def list(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-             field_selector: str | None = None) -> list[Obj]:
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
         page = self.list_page(rt, namespace, label_selector=label_selector, field_selector=field_selector)
         return [deepcopy(o) for o in page.items]
 
@@ -322,19 +343,28 @@ class Store:
                 403,
                 f'{rt.group_resource} "{name}" is forbidden: unable to create new content in namespace '
                 f"{namespace} because it is being terminated",
-                details={"name": name, "kind": rt.plural, "causes": [{
-                    "reason": "NamespaceTerminating",
-                    "message": f"namespace {namespace} is being terminated",
-                    "field": "metadata.namespace"}]},
+                details={
+                    "name": name,
+                    "kind": rt.plural,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
             )
 
-    def create(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None,
-               dry_run: bool = False) -> Obj:
+    def create(
+        self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None, dry_run: bool = False
+    ) -> Obj:
         """Create; returns the stored object (a copy). 409 AlreadyExists, 404 for a missing namespace, 422."""
-        return deepcopy(self.create_raw(rt, cast(Obj, _copy(obj)), namespace=namespace, dry_run=dry_run))
+        return deepcopy(self.create_raw(rt, cast(Obj, deepcopy(obj)), namespace=namespace, dry_run=dry_run))
 
-    def create_raw(self, rt: ResourceType, obj: Obj, *, namespace: str | None = None,
-                   dry_run: bool = False) -> Obj:
+    def create_raw(
+        self, rt: ResourceType, obj: Obj, *, namespace: str | None = None, dry_run: bool = False
+    ) -> Obj:
         """Like `create`, but takes ownership of `obj` and returns the stored object itself."""
         if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
             raise ApiError(400, "the body of the request was not a JSON object")
@@ -342,8 +372,10 @@ class Store:
         if rt.namespaced:
             body_ns = meta.get("namespace")
             if namespace and body_ns and body_ns != namespace:
-                raise ApiError(400, "the namespace of the provided object does not match the namespace sent on "
-                                    "the request")
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             namespace = namespace or body_ns or "default"
             meta["namespace"] = namespace
         else:
@@ -351,9 +383,13 @@ class Store:
             namespace = ""
         kind = obj.get("kind")
         if kind and kind != rt.kind:
-            raise ApiError(400, f"the API version in the data ({obj.get('apiVersion')}) does not match the expected "
-                                f"API version ({rt.api_version})" if obj.get("apiVersion") != rt.api_version
-                           else f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+            raise ApiError(
+                400,
+                f"the API version in the data ({obj.get('apiVersion')}) does not match the expected "
+                f"API version ({rt.api_version})"
+                if obj.get("apiVersion") != rt.api_version
+                else f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})",
+            )
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if not meta.get("name") and meta.get("generateName"):
@@ -380,32 +416,55 @@ class Store:
         _admission.after_create(self, rt, stored)
         return stored
 
-    def update(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None,
-               subresource: str | None = None, dry_run: bool = False) -> Obj:
+    def update(
+        self,
+        rt: ResourceType,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
         """PUT semantics: replace the object; a `metadata.resourceVersion` that is not the current one → 409.
         `subresource="status"` changes only `status`; otherwise `status` is kept when the type has a status
         subresource."""
-        return deepcopy(self.update_raw(rt, cast(Obj, _copy(obj)), namespace=namespace, subresource=subresource,
-                                        dry_run=dry_run))
+        return deepcopy(
+            self.update_raw(
+                rt, cast(Obj, deepcopy(obj)), namespace=namespace, subresource=subresource, dry_run=dry_run
+            )
+        )
 
     def update_status(self, rt: ResourceType, obj: Mapping[str, Any], *, namespace: str | None = None) -> Obj:
         return self.update(rt, obj, namespace=namespace, subresource="status")
 
-    def update_raw(self, rt: ResourceType, obj: Obj, *, namespace: str | None = None, subresource: str | None = None,
-                   dry_run: bool = False, name: str | None = None, create_missing: bool = False,
-                   field_manager: str | None = None) -> Obj:
+    def update_raw(
+        self,
+        rt: ResourceType,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        name: str | None = None,
+        create_missing: bool = False,
+        field_manager: str | None = None,
+    ) -> Obj:
         meta = obj.get("metadata")
         if not isinstance(meta, dict):
             raise ApiError(400, "the body of the request was not a JSON object with metadata")
         body_name = meta.get("name") or ""
         name = name or body_name
         if body_name and body_name != name:
-            raise ApiError(400, f"the name of the object ({body_name}) does not match the name on the URL ({name})")
+            raise ApiError(
+                400, f"the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )
         if rt.namespaced:
             namespace = namespace or meta.get("namespace") or "default"
             if meta.get("namespace") and meta["namespace"] != namespace:
-                raise ApiError(400, "the namespace of the provided object does not match the namespace sent on "
-                                    "the request")
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
         key = self._key(rt, name, namespace)
         old = self._bucket(rt).get(key)
         if old is None:
@@ -435,8 +494,15 @@ class Store:
         meta = new["metadata"]
         if "managedFields" not in meta and "managedFields" in old_meta:
             meta["managedFields"] = old_meta["managedFields"]
-        for field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
-                      "namespace", "name"):
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ):
             if field in old_meta:
                 meta[field] = old_meta[field]
             else:
@@ -466,17 +532,48 @@ class Store:
         _admission.after_update(self, rt, stored, old)
         return stored
 
-    def patch(self, rt: ResourceType, name: str, patch: Any, patch_type: str = "merge", *,
-              namespace: str | None = None, subresource: str | None = None, field_manager: str | None = None,
-              dry_run: bool = False, force: bool = False) -> Obj:
+    def patch(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: Any,
+        patch_type: str = "merge",
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> Obj:
         """Patch types: "merge" (RFC 7386), "strategic", "json" (RFC 6902), "apply" (server-side apply:
         creates when absent)."""
-        return deepcopy(self.patch_raw(rt, name, patch, patch_type, namespace=namespace, subresource=subresource,
-                                       field_manager=field_manager, dry_run=dry_run, force=force))
+        return deepcopy(
+            self.patch_raw(
+                rt,
+                name,
+                patch,
+                patch_type,
+                namespace=namespace,
+                subresource=subresource,
+                field_manager=field_manager,
+                dry_run=dry_run,
+                force=force,
+            )
+        )
 
-    def patch_raw(self, rt: ResourceType, name: str, patch: Any, patch_type: str, *, namespace: str | None = None,
-                  subresource: str | None = None, field_manager: str | None = None, dry_run: bool = False,
-                  force: bool = False) -> Obj:
+    def patch_raw(
+        self,
+        rt: ResourceType,
+        name: str,
+        patch: Any,
+        patch_type: str,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> Obj:
         key = self._key(rt, name, namespace)
         old = self._bucket(rt).get(key)
         if patch_type == "apply":
@@ -491,14 +588,22 @@ class Store:
                 body.setdefault("metadata", {})["name"] = name
                 if rt.namespaced:
                     body["metadata"]["namespace"] = namespace
-                body.setdefault("metadata", {})["managedFields"] = [{
-                    "manager": field_manager, "operation": "Apply", "apiVersion": rt.api_version,
-                    "time": self.clock.timestamp(), "fieldsType": "FieldsV1",
-                    "fieldsV1": _apply.encode(_apply.field_set(patch))}]
+                body.setdefault("metadata", {})["managedFields"] = [
+                    {
+                        "manager": field_manager,
+                        "operation": "Apply",
+                        "apiVersion": rt.api_version,
+                        "time": self.clock.timestamp(),
+                        "fieldsType": "FieldsV1",
+                        "fieldsV1": _apply.encode(_apply.field_set(patch)),
+                    }
+                ]
                 return self.create_raw(rt, body, namespace=namespace, dry_run=dry_run)
         if old is None:
             raise not_found(rt.plural, rt.group, name)
-        current = deepcopy(old if old["apiVersion"] == rt.api_version else {**old, "apiVersion": rt.api_version})
+        current = deepcopy(
+            old if old["apiVersion"] == rt.api_version else {**old, "apiVersion": rt.api_version}
+        )
         patched = _patch.apply_patch(rt, current, patch, patch_type)
         if patch_type == "apply" and field_manager:
             patched = _apply.apply(current, patch, patched, field_manager, force)
@@ -508,8 +613,11 @@ class Store:
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise ApiError(422, "patched object is not an object with metadata")
         if patched["metadata"].get("name", name) != name:
-            raise ApiError(400, f"the name of the object ({patched['metadata'].get('name')}) does not match the "
-                                f"name on the URL ({name})")
+            raise ApiError(
+                400,
+                f"the name of the object ({patched['metadata'].get('name')}) does not match the "
+                f"name on the URL ({name})",
+            )
         given_rv = patched["metadata"].get("resourceVersion")
         if given_rv and given_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, rt.group, name)
@@ -520,21 +628,45 @@ class Store:
         return self._finish_update(rt, key, old, new, dry_run)
 
     # ---- deletion --------------------------------------------------------------------------------------
-    def delete(self, rt: ResourceType, name: str, namespace: str | None = None, *,
-               propagation_policy: str | None = None, grace_period_seconds: int | None = None,
-               preconditions: Mapping[str, str] | None = None, dry_run: bool = False) -> Obj:
+    def delete(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
         """Delete with finalizers, graceful pod deletion and ownerReference garbage collection.
 
         Returns the object as of the deletion: removed (the DELETED event's object), or still present with
         `metadata.deletionTimestamp` set (finalizers pending, foreground deletion, pods bound to a node, or a
         namespace that is Terminating)."""
-        return deepcopy(self.delete_raw(rt, name, namespace, propagation_policy=propagation_policy,
-                                        grace_period_seconds=grace_period_seconds, preconditions=preconditions,
-                                        dry_run=dry_run))
+        return deepcopy(
+            self.delete_raw(
+                rt,
+                name,
+                namespace,
+                propagation_policy=propagation_policy,
+                grace_period_seconds=grace_period_seconds,
+                preconditions=preconditions,
+                dry_run=dry_run,
+            )
+        )
 
-    def delete_raw(self, rt: ResourceType, name: str, namespace: str | None = None, *,
-                   propagation_policy: str | None = None, grace_period_seconds: int | None = None,
-                   preconditions: Mapping[str, str] | None = None, dry_run: bool = False) -> Obj:
+    def delete_raw(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
         key = self._key(rt, name, namespace)
         old = self._bucket(rt).get(key)
         if old is None:
@@ -542,35 +674,62 @@ class Store:
         meta = old["metadata"]
         if preconditions:
             if preconditions.get("uid") and preconditions["uid"] != meta["uid"]:
-                raise ApiError(409, f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in "
-                                    f"object meta: {meta['uid']}", reason="Conflict")
-            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != meta["resourceVersion"]:
-                raise ApiError(409, "Precondition failed: ResourceVersion in precondition: "
-                                    f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
-                                    f"{meta['resourceVersion']}", reason="Conflict")
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in "
+                    f"object meta: {meta['uid']}",
+                    reason="Conflict",
+                )
+            if (
+                preconditions.get("resourceVersion")
+                and preconditions["resourceVersion"] != meta["resourceVersion"]
+            ):
+                raise ApiError(
+                    409,
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
+                    f"{meta['resourceVersion']}",
+                    reason="Conflict",
+                )
         if propagation_policy not in (None, "Background", "Foreground", "Orphan"):
-            raise ApiError(422, f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
-                                f'"{propagation_policy}": supported values: "Foreground", "Background", "Orphan", '
-                                "nil", reason="Invalid")
+            raise ApiError(
+                422,
+                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                f'"{propagation_policy}": supported values: "Foreground", "Background", "Orphan", '
+                "nil",
+                reason="Invalid",
+            )
         if dry_run:
             return old
         if rt.bucket == ("", "namespaces"):
             if key[1] in PROTECTED_NAMESPACES:
-                raise ApiError(403, f'namespaces "{key[1]}" is forbidden: this namespace may not be deleted',
-                               details={"name": key[1], "kind": "namespaces"})
+                raise ApiError(
+                    403,
+                    f'namespaces "{key[1]}" is forbidden: this namespace may not be deleted',
+                    details={"name": key[1], "kind": "namespaces"},
+                )
             return self._terminate_namespace(rt, key, old)
         if propagation_policy == "Orphan":
             self._orphan_dependents(meta["uid"])
         finalizers = list(meta.get("finalizers") or [])
-        if propagation_policy == "Foreground" and self._dependents.get(meta["uid"]) and \
-                FOREGROUND_FINALIZER not in finalizers:
+        if (
+            propagation_policy == "Foreground"
+            and self._dependents.get(meta["uid"])
+            and FOREGROUND_FINALIZER not in finalizers
+        ):
             finalizers.append(FOREGROUND_FINALIZER)
         if finalizers:
             if meta.get("deletionTimestamp") and finalizers == meta.get("finalizers"):
                 return old
-            new = {**old, "metadata": {**meta, "finalizers": finalizers,
-                                       "deletionTimestamp": meta.get("deletionTimestamp") or self.clock.timestamp(),
-                                       "deletionGracePeriodSeconds": 0}}
+            new = {
+                **old,
+                "metadata": {
+                    **meta,
+                    "finalizers": finalizers,
+                    "deletionTimestamp": meta.get("deletionTimestamp") or self.clock.timestamp(),
+                    "deletionGracePeriodSeconds": 0,
+                },
+            }
             stored = self._commit(rt, key, new, old, "MODIFIED")
             if FOREGROUND_FINALIZER in finalizers:
                 self._schedule(lambda: self._collect_dependents(meta["uid"]))
@@ -595,8 +754,11 @@ class Store:
 
         def _expire() -> None:
             current = self._bucket(rt).get(key)
-            if current is not None and current["metadata"]["uid"] == uid and not current["metadata"].get(
-                    "finalizers"):
+            if (
+                current is not None
+                and current["metadata"]["uid"] == uid
+                and not current["metadata"].get("finalizers")
+            ):
                 self._remove(rt, key, current)
 
         if self._loop is not None:
@@ -659,8 +821,12 @@ class Store:
             if dep["metadata"].get("deletionTimestamp"):
                 continue
             try:
-                self.delete_raw(rt, key[1], key[0] or None,
-                                propagation_policy="Foreground" if owner_deleting else "Background")
+                self.delete_raw(
+                    rt,
+                    key[1],
+                    key[0] or None,
+                    propagation_policy="Foreground" if owner_deleting else "Background",
+                )
             except ApiError:
                 continue
 
@@ -700,9 +866,15 @@ class Store:
     def _terminate_namespace(self, rt: ResourceType, key: Key, old: Obj) -> Obj:
         if old.get("status", {}).get("phase") == "Terminating":
             return old
-        new = {**old, "metadata": {**old["metadata"], "deletionTimestamp": self.clock.timestamp(),
-                                   "deletionGracePeriodSeconds": 0},
-               "status": {**old.get("status", {}), "phase": "Terminating"}}
+        new = {
+            **old,
+            "metadata": {
+                **old["metadata"],
+                "deletionTimestamp": self.clock.timestamp(),
+                "deletionGracePeriodSeconds": 0,
+            },
+            "status": {**old.get("status", {}), "phase": "Terminating"},
+        }
         stored = self._commit(rt, key, new, old, "MODIFIED")
         namespace = key[1]
         self._schedule(lambda: self._empty_namespace(namespace))
@@ -739,23 +911,44 @@ class Store:
         else:
             self._remove(rt, ("", namespace), new)
 
-    def delete_collection(self, rt: ResourceType, namespace: str | None = None, *,
-                          label_selector: str | None = None, field_selector: str | None = None,
-                          propagation_policy: str | None = None, dry_run: bool = False) -> ObjList:
+    def delete_collection(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        propagation_policy: str | None = None,
+        dry_run: bool = False,
+    ) -> ObjList:
         page = self.list_page(rt, namespace, label_selector=label_selector, field_selector=field_selector)
         out = []
         for obj in list(page.items):
             meta = obj["metadata"]
             try:
-                out.append(self.delete_raw(rt, meta["name"], meta.get("namespace"),
-                                           propagation_policy=propagation_policy, dry_run=dry_run))
+                out.append(
+                    self.delete_raw(
+                        rt,
+                        meta["name"],
+                        meta.get("namespace"),
+                        propagation_policy=propagation_policy,
+                        dry_run=dry_run,
+                    )
+                )
             except ApiError:
                 continue
         return out
 
     # ---- watch -----------------------------------------------------------------------------------------
-    def watch(self, rt: ResourceType, namespace: str | None = None, *, label_selector: str | None = None,
-              field_selector: str | None = None, resource_version: str | None = None) -> Watch:
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str | None = None,
+    ) -> Watch:
         """Subscribe. `resource_version` None or "0": synthetic ADDED events for the current objects first;
         "N": every change after N (a compacted N raises ApiError 410 Expired)."""
         labels = parse_label_selector(label_selector)

@@ -54,8 +54,11 @@ def apply_scenario(ctx: Any, scenario: Scenario) -> None:
             store.create(rt, obj)
         except ApiError as exc:
             if exc.code != 409:
-                raise ApiError(exc.code, f"scenario {scenario.name!r}: cannot create {obj.get('kind')} "
-                                         f"{(obj.get('metadata') or {}).get('name')!r}: {exc.message}") from exc
+                raise ApiError(
+                    exc.code,
+                    f"scenario {scenario.name!r}: cannot create {obj.get('kind')} "
+                    f"{(obj.get('metadata') or {}).get('name')!r}: {exc.message}",
+                ) from exc
     configmaps = store.resource("v1", "configmaps")
     sim = store.try_get(configmaps, SIM_CONFIGMAP[1], SIM_CONFIGMAP[0])
     if sim is not None:

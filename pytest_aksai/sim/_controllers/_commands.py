@@ -73,11 +73,18 @@ def register_image(image_substring: str, handler: Handler) -> None:
 
 
 def argv_of(container: Mapping[str, Any]) -> list[str]:
-    return [str(a) for a in (container.get("command") or [])] + [str(a) for a in (container.get("args") or [])]
+    return [str(a) for a in (container.get("command") or [])] + [
+        str(a) for a in (container.get("args") or [])
+    ]
 
 
-def run(pod: Mapping[str, Any], container: Mapping[str, Any], node: Mapping[str, Any], now: datetime,
-        faults: Any = None) -> CommandResult:
+def run(
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    node: Mapping[str, Any],
+    now: datetime,
+    faults: Any = None,
+) -> CommandResult:
     argv = argv_of(container)
     ctx = CommandContext(argv, pod, container, node, now, faults)
     if not container.get("command"):
@@ -119,7 +126,9 @@ def _shell(ctx: CommandContext) -> CommandResult:
             continue
         if words and not skipping:
             if words[0] == "exit":
-                return CommandResult("".join(output), int(words[1]) if len(words) > 1 else exit_code, duration)
+                return CommandResult(
+                    "".join(output), int(words[1]) if len(words) > 1 else exit_code, duration
+                )
             result = _dispatch(_with_argv(ctx, words))
             output.append(result.output)
             started = duration
@@ -129,8 +138,9 @@ def _shell(ctx: CommandContext) -> CommandResult:
             if exit_code is None:
                 # The shell becomes the long-running process: its readiness is that process's.
                 ready_after = None if result.ready_after is None else started + result.ready_after
-                return dataclasses.replace(result, output="".join(output), duration=duration,
-                                           ready_after=ready_after)
+                return dataclasses.replace(
+                    result, output="".join(output), duration=duration, ready_after=ready_after
+                )
         words = []
         skipping = token == "&&" and (skipping or exit_code != 0)
     if last is None:
@@ -174,7 +184,11 @@ def _label_version(labels: Mapping[str, str], prefix: str, full_key: str, defaul
 
 
 def _row(cells: list[tuple[str, str]], widths: tuple[int, ...]) -> str:
-    return "|" + "|".join(left.ljust(w - len(right)) + right for (left, right), w in zip(cells, widths, strict=True)) + "|"
+    return (
+        "|"
+        + "|".join(left.ljust(w - len(right)) + right for (left, right), w in zip(cells, widths, strict=True))
+        + "|"
+    )
 
 
 def nvidia_smi_table(model: GpuModel, count: int, driver: str, cuda: str, now: datetime) -> str:
@@ -186,17 +200,34 @@ def nvidia_smi_table(model: GpuModel, count: int, driver: str, cuda: str, now: d
         full,
         "| " + f"NVIDIA-SMI {driver:<23}Driver Version: {driver:<15}CUDA Version: {cuda:<9}".ljust(88) + "|",
         "|" + "+".join("-" * w for w in widths) + "+",
-        _row([(" GPU  Name", "Persistence-M "), (" Bus-Id", "Disp.A "), ("", "Volatile Uncorr. ECC ")], widths),
-        _row([(" Fan  Temp   Perf", "Pwr:Usage/Cap "), ("", "Memory-Usage "), (" GPU-Util", "Compute M. ")], widths),
+        _row(
+            [(" GPU  Name", "Persistence-M "), (" Bus-Id", "Disp.A "), ("", "Volatile Uncorr. ECC ")], widths
+        ),
+        _row(
+            [(" Fan  Temp   Perf", "Pwr:Usage/Cap "), ("", "Memory-Usage "), (" GPU-Util", "Compute M. ")],
+            widths,
+        ),
         _row([("", ""), ("", ""), ("", "MIG M. ")], widths),
         "|" + "+".join("=" * w for w in widths) + "|",
     ]
     for index in range(count):
         out += [
-            _row([(f" {index:>3}  {model.smi_name}", "On  "), (f"   0000000{index + 1}:00:00.0", "Off "),
-                  ("", "Off ")], widths),
-            _row([(" N/A   32C    P8", f"{9:>3}W / {model.power_cap_w:>4}W "),
-                  ("", f"1MiB / {model.memory_mib:>6}MiB "), ("      0%", "Default ")], widths),
+            _row(
+                [
+                    (f" {index:>3}  {model.smi_name}", "On  "),
+                    (f"   0000000{index + 1}:00:00.0", "Off "),
+                    ("", "Off "),
+                ],
+                widths,
+            ),
+            _row(
+                [
+                    (" N/A   32C    P8", f"{9:>3}W / {model.power_cap_w:>4}W "),
+                    ("", f"1MiB / {model.memory_mib:>6}MiB "),
+                    ("      0%", "Default "),
+                ],
+                widths,
+            ),
             _row([("", ""), ("", ""), ("", "N/A ")], widths),
             line,
         ]
@@ -204,8 +235,12 @@ def nvidia_smi_table(model: GpuModel, count: int, driver: str, cuda: str, now: d
         " " * 91,
         full,
         "| " + "Processes:".ljust(88) + "|",
-        "| " + " GPU   GI   CI        PID   Type   Process name                              GPU Memory".ljust(88) + "|",
-        "| " + "       ID   ID                                                               Usage".ljust(88) + "|",
+        "| "
+        + " GPU   GI   CI        PID   Type   Process name                              GPU Memory".ljust(88)
+        + "|",
+        "| "
+        + "       ID   ID                                                               Usage".ljust(88)
+        + "|",
         "|" + "=" * 89 + "|",
         "| " + " No running processes found".ljust(88) + "|",
         full,
@@ -215,7 +250,9 @@ def nvidia_smi_table(model: GpuModel, count: int, driver: str, cuda: str, now: d
 
 def _allocated_gpus(ctx: CommandContext) -> int:
     resources = ctx.container.get("resources") or {}
-    value = parse_map(resources.get("limits")).get(GPU_RESOURCE) or parse_map(resources.get("requests")).get(GPU_RESOURCE)
+    value = parse_map(resources.get("limits")).get(GPU_RESOURCE) or parse_map(resources.get("requests")).get(
+        GPU_RESOURCE
+    )
     return int(value or Decimal(0))
 
 
@@ -225,28 +262,38 @@ def _nvidia_smi(ctx: CommandContext) -> CommandResult:
     if model is None:
         return CommandResult(
             "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. "
-            "Make sure that the latest NVIDIA driver is installed and running.\n\n", 9, 0.5,
+            "Make sure that the latest NVIDIA driver is installed and running.\n\n",
+            9,
+            0.5,
         )
     count = _allocated_gpus(ctx)
     if count == 0:
         return CommandResult("No devices were found\n", 6, 0.5)
-    driver = _label_version(labels, "nvidia.com/cuda.driver", "nvidia.com/cuda.driver-version.full",
-                            DEFAULT_DRIVER_VERSION, 3)
-    cuda = _label_version(labels, "nvidia.com/cuda.runtime", "nvidia.com/cuda.runtime-version.full",
-                          DEFAULT_CUDA_VERSION, 2)
+    driver = _label_version(
+        labels, "nvidia.com/cuda.driver", "nvidia.com/cuda.driver-version.full", DEFAULT_DRIVER_VERSION, 3
+    )
+    cuda = _label_version(
+        labels, "nvidia.com/cuda.runtime", "nvidia.com/cuda.runtime-version.full", DEFAULT_CUDA_VERSION, 2
+    )
     args = ctx.argv[1:]
     if "-L" in args or "--list-gpus" in args:
         text = "".join(f"GPU {i}: {model.smi_name} (UUID: GPU-{_uuid(ctx, i)})\n" for i in range(count))
         return CommandResult(text, 0, 0.5)
     query = next((a.split("=", 1)[1] for a in args if a.startswith("--query-gpu=")), None)
     if query is not None:
-        values = {"name": model.smi_name, "memory.total": f"{model.memory_mib} MiB", "driver_version": driver,
-                  "count": str(count)}
+        values = {
+            "name": model.smi_name,
+            "memory.total": f"{model.memory_mib} MiB",
+            "driver_version": driver,
+            "count": str(count),
+        }
         fields = [f.strip() for f in query.split(",")]
         unknown = [f for f in fields if f not in values]
         if unknown:
             return CommandResult(f'Field "{unknown[0]}" is not a valid field to query.\n\n', 2, 0.5)
-        return CommandResult("".join(", ".join(values[f] for f in fields) + "\n" for _ in range(count)), 0, 0.5)
+        return CommandResult(
+            "".join(", ".join(values[f] for f in fields) + "\n" for _ in range(count)), 0, 0.5
+        )
     return CommandResult(nvidia_smi_table(model, count, driver, cuda, ctx.now), 0, 0.5)
 
 

@@ -43,13 +43,17 @@ def _pinned(template_spec: Obj, node_name: str) -> Obj:
     node_affinity = dict(affinity.get("nodeAffinity") or {})
     pin = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node_name]}]}
     required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
-    terms = [{**t, "matchFields": pin["matchFields"]} for t in required.get("nodeSelectorTerms") or []] or [pin]
+    terms = [{**t, "matchFields": pin["matchFields"]} for t in required.get("nodeSelectorTerms") or []] or [
+        pin
+    ]
     node_affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": terms}
     affinity["nodeAffinity"] = node_affinity
     spec["affinity"] = affinity
     tolerations = list(spec.get("tolerations") or [])
     for toleration in _DAEMON_TOLERATIONS:
-        if not any(t.get("key") == toleration["key"] and t.get("effect") == toleration["effect"] for t in tolerations):
+        if not any(
+            t.get("key") == toleration["key"] and t.get("effect") == toleration["effect"] for t in tolerations
+        ):
             tolerations.append(dict(toleration))
     spec["tolerations"] = tolerations
     return spec
@@ -59,14 +63,20 @@ def eligible(template_spec: Obj, node: Obj) -> bool:
     pod = {"spec": _pinned(template_spec, node["metadata"]["name"])}
     if not matches_node_affinity(pod, node):
         return False
-    return all(tolerates(pod["spec"]["tolerations"], taint) for taint in (node.get("spec") or {}).get("taints") or []
-               if taint.get("effect") in ("NoSchedule", "NoExecute"))
+    return all(
+        tolerates(pod["spec"]["tolerations"], taint)
+        for taint in (node.get("spec") or {}).get("taints") or []
+        if taint.get("effect") in ("NoSchedule", "NoExecute")
+    )
 
 
 class DaemonSetController(Controller):
     name = "daemonset"
-    watches = (Watch("apps/v1", "daemonsets"), watch_owned("v1", "pods", "DaemonSet"),
-               Watch("v1", "nodes", _all_daemonsets))
+    watches = (
+        Watch("apps/v1", "daemonsets"),
+        watch_owned("v1", "pods", "DaemonSet"),
+        Watch("v1", "nodes", _all_daemonsets),
+    )
 
     async def reconcile(self, key: str) -> float | None:
         ds = self.get("apps/v1", "daemonsets", key)
@@ -84,24 +94,41 @@ class DaemonSetController(Controller):
         nodes = {n["metadata"]["name"]: n for n in self.list("v1", "nodes")}
         wanted = {n for n, node in nodes.items() if eligible(template.get("spec") or {}, node)}
         for node_name in sorted(wanted - set(by_node)):
-            pod = pod_from_template(ds, template, generate_name=f"{name}-",
-                                    extra_labels={REVISION_LABEL: revision, "pod-template-generation":
-                                                  str(ds["metadata"].get("generation", 1))})
+            pod = pod_from_template(
+                ds,
+                template,
+                generate_name=f"{name}-",
+                extra_labels={
+                    REVISION_LABEL: revision,
+                    "pod-template-generation": str(ds["metadata"].get("generation", 1)),
+                },
+            )
             pod["spec"] = _pinned(pod["spec"], node_name)
             created = self.store.create(pods_rt, pod)
-            self.event(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT)
+            self.event(
+                ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT
+            )
         for node_name, node_pods in by_node.items():
             surplus = node_pods[1:] if node_name in wanted else node_pods
             for pod in surplus:
                 self.store.delete(pods_rt, pod["metadata"]["name"], namespace)
-                self.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT)
+                self.event(
+                    ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT
+                )
         if (spec.get("updateStrategy") or {}).get("type", "RollingUpdate") == "RollingUpdate":
-            outdated = [p for n, ps in sorted(by_node.items()) if n in wanted for p in ps[:1]
-                        if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision]
+            outdated = [
+                p
+                for n, ps in sorted(by_node.items())
+                if n in wanted
+                for p in ps[:1]
+                if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision
+            ]
             if outdated and all(is_ready(p) for ps in by_node.values() for p in ps[:1]):
                 pod = outdated[0]
                 self.store.delete(pods_rt, pod["metadata"]["name"], namespace)
-                self.event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT)
+                self.event(
+                    ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT
+                )
         self._update_status(ds, wanted, revision)
         return None
 
@@ -110,15 +137,19 @@ class DaemonSetController(Controller):
         if (pod.get("spec") or {}).get("nodeName"):
             return str(pod["spec"]["nodeName"])
         terms = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms") or [{}]
+            "requiredDuringSchedulingIgnoredDuringExecution", {}
+        ).get("nodeSelectorTerms") or [{}]
         for field in terms[0].get("matchFields") or []:
             if field.get("key") == "metadata.name" and field.get("values"):
                 return str(field["values"][0])
         return ""
 
     def _update_status(self, ds: Obj, wanted: set[str], revision: str) -> None:
-        pods = [p for p in self.list("v1", "pods", ds["metadata"]["namespace"]) if is_controlled_by(p, ds)
-                and is_active(p)]
+        pods = [
+            p
+            for p in self.list("v1", "pods", ds["metadata"]["namespace"])
+            if is_controlled_by(p, ds) and is_active(p)
+        ]
         scheduled = {self._target(p) for p in pods if (p.get("spec") or {}).get("nodeName")}
         ready = [p for p in pods if is_ready(p) and self._target(p) in wanted]
         updated = [p for p in pods if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == revision]

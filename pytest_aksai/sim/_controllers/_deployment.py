@@ -71,11 +71,15 @@ class DeploymentController(Controller):
         if deployment is None or deployment["metadata"].get("deletionTimestamp"):
             return None
         namespace, _ = split_key(key)
-        all_rs = [rs for rs in self.list("apps/v1", "replicasets", namespace) if is_controlled_by(rs, deployment)]
+        all_rs = [
+            rs for rs in self.list("apps/v1", "replicasets", namespace) if is_controlled_by(rs, deployment)
+        ]
         spec = deployment.get("spec") or {}
         template = spec.get("template") or {}
-        new_rs = next((rs for rs in all_rs if _same_template((rs.get("spec") or {}).get("template") or {},
-                                                             template)), None)
+        new_rs = next(
+            (rs for rs in all_rs if _same_template((rs.get("spec") or {}).get("template") or {}, template)),
+            None,
+        )
         old_rs = [rs for rs in all_rs if rs is not new_rs]
         if not spec.get("paused"):
             if new_rs is None:
@@ -99,34 +103,52 @@ class DeploymentController(Controller):
         template["metadata"]["labels"][HASH_LABEL] = pod_hash
         selector = dict(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
-        revision = max((int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old_rs),
-                       default=0) + 1
+        revision = (
+            max((int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old_rs), default=0)
+            + 1
+        )
         surge, _ = surge_and_unavailable(deployment)
         replicas = int(spec.get("replicas", 1))
         rs: Obj = {
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
             "metadata": {
-                "name": name, "namespace": deployment["metadata"]["namespace"],
+                "name": name,
+                "namespace": deployment["metadata"]["namespace"],
                 "labels": dict(template["metadata"]["labels"]),
-                "annotations": {REVISION: str(revision), DESIRED: str(replicas), MAX_REPLICAS: str(replicas + surge)},
+                "annotations": {
+                    REVISION: str(revision),
+                    DESIRED: str(replicas),
+                    MAX_REPLICAS: str(replicas + surge),
+                },
                 "ownerReferences": [owner_reference(deployment)],
             },
-            "spec": {"replicas": 0, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
-                     "selector": selector, "template": template},
+            "spec": {
+                "replicas": 0,
+                "minReadySeconds": int(spec.get("minReadySeconds") or 0),
+                "selector": selector,
+                "template": template,
+            },
             "status": {"replicas": 0},
         }
         created = self.store.create(self.rt("apps/v1", "replicasets"), rs)
         self._annotate_revision(deployment, revision)
         status = deployment.setdefault("status", {})
-        self._condition(status.setdefault("conditions", []), "Progressing", "True", "NewReplicaSetCreated",
-                        f'Created new replica set "{name}"')
+        self._condition(
+            status.setdefault("conditions", []),
+            "Progressing",
+            "True",
+            "NewReplicaSetCreated",
+            f'Created new replica set "{name}"',
+        )
         return created
 
     def _sync_revision(self, deployment: Obj, new_rs: Obj, old_rs: list[Obj]) -> None:
         annotations = new_rs["metadata"].get("annotations") or {}
         current = int(annotations.get(REVISION, 0))
-        highest_old = max((int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old_rs),
-                          default=0)
+        highest_old = max(
+            (int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)) for rs in old_rs), default=0
+        )
         if current <= highest_old:  # a rollback to an older template makes it the newest revision
             current = highest_old + 1
             new_rs["metadata"].setdefault("annotations", {})[REVISION] = str(current)
@@ -152,8 +174,13 @@ class DeploymentController(Controller):
         annotations[MAX_REPLICAS] = str(desired + surge)
         rs.update(self.store.update(self.rt("apps/v1", "replicasets"), rs))
         direction = "up" if replicas > old else "down"
-        self.event(deployment, "Normal", "ScalingReplicaSet",
-                   f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas} from {old}", COMPONENT)
+        self.event(
+            deployment,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas} from {old}",
+            COMPONENT,
+        )
 
     def _recreate(self, deployment: Obj, new_rs: Obj, old_rs: list[Obj]) -> None:
         for rs in old_rs:
@@ -166,7 +193,8 @@ class DeploymentController(Controller):
         namespace = deployment["metadata"]["namespace"]
         uids = {rs["metadata"]["uid"] for rs in old_rs}
         return any(
-            is_active(p) for p in self.list("v1", "pods", namespace)
+            is_active(p)
+            for p in self.list("v1", "pods", namespace)
             if any(ref.get("uid") in uids for ref in p["metadata"].get("ownerReferences") or [])
         )
 
@@ -194,7 +222,9 @@ class DeploymentController(Controller):
             if drop > 0:
                 self._scale(deployment, rs, _spec_replicas(rs) - drop)
                 budget -= drop
-        available = _status(new_rs, "availableReplicas") + sum(_status(rs, "availableReplicas") for rs in old_rs)
+        available = _status(new_rs, "availableReplicas") + sum(
+            _status(rs, "availableReplicas") for rs in old_rs
+        )
         excess = min(available - min_available, budget)
         for rs in oldest_first:
             drop = min(_spec_replicas(rs), excess)
@@ -207,8 +237,9 @@ class DeploymentController(Controller):
         idle = [rs for rs in old_rs if _spec_replicas(rs) == 0 and _status(rs, "replicas") == 0]
         idle.sort(key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION, 0)))
         for rs in idle[: max(len(idle) - limit, 0)]:
-            self.store.delete(self.rt("apps/v1", "replicasets"), rs["metadata"]["name"],
-                              rs["metadata"]["namespace"])
+            self.store.delete(
+                self.rt("apps/v1", "replicasets"), rs["metadata"]["name"], rs["metadata"]["namespace"]
+            )
 
     # ---- status --------------------------------------------------------------------------------------
     def _update_status(self, deployment: Obj, new_rs: Obj | None, old_rs: list[Obj]) -> float | None:
@@ -223,16 +254,31 @@ class DeploymentController(Controller):
         status = deployment.setdefault("status", {})
         conditions: list[Obj] = status.setdefault("conditions", [])
         if available >= replicas - max_unavailable:
-            self._condition(conditions, "Available", "True", "MinimumReplicasAvailable",
-                            "Deployment has minimum availability.")
+            self._condition(
+                conditions,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            )
         else:
-            self._condition(conditions, "Available", "False", "MinimumReplicasUnavailable",
-                            "Deployment does not have minimum availability.")
-        counts = omit_zero({
-            "observedGeneration": deployment["metadata"].get("generation", 1), "replicas": total,
-            "updatedReplicas": updated, "readyReplicas": ready, "availableReplicas": available,
-            "unavailableReplicas": max(replicas - available, 0),
-        })
+            self._condition(
+                conditions,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        counts = omit_zero(
+            {
+                "observedGeneration": deployment["metadata"].get("generation", 1),
+                "replicas": total,
+                "updatedReplicas": updated,
+                "readyReplicas": ready,
+                "availableReplicas": available,
+                "unavailableReplicas": max(replicas - available, 0),
+            }
+        )
         requeue: float | None = None
         if new_rs is not None and not spec.get("paused"):
             name = new_rs["metadata"]["name"]
@@ -240,30 +286,57 @@ class DeploymentController(Controller):
             deadline = float(spec.get("progressDeadlineSeconds", 600))
             progressed = {k: status.get(k) for k in counts} != counts
             if updated == replicas and available == replicas and total == replicas:
-                self._condition(conditions, "Progressing", "True", "NewReplicaSetAvailable",
-                                f'ReplicaSet "{name}" has successfully progressed.')
+                self._condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    f'ReplicaSet "{name}" has successfully progressed.',
+                )
             elif progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
                 pass
             elif progressed or progressing is None:
-                self._condition(conditions, "Progressing", "True", "ReplicaSetUpdated",
-                                f'ReplicaSet "{name}" is progressing.', touch=True)
+                self._condition(
+                    conditions,
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    f'ReplicaSet "{name}" is progressing.',
+                    touch=True,
+                )
                 requeue = deadline
             elif self._stalled(progressing, deadline):
-                self._condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded",
-                                f'ReplicaSet "{name}" has timed out progressing.')
+                self._condition(
+                    conditions,
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    f'ReplicaSet "{name}" has timed out progressing.',
+                )
             else:
                 requeue = deadline
         conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c.get("type", ""), 2))
         fresh = {**{k: v for k, v in status.items() if k in ("conditions", "collisionCount")}, **counts}
-        current = self.get("apps/v1", "deployments", f"{deployment['metadata']['namespace']}/"
-                                                      f"{deployment['metadata']['name']}")
+        current = self.get(
+            "apps/v1",
+            "deployments",
+            f"{deployment['metadata']['namespace']}/{deployment['metadata']['name']}",
+        )
         if current is not None and current.get("status") != fresh:
             current["status"] = fresh
             self.store.update_status(self.rt("apps/v1", "deployments"), current)
         return requeue
 
-    def _condition(self, conditions: list[Obj], type_: str, status: str, reason: str, message: str,
-                   *, touch: bool = False) -> None:
+    def _condition(
+        self,
+        conditions: list[Obj],
+        type_: str,
+        status: str,
+        reason: str,
+        message: str,
+        *,
+        touch: bool = False,
+    ) -> None:
         stamp = self.clock.timestamp()
         if set_condition(conditions, type_, status, stamp, reason, message) or touch:
             for cond in conditions:

@@ -56,9 +56,13 @@ class EndpointsController(Controller):
         if not selector or svc["metadata"].get("deletionTimestamp"):
             return None
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        pods = [p for p in self.list("v1", "pods", namespace, label_selector=label_selector)
-                if (p.get("status") or {}).get("podIP") and not is_terminal(p)
-                and not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for p in self.list("v1", "pods", namespace, label_selector=label_selector)
+            if (p.get("status") or {}).get("podIP")
+            and not is_terminal(p)
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         pods.sort(key=lambda p: p["metadata"]["name"])
         self._sync_endpoints(svc, pods)
         self._sync_slice(svc, pods)
@@ -66,8 +70,15 @@ class EndpointsController(Controller):
 
     def _address(self, svc: Obj, pod: Obj) -> Obj:
         meta = pod["metadata"]
-        address: Obj = {"ip": pod["status"]["podIP"], "targetRef": {
-            "kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta["uid"]}}
+        address: Obj = {
+            "ip": pod["status"]["podIP"],
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+        }
         node_name = (pod.get("spec") or {}).get("nodeName")
         if node_name:
             address["nodeName"] = node_name
@@ -92,8 +103,9 @@ class EndpointsController(Controller):
         body_subsets = []
         for ports_key, subset in subsets.items():
             entry: Obj = dict(subset)
-            entry["ports"] = [{**({"name": n} if n else {}), "port": p, "protocol": proto}
-                              for n, p, proto in ports_key]
+            entry["ports"] = [
+                {**({"name": n} if n else {}), "port": p, "protocol": proto} for n, p, proto in ports_key
+            ]
             body_subsets.append(entry)
         labels = dict(svc["metadata"].get("labels") or {})
         if spec.get("clusterIP") == "None":
@@ -102,8 +114,11 @@ class EndpointsController(Controller):
         meta = svc["metadata"]
         current = self.store.try_get(endpoints_rt, meta["name"], meta["namespace"])
         if current is None:
-            body: Obj = {"apiVersion": "v1", "kind": "Endpoints",
-                         "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels}}
+            body: Obj = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels},
+            }
             if body_subsets:
                 body["subsets"] = body_subsets
             self.store.create(endpoints_rt, body)
@@ -119,50 +134,85 @@ class EndpointsController(Controller):
         spec = svc.get("spec") or {}
         meta = svc["metadata"]
         slices_rt = self.rt("discovery.k8s.io/v1", "endpointslices")
-        zones = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get("topology.kubernetes.io/zone")
-                 for n in self.list("v1", "nodes")}
+        zones = {
+            n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get("topology.kubernetes.io/zone")
+            for n in self.list("v1", "nodes")
+        }
         endpoints = []
         ports: list[Obj] = []
         for pod in pods:
             ready = is_ready(pod)
-            endpoint: Obj = {"addresses": [pod["status"]["podIP"]],
-                             "conditions": {"ready": ready or bool(spec.get("publishNotReadyAddresses")),
-                                            "serving": ready, "terminating": False},
-                             "targetRef": {"kind": "Pod", "namespace": meta["namespace"],
-                                           "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
+            endpoint: Obj = {
+                "addresses": [pod["status"]["podIP"]],
+                "conditions": {
+                    "ready": ready or bool(spec.get("publishNotReadyAddresses")),
+                    "serving": ready,
+                    "terminating": False,
+                },
+                "targetRef": {
+                    "kind": "Pod",
+                    "namespace": meta["namespace"],
+                    "name": pod["metadata"]["name"],
+                    "uid": pod["metadata"]["uid"],
+                },
+            }
             node_name = (pod.get("spec") or {}).get("nodeName")
             if node_name:
                 endpoint["nodeName"] = node_name
                 if zones.get(node_name):
                     endpoint["zone"] = zones[node_name]
-            if (pod.get("spec") or {}).get("hostname") and (pod.get("spec") or {}).get("subdomain") == meta["name"]:
+            if (pod.get("spec") or {}).get("hostname") and (pod.get("spec") or {}).get("subdomain") == meta[
+                "name"
+            ]:
                 endpoint["hostname"] = pod["spec"]["hostname"]
             endpoints.append(endpoint)
             if not ports:
                 for port in spec.get("ports") or []:
                     number = _resolve_port(port, pod)
                     if number is not None:
-                        entry: Obj = {"name": port.get("name", ""), "port": number,
-                                      "protocol": port.get("protocol", "TCP")}
+                        entry: Obj = {
+                            "name": port.get("name", ""),
+                            "port": number,
+                            "protocol": port.get("protocol", "TCP"),
+                        }
                         if port.get("appProtocol"):
                             entry["appProtocol"] = port["appProtocol"]
                         ports.append(entry)
-        labels = {**(meta.get("labels") or {}), SERVICE_NAME_LABEL: meta["name"], MANAGED_BY_LABEL: MANAGED_BY}
+        labels = {
+            **(meta.get("labels") or {}),
+            SERVICE_NAME_LABEL: meta["name"],
+            MANAGED_BY_LABEL: MANAGED_BY,
+        }
         if spec.get("clusterIP") == "None":
             labels["service.kubernetes.io/headless"] = ""
-        existing = self.list("discovery.k8s.io/v1", "endpointslices", meta["namespace"],
-                             label_selector=f"{SERVICE_NAME_LABEL}={meta['name']},{MANAGED_BY_LABEL}={MANAGED_BY}")
+        existing = self.list(
+            "discovery.k8s.io/v1",
+            "endpointslices",
+            meta["namespace"],
+            label_selector=f"{SERVICE_NAME_LABEL}={meta['name']},{MANAGED_BY_LABEL}={MANAGED_BY}",
+        )
         desired: dict[str, Any] = {"addressType": "IPv4", "endpoints": endpoints, "ports": ports}
         if not existing:
-            self.store.create(slices_rt, {
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"], "labels": labels,
-                             "ownerReferences": [owner_reference(svc)]},
-                **desired,
-            })
+            self.store.create(
+                slices_rt,
+                {
+                    "apiVersion": "discovery.k8s.io/v1",
+                    "kind": "EndpointSlice",
+                    "metadata": {
+                        "generateName": f"{meta['name']}-",
+                        "namespace": meta["namespace"],
+                        "labels": labels,
+                        "ownerReferences": [owner_reference(svc)],
+                    },
+                    **desired,
+                },
+            )
             return
         current = existing[0]
-        if any(current.get(k) != v for k, v in desired.items()) or current["metadata"].get("labels") != labels:
+        if (
+            any(current.get(k) != v for k, v in desired.items())
+            or current["metadata"].get("labels") != labels
+        ):
             current.update(desired)
             current["metadata"]["labels"] = labels
             self.store.update(slices_rt, current)

@@ -164,19 +164,33 @@ class Controller:
         namespace, name = split_key(key)
         return self.store.try_get(self.rt(api_version, resource), name, namespace)
 
-    def list(self, api_version: str, resource: str, namespace: str | None = None, *,
-             label_selector: str | None = None, field_selector: str | None = None) -> list[Obj]:
-        return self.store.list(self.rt(api_version, resource), namespace, label_selector=label_selector,
-                               field_selector=field_selector)
+    def list(
+        self,
+        api_version: str,
+        resource: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Obj]:
+        return self.store.list(
+            self.rt(api_version, resource),
+            namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+        )
 
-    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str,
-              host: str = "") -> None:
+    def event(
+        self, obj: Mapping[str, Any], type_: str, reason: str, message: str, component: str, host: str = ""
+    ) -> None:
         """Record a core/v1 Event; `host` is the node of kubelet events (not yet carried by the recorder)."""
         self.ctx.record_event(dict(obj), reason, message, type_, component)
 
     # ---- running -------------------------------------------------------------------------------------
     def start(self) -> builtins.list[asyncio.Task[None]]:
-        tasks = [asyncio.create_task(self._pump(w), name=f"{self.name}:watch:{w.resource}") for w in self.watches]
+        tasks = [
+            asyncio.create_task(self._pump(w), name=f"{self.name}:watch:{w.resource}") for w in self.watches
+        ]
         tasks.append(asyncio.create_task(self._work(), name=f"{self.name}:worker"))
         return tasks
 

@@ -60,13 +60,19 @@ def _workspace_of_labels(_self: Any, _event_type: str, obj: Obj) -> list[str]:
 
 
 def _all_workspaces(self: WorkspaceController, _event_type: str, _obj: Obj) -> list[str]:
-    return [f"{w['metadata']['namespace']}/{w['metadata']['name']}" for w in self.list(WORKSPACE_API, "workspaces")]
+    return [
+        f"{w['metadata']['namespace']}/{w['metadata']['name']}"
+        for w in self.list(WORKSPACE_API, "workspaces")
+    ]
 
 
 def _config_users(self: WorkspaceController, _event_type: str, cm: Obj) -> list[str]:
     namespace = cm["metadata"].get("namespace")
-    return [f"{namespace}/{w['metadata']['name']}" for w in self.list(WORKSPACE_API, "workspaces", namespace)
-            if ((w.get("inference") or {}).get("config")) == cm["metadata"]["name"]]
+    return [
+        f"{namespace}/{w['metadata']['name']}"
+        for w in self.list(WORKSPACE_API, "workspaces", namespace)
+        if ((w.get("inference") or {}).get("config")) == cm["metadata"]["name"]
+    ]
 
 
 def _owned(kind: str) -> Any:
@@ -87,24 +93,33 @@ def target_node_count(ws: Mapping[str, Any]) -> int:
 def node_ready(node: Mapping[str, Any]) -> bool:
     if (node.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
 
 
 def nodeclaim_ready(claim: Mapping[str, Any]) -> bool:
     if (claim.get("metadata") or {}).get("deletionTimestamp"):
         return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (claim.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (claim.get("status") or {}).get("conditions") or []
+    )
 
 
 def nodeclaim_manifest(ws: Mapping[str, Any], instance_type: str, disk: str = "1024Gi") -> Obj:
     meta = ws["metadata"]
     digest = hashlib.sha256(f"{meta['namespace']}{meta['name']}{time.time_ns()}".encode()).hexdigest()
-    labels = {LABEL_NODEPOOL: KAITO_NODEPOOL, LABEL_WORKSPACE: meta["name"],
-              LABEL_WORKSPACE_NAMESPACE: meta["namespace"], **match_labels(ws)}
+    labels = {
+        LABEL_NODEPOOL: KAITO_NODEPOOL,
+        LABEL_WORKSPACE: meta["name"],
+        LABEL_WORKSPACE_NAMESPACE: meta["namespace"],
+        **match_labels(ws),
+    }
     return {
-        "apiVersion": NODECLAIM_API, "kind": "NodeClaim",
+        "apiVersion": NODECLAIM_API,
+        "kind": "NodeClaim",
         "metadata": {"name": "ws" + digest[:9], "labels": labels, "annotations": {DO_NOT_DISRUPT: "true"}},
         "spec": {
             "nodeClassRef": {"group": "karpenter.azure.com", "kind": "AKSNodeClass", "name": NODECLASS_NAME},
@@ -122,14 +137,21 @@ def nodeclaim_manifest(ws: Mapping[str, Any], instance_type: str, disk: str = "1
 
 def _owner_ref(ws: Mapping[str, Any]) -> Obj:
     meta = ws["metadata"]
-    return {"apiVersion": WORKSPACE_API, "kind": "Workspace", "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": WORKSPACE_API,
+        "kind": "Workspace",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def service_manifest(ws: Mapping[str, Any]) -> Obj:
     name, namespace = ws["metadata"]["name"], ws["metadata"]["namespace"]
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": name, "namespace": namespace, "ownerReferences": [_owner_ref(ws)]},
         "spec": {
             "type": "ClusterIP",
@@ -147,10 +169,15 @@ def service_manifest(ws: Mapping[str, Any]) -> Obj:
 def headless_service_manifest(ws: Mapping[str, Any]) -> Obj:
     name, namespace = ws["metadata"]["name"], ws["metadata"]["namespace"]
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": f"{name}-headless", "namespace": namespace, "ownerReferences": [_owner_ref(ws)]},
-        "spec": {"selector": {LABEL_WORKSPACE: name}, "clusterIP": "None", "ports": [],
-                 "publishNotReadyAddresses": True},
+        "spec": {
+            "selector": {LABEL_WORKSPACE: name},
+            "clusterIP": "None",
+            "ports": [],
+            "publishNotReadyAddresses": True,
+        },
     }
 
 
@@ -167,10 +194,14 @@ def statefulset_manifest(ws: Mapping[str, Any], entry: presets.Preset, gpu_count
     if config:
         mounts.append({"name": "config-volume", "mountPath": presets.CONFIG_MOUNT_PATH})
         volumes.append({"name": "config-volume", "configMap": {"name": config}})
-    mounts += [{"name": "model-weights-volume", "mountPath": "/workspace/weights"},
-               {"name": "dshm", "mountPath": "/dev/shm"}]
-    volumes += [{"name": "model-weights-volume", "emptyDir": {}},
-                {"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    mounts += [
+        {"name": "model-weights-volume", "mountPath": "/workspace/weights"},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    volumes += [
+        {"name": "model-weights-volume", "emptyDir": {}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+    ]
     gpus = str(gpu_count)
     container: Obj = {
         "name": name,
@@ -178,9 +209,13 @@ def statefulset_manifest(ws: Mapping[str, Any], entry: presets.Preset, gpu_count
         "command": presets.inference_command(entry, gpu_count, with_config=bool(config)),
         "ports": [{"name": "http", "containerPort": presets.INFERENCE_PORT, "protocol": "TCP"}],
         "resources": {"requests": {GPU_RESOURCE: gpus}, "limits": {GPU_RESOURCE: gpus}},
-        "env": [{"name": "VLLM_USE_FLASHINFER_SAMPLER", "value": "0"}, {"name": "VLLM_USE_DEEP_GEMM", "value": "0"}],
-        "startupProbe": _http_probe(initialDelaySeconds=0, periodSeconds=10,
-                                    failureThreshold=STARTUP_TIMEOUT_SECONDS // 10),
+        "env": [
+            {"name": "VLLM_USE_FLASHINFER_SAMPLER", "value": "0"},
+            {"name": "VLLM_USE_DEEP_GEMM", "value": "0"},
+        ],
+        "startupProbe": _http_probe(
+            initialDelaySeconds=0, periodSeconds=10, failureThreshold=STARTUP_TIMEOUT_SECONDS // 10
+        ),
         "livenessProbe": _http_probe(initialDelaySeconds=0, periodSeconds=10, failureThreshold=3),
         "readinessProbe": _http_probe(initialDelaySeconds=30, periodSeconds=10),
         "volumeMounts": mounts,
@@ -191,19 +226,33 @@ def statefulset_manifest(ws: Mapping[str, Any], entry: presets.Preset, gpu_count
         "tolerations": [
             {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
             {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"},
-            {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Equal", "value": "spot",
-             "effect": "NoSchedule"},
+            {
+                "key": "kubernetes.azure.com/scalesetpriority",
+                "operator": "Equal",
+                "value": "spot",
+                "effect": "NoSchedule",
+            },
         ],
         "volumes": volumes,
     }
     requirements = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(match_labels(ws).items())]
     if requirements:
-        pod_spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": requirements}]}}}
+        pod_spec["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": requirements}]
+                }
+            }
+        }
     return {
-        "apiVersion": "apps/v1", "kind": "StatefulSet",
-        "metadata": {"name": name, "namespace": namespace, "annotations": {REVISION_ANNOTATION: revision},
-                     "ownerReferences": [_owner_ref(ws)]},
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "annotations": {REVISION_ANNOTATION: revision},
+            "ownerReferences": [_owner_ref(ws)],
+        },
         "spec": {
             "replicas": 1,
             "podManagementPolicy": "Parallel",
@@ -221,20 +270,29 @@ def diagnose_pods(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | None:
         pod_name = pod["metadata"]["name"]
         status = pod.get("status") or {}
         for cs in status.get("containerStatuses") or []:
-            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
+            terminated = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get(
+                "terminated"
+            )
             if terminated and (terminated.get("reason") == "OOMKilled" or terminated.get("exitCode") == 137):
-                return ("ContainerOOMKilled",
-                        f"container {cs.get('name')} of pod {pod_name} was OOMKilled (exit code "
-                        f"{terminated.get('exitCode')}) while loading the model; restarts: {cs.get('restartCount', 0)}. "
-                        "The model does not fit the node's memory: choose a larger instanceType or a smaller model.")
+                return (
+                    "ContainerOOMKilled",
+                    f"container {cs.get('name')} of pod {pod_name} was OOMKilled (exit code "
+                    f"{terminated.get('exitCode')}) while loading the model; restarts: {cs.get('restartCount', 0)}. "
+                    "The model does not fit the node's memory: choose a larger instanceType or a smaller model.",
+                )
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _IMAGE_PULL_REASONS:
-                return ("ImagePullError",
-                        f"container {cs.get('name')} of pod {pod_name} cannot pull its image: {waiting.get('reason')}"
-                        + (f": {waiting['message']}" if waiting.get("message") else ""))
+                return (
+                    "ImagePullError",
+                    f"container {cs.get('name')} of pod {pod_name} cannot pull its image: {waiting.get('reason')}"
+                    + (f": {waiting['message']}" if waiting.get("message") else ""),
+                )
         for cond in status.get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                    and cond.get("reason") == "Unschedulable":
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
                 return "Unschedulable", f"pod {pod_name} is unschedulable: {cond.get('message', '')}"
     return None
 
@@ -269,16 +327,19 @@ class WorkspaceController(Controller):
         preset_name = (((ws.get("inference") or {}).get("preset")) or {}).get("name")
         try:
             if not preset_name:
-                raise presets.InferenceConfigError("the simulated KAITO runs preset inference only: set "
-                                                   "`inference.preset.name`")
+                raise presets.InferenceConfigError(
+                    "the simulated KAITO runs preset inference only: set `inference.preset.name`"
+                )
             entry = presets.preset(str(preset_name))
             self._check_config(ws, entry)
         except (presets.InferenceConfigError, presets.UnknownPresetError) as exc:
             failure = ("InvalidInferenceConfig", str(exc))
         if instance_type and not known_instance_type(instance_type):
-            failure = ("InvalidInstanceType",
-                       f"unsupported instance type {instance_type!r} in `resource.instanceType`; use a GPU SKU of "
-                       "the sizing catalog, e.g. Standard_NC4as_T4_v3")
+            failure = (
+                "InvalidInstanceType",
+                f"unsupported instance type {instance_type!r} in `resource.instanceType`; use a GPU SKU of "
+                "the sizing catalog, e.g. Standard_NC4as_T4_v3",
+            )
         resources_ready, snapshot = self._reconcile_nodes(ws, instance_type, create=failure is None)
         if failure is None and resources_ready and entry is not None:
             self._ensure_services(ws)
@@ -287,8 +348,10 @@ class WorkspaceController(Controller):
 
     # ---- revision ------------------------------------------------------------------------------------
     def _sync_revision(self, ws: Obj) -> Obj:
-        spec = json.dumps({"resource": ws.get("resource"), "inference": ws.get("inference"),
-                           "tuning": ws.get("tuning")}, sort_keys=True)
+        spec = json.dumps(
+            {"resource": ws.get("resource"), "inference": ws.get("inference"), "tuning": ws.get("tuning")},
+            sort_keys=True,
+        )
         digest = hashlib.sha256(spec.encode()).hexdigest()
         annotations = ws["metadata"].setdefault("annotations", {})
         if annotations.get(HASH_ANNOTATION) == digest:
@@ -314,25 +377,44 @@ class WorkspaceController(Controller):
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels(ws).items())) or None
         nodes = self.list("v1", "nodes", label_selector=selector)
         ready_nodes = [n for n in nodes if node_ready(n)]
-        matching = [n for n in ready_nodes
-                    if (n["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type") == instance_type]
+        matching = [
+            n
+            for n in ready_nodes
+            if (n["metadata"].get("labels") or {}).get("node.kubernetes.io/instance-type") == instance_type
+        ]
         byo = sum(1 for n in ready_nodes if LABEL_NODEPOOL not in (n["metadata"].get("labels") or {}))
-        claims = self.list(NODECLAIM_API, "nodeclaims",
-                           label_selector=f"{LABEL_WORKSPACE}={meta['name']},{LABEL_WORKSPACE_NAMESPACE}="
-                                          f"{meta['namespace']}")
+        claims = self.list(
+            NODECLAIM_API,
+            "nodeclaims",
+            label_selector=f"{LABEL_WORKSPACE}={meta['name']},{LABEL_WORKSPACE_NAMESPACE}="
+            f"{meta['namespace']}",
+        )
         needed = max(0, target - byo)
         if create and instance_type:
             for _ in range(max(0, needed - len(claims))):
-                claim = self.store.create(self.rt(NODECLAIM_API, "nodeclaims"), nodeclaim_manifest(ws, instance_type))
+                claim = self.store.create(
+                    self.rt(NODECLAIM_API, "nodeclaims"), nodeclaim_manifest(ws, instance_type)
+                )
                 claims.append(claim)
-                self.event(ws, "Normal", "NodeClaimCreated", f"Successfully created NodeClaim "
-                           f"{claim['metadata']['name']} for workspace {meta['namespace']}/{meta['name']}",
-                           "kaito-workspace")
+                self.event(
+                    ws,
+                    "Normal",
+                    "NodeClaimCreated",
+                    f"Successfully created NodeClaim "
+                    f"{claim['metadata']['name']} for workspace {meta['namespace']}/{meta['name']}",
+                    "kaito-workspace",
+                )
         ready_claims = sum(1 for c in claims if nodeclaim_ready(c))
         nodes_ok = len(matching) >= target
         claims_ok = ready_claims >= needed
-        snapshot = {"workerNodes": sorted(n["metadata"]["name"] for n in nodes), "nodes_ok": nodes_ok,
-                    "claims_ok": claims_ok, "target": target, "needed": needed, "ready_claims": ready_claims}
+        snapshot = {
+            "workerNodes": sorted(n["metadata"]["name"] for n in nodes),
+            "nodes_ok": nodes_ok,
+            "claims_ok": claims_ok,
+            "target": target,
+            "needed": needed,
+            "ready_claims": ready_claims,
+        }
         return nodes_ok and claims_ok, snapshot
 
     # ---- workloads -----------------------------------------------------------------------------------
@@ -374,26 +456,39 @@ class WorkspaceController(Controller):
         fresh = self.store.get(rt, meta["name"], meta["namespace"])
         conditions: list[Obj] = fresh.setdefault("status", {}).setdefault("conditions", [])
         before = [dict(c) for c in conditions]
-        set_status_condition(conditions, "WorkspaceDeleting", "True", "workspaceDeleted",
-                                "workspace is being deleted", int(meta.get("generation") or 1),
-                                self.clock.timestamp())
+        set_status_condition(
+            conditions,
+            "WorkspaceDeleting",
+            "True",
+            "workspaceDeleted",
+            "workspace is being deleted",
+            int(meta.get("generation") or 1),
+            self.clock.timestamp(),
+        )
         if conditions != before:
             self.store.update_status(rt, fresh)
-        claims = self.list(NODECLAIM_API, "nodeclaims",
-                           label_selector=f"{LABEL_WORKSPACE}={meta['name']},{LABEL_WORKSPACE_NAMESPACE}="
-                                          f"{meta['namespace']}")
+        claims = self.list(
+            NODECLAIM_API,
+            "nodeclaims",
+            label_selector=f"{LABEL_WORKSPACE}={meta['name']},{LABEL_WORKSPACE_NAMESPACE}="
+            f"{meta['namespace']}",
+        )
         for claim in claims:
             if not claim["metadata"].get("deletionTimestamp"):
                 self.store.delete(self.rt(NODECLAIM_API, "nodeclaims"), claim["metadata"]["name"])
         if claims:
             return 2.0
         fresh = self.store.get(rt, meta["name"], meta["namespace"])
-        fresh["metadata"]["finalizers"] = [f for f in fresh["metadata"].get("finalizers") or [] if f != FINALIZER]
+        fresh["metadata"]["finalizers"] = [
+            f for f in fresh["metadata"].get("finalizers") or [] if f != FINALIZER
+        ]
         self.store.update(rt, fresh)
         return None
 
     # ---- status --------------------------------------------------------------------------------------
-    def _sync_status(self, key: str, snap: Mapping[str, Any], failure: tuple[str, str] | None) -> float | None:
+    def _sync_status(
+        self, key: str, snap: Mapping[str, Any], failure: tuple[str, str] | None
+    ) -> float | None:
         ws = self.get(WORKSPACE_API, "workspaces", key)
         if ws is None:
             return None
@@ -405,15 +500,25 @@ class WorkspaceController(Controller):
         conditions: list[Obj] = status.setdefault("conditions", [])
 
         def cond(type_: str, ok: bool, reason: str, message: str) -> None:
-            set_status_condition(conditions, type_, "True" if ok else "False", reason, message, generation, now)
+            set_status_condition(
+                conditions, type_, "True" if ok else "False", reason, message, generation, now
+            )
 
         status["workerNodes"] = list(snap["workerNodes"])
         status["targetNodeCount"] = snap["target"]
         nodes_ok, claims_ok = bool(snap["nodes_ok"]), bool(snap["claims_ok"])
-        cond("NodesReady", nodes_ok, "NodesReady" if nodes_ok else "NodeNotReady",
-             "Enough Nodes are ready" if nodes_ok else "Not enough Nodes are ready")
-        cond("NodeClaimReady", claims_ok, "NodeClaimsReady" if claims_ok else "NodeClaimNotReady",
-             "Enough NodeClaims are ready" if claims_ok else "Ready NodeClaims are not enough")
+        cond(
+            "NodesReady",
+            nodes_ok,
+            "NodesReady" if nodes_ok else "NodeNotReady",
+            "Enough Nodes are ready" if nodes_ok else "Not enough Nodes are ready",
+        )
+        cond(
+            "NodeClaimReady",
+            claims_ok,
+            "NodeClaimsReady" if claims_ok else "NodeClaimNotReady",
+            "Enough NodeClaims are ready" if claims_ok else "Ready NodeClaims are not enough",
+        )
         if nodes_ok and claims_ok:
             cond("ResourceReady", True, "workspaceResourceStatusSuccess", "workspace resource is ready")
         elif not claims_ok:
@@ -423,7 +528,9 @@ class WorkspaceController(Controller):
 
         ss = self.get("apps/v1", "statefulsets", key)
         replicas = int(((ss or {}).get("spec") or {}).get("replicas", 1) or 0)
-        inference_ready = ss is not None and int((ss.get("status") or {}).get("readyReplicas") or 0) == replicas
+        inference_ready = (
+            ss is not None and int((ss.get("status") or {}).get("readyReplicas") or 0) == replicas
+        )
         established = status.get("state") in ("Ready", "NotReady")
         requeue: float | None = None
         if failure is not None:
@@ -431,18 +538,34 @@ class WorkspaceController(Controller):
             cond("WorkspaceSucceeded", False, "workspaceFailed", failure[1])
             status["state"] = "Failed"
         elif inference_ready and nodes_ok and claims_ok:
-            cond("InferenceReady", True, "WorkspaceInferenceStatusSuccess", "Inference has been deployed successfully")
+            cond(
+                "InferenceReady",
+                True,
+                "WorkspaceInferenceStatusSuccess",
+                "Inference has been deployed successfully",
+            )
             cond("WorkspaceSucceeded", True, "workspaceSucceeded", "workspace succeeds")
             status["state"] = "Ready"
         else:
-            pods = self.list("v1", "pods", meta["namespace"], label_selector=f"{LABEL_WORKSPACE}={meta['name']}")
+            pods = self.list(
+                "v1", "pods", meta["namespace"], label_selector=f"{LABEL_WORKSPACE}={meta['name']}"
+            )
             problem = diagnose_pods(pods) if ss is not None else None
             if problem is not None:
                 cond("InferenceReady", False, problem[0], problem[1])
             else:
-                cond("InferenceReady", False, "WorkspaceInferenceStatusPending", "Inference workload is not ready")
-            cond("WorkspaceSucceeded", False, "workspacePending",
-                 "workspace is waiting for inference workload readiness")
+                cond(
+                    "InferenceReady",
+                    False,
+                    "WorkspaceInferenceStatusPending",
+                    "Inference workload is not ready",
+                )
+            cond(
+                "WorkspaceSucceeded",
+                False,
+                "workspacePending",
+                "workspace is waiting for inference workload readiness",
+            )
             status["state"] = "NotReady" if established else "Pending"
             if ss is None and nodes_ok and claims_ok:
                 requeue = 1.0

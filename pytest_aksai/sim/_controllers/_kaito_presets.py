@@ -95,14 +95,24 @@ def preset_for_hf_id(hf_id: str) -> Preset | None:
 
 def served_model(entry: Preset) -> ServedModel:
     model = entry.model
-    return ServedModel(served_name=entry.served_name, hf_id=model.hf_id, max_model_len=model.max_context,
-                       weights_bytes=model.weights_bytes, kv_bytes_per_token=model.kv_bytes_per_token,
-                       parameters=float(model.parameters))
+    return ServedModel(
+        served_name=entry.served_name,
+        hf_id=model.hf_id,
+        max_model_len=model.max_context,
+        weights_bytes=model.weights_bytes,
+        kv_bytes_per_token=model.kv_bytes_per_token,
+        parameters=float(model.parameters),
+    )
 
 
 def gpu_perf(sku: GpuSku) -> GpuPerf:
-    return GpuPerf(name=sku.gpu_model, count=sku.gpu_count, memory_gib_per_gpu=sku.vram_gib,
-                   memory_bandwidth_gbps=sku.bandwidth_gbs, fp16_tflops=sku.dense_fp16_tflops)
+    return GpuPerf(
+        name=sku.gpu_model,
+        count=sku.gpu_count,
+        memory_gib_per_gpu=sku.vram_gib,
+        memory_bandwidth_gbps=sku.bandwidth_gbs,
+        fp16_tflops=sku.dense_fp16_tflops,
+    )
 
 
 def load_seconds(entry: Preset) -> float:
@@ -114,7 +124,8 @@ def load_seconds(entry: Preset) -> float:
 def inference_command(entry: Preset, gpu_count: int, *, with_config: bool) -> list[str]:
     """The main container's command, as KAITO writes it: a shell running inference_api.py."""
     args = [
-        "python3", INFERENCE_API,
+        "python3",
+        INFERENCE_API,
         f"--model={entry.hf_id}",
         f"--served-model-name={entry.served_name}",
         "--download-at-runtime",
@@ -130,21 +141,28 @@ def inference_command(entry: Preset, gpu_count: int, *, with_config: bool) -> li
 def parse_inference_config(configmap: Mapping[str, Any] | None, name: str, namespace: str) -> dict[str, Any]:
     """The `vllm:` map of an inference ConfigMap, checked as KAITO's webhook checks it."""
     if configmap is None:
-        raise InferenceConfigError(f"ConfigMap '{name}' specified in 'config' not found in namespace '{namespace}'")
+        raise InferenceConfigError(
+            f"ConfigMap '{name}' specified in 'config' not found in namespace '{namespace}'"
+        )
     data = configmap.get("data") or {}
     if INFERENCE_CONFIG_KEY not in data:
         raise InferenceConfigError(f"missing field(s): {INFERENCE_CONFIG_KEY} in ConfigMap")
     try:
         parsed = yaml.safe_load(data[INFERENCE_CONFIG_KEY]) or {}
     except yaml.YAMLError as exc:
-        raise InferenceConfigError(f"Failed to parse {INFERENCE_CONFIG_KEY}: {exc}: {INFERENCE_CONFIG_KEY}") from None
+        raise InferenceConfigError(
+            f"Failed to parse {INFERENCE_CONFIG_KEY}: {exc}: {INFERENCE_CONFIG_KEY}"
+        ) from None
     if not isinstance(parsed, Mapping):
-        raise InferenceConfigError(f"Failed to parse {INFERENCE_CONFIG_KEY}: the document is not a map: "
-                                   f"{INFERENCE_CONFIG_KEY}")
+        raise InferenceConfigError(
+            f"Failed to parse {INFERENCE_CONFIG_KEY}: the document is not a map: {INFERENCE_CONFIG_KEY}"
+        )
     vllm = parsed.get("vllm") or {}
     if not isinstance(vllm, Mapping):
-        raise InferenceConfigError(f"Failed to parse {INFERENCE_CONFIG_KEY}: `vllm` must be a map of engine "
-                                   f"arguments, got {vllm!r}: {INFERENCE_CONFIG_KEY}")
+        raise InferenceConfigError(
+            f"Failed to parse {INFERENCE_CONFIG_KEY}: `vllm` must be a map of engine "
+            f"arguments, got {vllm!r}: {INFERENCE_CONFIG_KEY}"
+        )
     return {str(k): v for k, v in vllm.items()}
 
 
@@ -157,11 +175,13 @@ def engine_config(vllm: Mapping[str, Any], entry: Preset) -> EngineConfig:
         except ValueError:
             raise InferenceConfigError(
                 f"invalid value: max-model-len must be an integer: strconv.Atoi: parsing {str(raw)!r}: invalid "
-                "syntax: max-model-len") from None
+                "syntax: max-model-len"
+            ) from None
         if value > entry.token_limit:
             raise InferenceConfigError(
                 f"invalid value: max-model-len {value} exceeds model's maximum supported context window "
-                f"{entry.token_limit} (ModelTokenLimit): max-model-len")
+                f"{entry.token_limit} (ModelTokenLimit): max-model-len"
+            )
     try:
         return EngineConfig.from_vllm_map(vllm, default_max_model_len=entry.token_limit)
     except EngineConfigError as exc:

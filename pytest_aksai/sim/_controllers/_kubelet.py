@@ -138,8 +138,12 @@ class KubeletController(Controller):
         node = self.get("v1", "nodes", node_name)
         if node is None:
             # The pod garbage collector removes pods bound to nodes that no longer exist.
-            self.store.delete(self.rt("v1", "pods"), pod["metadata"]["name"], pod["metadata"]["namespace"],
-                              grace_period_seconds=0)
+            self.store.delete(
+                self.rt("v1", "pods"),
+                pod["metadata"]["name"],
+                pod["metadata"]["namespace"],
+                grace_period_seconds=0,
+            )
             self.runs.pop(key, None)
             return None
         if kubelet_down(self.ctx, node_name):
@@ -159,15 +163,32 @@ class KubeletController(Controller):
 
     def _admit(self, pod: Obj, node: Obj) -> _PodRun:
         spec = pod.get("spec") or {}
-        node_ip = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
-                        if a.get("type") == "InternalIP"), "10.224.0.4")
+        node_ip = next(
+            (
+                a["address"]
+                for a in (node.get("status") or {}).get("addresses") or []
+                if a.get("type") == "InternalIP"
+            ),
+            "10.224.0.4",
+        )
         now = self.clock.elapsed()
-        containers = [_Container(c, True, next_at=now + SANDBOX_SECONDS) for c in spec.get("initContainers") or []]
+        containers = [
+            _Container(c, True, next_at=now + SANDBOX_SECONDS) for c in spec.get("initContainers") or []
+        ]
         waiting = "PodInitializing" if containers else "ContainerCreating"
-        containers += [_Container(c, False, reason=waiting, next_at=now + SANDBOX_SECONDS)
-                       for c in spec.get("containers") or []]
-        return _PodRun(pod["metadata"]["uid"], node["metadata"]["name"], now, self.clock.timestamp(),
-                       node_ip if spec.get("hostNetwork") else self._pod_ip(node), node_ip, containers)
+        containers += [
+            _Container(c, False, reason=waiting, next_at=now + SANDBOX_SECONDS)
+            for c in spec.get("containers") or []
+        ]
+        return _PodRun(
+            pod["metadata"]["uid"],
+            node["metadata"]["name"],
+            now,
+            self.clock.timestamp(),
+            node_ip if spec.get("hostNetwork") else self._pod_ip(node),
+            node_ip,
+            containers,
+        )
 
     def _pod_ip(self, node: Obj) -> str:
         cidr = (node.get("spec") or {}).get("podCIDR") or "10.244.0.0/24"
@@ -190,19 +211,29 @@ class KubeletController(Controller):
     def _runnable(self, run: _PodRun) -> list[_Container]:
         """Init containers one after another, then every app container."""
         for container in run.containers:
-            if container.init and not (container.step == "done" and container.result is not None
-                                       and container.result.exit_code == 0):
+            if container.init and not (
+                container.step == "done" and container.result is not None and container.result.exit_code == 0
+            ):
                 return [container]
         return [c for c in run.containers if not c.init]
 
-    def _step(self, pod: Obj, node: Obj, run: _PodRun, c: _Container, restart_policy: str, now: float) -> None:
+    def _step(
+        self, pod: Obj, node: Obj, run: _PodRun, c: _Container, restart_policy: str, now: float
+    ) -> None:
         if c.step == "pull":
             self._pull(pod, run, c, now)
         elif c.step == "pulled":
             seconds = c.next_at - c.started
             size = 20_000_000 + int(hashlib.sha256(c.image.encode()).hexdigest()[:8], 16) % 400_000_000
-            self.event(pod, "Normal", "Pulled", f'Successfully pulled image "{c.image}" in {seconds:.3g}s '
-                       f"({seconds:.3g}s including waiting). Image size: {size} bytes.", "kubelet", run.node)
+            self.event(
+                pod,
+                "Normal",
+                "Pulled",
+                f'Successfully pulled image "{c.image}" in {seconds:.3g}s '
+                f"({seconds:.3g}s including waiting). Image size: {size} bytes.",
+                "kubelet",
+                run.node,
+            )
             self.images.setdefault(run.node, set()).add(c.image)
             c.step, c.next_at = "start", now + START_SECONDS
         elif c.step in ("start", "restart"):
@@ -213,16 +244,23 @@ class KubeletController(Controller):
     def _pull(self, pod: Obj, run: _PodRun, c: _Container, now: float) -> None:
         cached = c.image in self.images.setdefault(run.node, set())
         policy = c.spec.get("imagePullPolicy") or "IfNotPresent"
-        pattern = self.ctx.faults.parameter("image-pull-backoff") if self.ctx.faults.is_active(
-            "image-pull-backoff") else None
+        pattern = (
+            self.ctx.faults.parameter("image-pull-backoff")
+            if self.ctx.faults.is_active("image-pull-backoff")
+            else None
+        )
         failing = pattern is not None and (pattern == "" or pattern in c.image)
         if failing:
             c.pull_failures += 1
             if c.reason != "ErrImagePull":
                 self.event(pod, "Normal", "Pulling", f'Pulling image "{c.image}"', "kubelet", run.node)
-            detail = (f'rpc error: code = NotFound desc = failed to pull and unpack image "{c.image}": '
-                      f'failed to resolve reference "{c.image}": {c.image}: not found')
-            self.event(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {detail}', "kubelet", run.node)
+            detail = (
+                f'rpc error: code = NotFound desc = failed to pull and unpack image "{c.image}": '
+                f'failed to resolve reference "{c.image}": {c.image}: not found'
+            )
+            self.event(
+                pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {detail}', "kubelet", run.node
+            )
             self.event(pod, "Warning", "Failed", "Error: ErrImagePull", "kubelet", run.node)
             self.event(pod, "Normal", "BackOff", f'Back-off pulling image "{c.image}"', "kubelet", run.node)
             self.event(pod, "Warning", "Failed", "Error: ImagePullBackOff", "kubelet", run.node)
@@ -230,8 +268,14 @@ class KubeletController(Controller):
             c.next_at = now + _backoff(c.pull_failures)
             return
         if cached and policy != "Always":
-            self.event(pod, "Normal", "Pulled", f'Container image "{c.image}" already present on machine',
-                       "kubelet", run.node)
+            self.event(
+                pod,
+                "Normal",
+                "Pulled",
+                f'Container image "{c.image}" already present on machine',
+                "kubelet",
+                run.node,
+            )
             c.next_at = now + START_SECONDS
             c.step = "start"
         else:
@@ -290,11 +334,19 @@ class KubeletController(Controller):
         c.last_state = {"terminated": self._terminated(c)}
         c.restarts += 1
         c.state, c.reason = "waiting", "CrashLoopBackOff"
-        c.message = (f"back-off {_backoff(c.restarts):.0f}s restarting failed container={c.name} "
-                     f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})")
-        self.event(pod, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
-                   f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})",
-                   "kubelet", (pod.get("spec") or {}).get("nodeName", ""))
+        c.message = (
+            f"back-off {_backoff(c.restarts):.0f}s restarting failed container={c.name} "
+            f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})"
+        )
+        self.event(
+            pod,
+            "Warning",
+            "BackOff",
+            f"Back-off restarting failed container {c.name} in pod "
+            f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({pod['metadata']['uid']})",
+            "kubelet",
+            (pod.get("spec") or {}).get("nodeName", ""),
+        )
         c.step, c.next_at = "restart", now + _backoff(c.restarts)
 
     def _finish_deletion(self, pod: Obj, run: _PodRun | None) -> float | None:
@@ -309,23 +361,38 @@ class KubeletController(Controller):
         if run is not None and run.killing_at is not None and now < run.killing_at:
             return run.killing_at - now
         self.runs.pop(key, None)
-        self.store.delete(self.rt("v1", "pods"), pod["metadata"]["name"], pod["metadata"]["namespace"],
-                          grace_period_seconds=0)
+        self.store.delete(
+            self.rt("v1", "pods"),
+            pod["metadata"]["name"],
+            pod["metadata"]["namespace"],
+            grace_period_seconds=0,
+        )
         return None
 
     # ---- status --------------------------------------------------------------------------------------
     def _terminated(self, c: _Container) -> Obj:
         code = int(c.result.exit_code or 0) if c.result else 0
         reason = (c.result.reason if c.result else None) or ("Completed" if code == 0 else "Error")
-        return {"exitCode": code, "reason": reason, "startedAt": c.started_at,
-                "finishedAt": c.finished_at, "containerID": c.container_id}
+        return {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": c.started_at,
+            "finishedAt": c.finished_at,
+            "containerID": c.container_id,
+        }
 
     def _container_status(self, c: _Container, now: float, listening: bool) -> Obj:
         ready = c.state == "running" and (c.ready_at is not None and now >= c.ready_at)
         if c.result is not None and c.result.serves_http:
             ready = ready and listening
-        status: Obj = {"name": c.name, "image": c.image, "imageID": "", "ready": ready,
-                       "restartCount": c.restarts, "started": c.state == "running"}
+        status: Obj = {
+            "name": c.name,
+            "image": c.image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": c.restarts,
+            "started": c.state == "running",
+        }
         if c.state == "running":
             status["state"] = {"running": {"startedAt": c.started_at}}
         elif c.state == "terminated":
@@ -352,13 +419,20 @@ class KubeletController(Controller):
         listening = HTTP_PORT_ANNOTATION in (pod["metadata"].get("annotations") or {})
         statuses = [self._container_status(c, now, listening) for c in apps]
         init_statuses = [self._container_status(c, now, listening) for c in inits]
-        if initialized and any(c.state == "terminated" for c in apps) and all(c.state == "terminated" for c in apps):
+        if (
+            initialized
+            and any(c.state == "terminated" for c in apps)
+            and all(c.state == "terminated" for c in apps)
+        ):
             failed = any(c.result and c.result.exit_code != 0 for c in apps)
             phase = "Failed" if failed else "Succeeded"
         elif init_failed and restart_policy == "Never":
             phase = "Failed"
-        elif initialized and all(c.container_id for c in apps) and any(
-                c.state == "running" or c.restarts for c in apps):
+        elif (
+            initialized
+            and all(c.container_id for c in apps)
+            and any(c.state == "running" or c.restarts for c in apps)
+        ):
             phase = "Running"
         else:
             phase = "Pending"
@@ -371,10 +445,19 @@ class KubeletController(Controller):
         if initialized:
             set_condition(conditions, "Initialized", "True", stamp)
         else:
-            pending = [c.name for c in inits if not (c.state == "terminated" and c.result
-                                                       and c.result.exit_code == 0)]
-            set_condition(conditions, "Initialized", "False", stamp, "ContainersNotInitialized",
-                          f"containers with incomplete status: [{' '.join(pending)}]")
+            pending = [
+                c.name
+                for c in inits
+                if not (c.state == "terminated" and c.result and c.result.exit_code == 0)
+            ]
+            set_condition(
+                conditions,
+                "Initialized",
+                "False",
+                stamp,
+                "ContainersNotInitialized",
+                f"containers with incomplete status: [{' '.join(pending)}]",
+            )
         if phase in ("Succeeded", "Failed"):
             reason, message = "PodCompleted", None
             set_condition(conditions, "Ready", "False", stamp, reason, message)
@@ -388,10 +471,17 @@ class KubeletController(Controller):
             set_condition(conditions, "ContainersReady", "False", stamp, "ContainersNotReady", message)
         order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
         conditions.sort(key=lambda cond: order.index(cond["type"]) if cond["type"] in order else len(order))
-        status.update({
-            "phase": phase, "hostIP": run.host_ip, "hostIPs": [{"ip": run.host_ip}], "podIP": run.pod_ip,
-            "podIPs": [{"ip": run.pod_ip}], "startTime": run.start_time, "containerStatuses": statuses,
-        })
+        status.update(
+            {
+                "phase": phase,
+                "hostIP": run.host_ip,
+                "hostIPs": [{"ip": run.host_ip}],
+                "podIP": run.pod_ip,
+                "podIPs": [{"ip": run.pod_ip}],
+                "startTime": run.start_time,
+                "containerStatuses": statuses,
+            }
+        )
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
         self.store.update_status(self.rt("v1", "pods"), pod)

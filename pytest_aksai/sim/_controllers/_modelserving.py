@@ -50,7 +50,11 @@ def inference_argv(container: Mapping[str, Any]) -> list[str] | None:
             argv = shlex.split(argv[2])
         except ValueError:
             return None
-    if len(argv) >= 2 and argv[0].rsplit("/", 1)[-1].startswith("python") and argv[1] == presets.INFERENCE_API:
+    if (
+        len(argv) >= 2
+        and argv[0].rsplit("/", 1)[-1].startswith("python")
+        and argv[1] == presets.INFERENCE_API
+    ):
         return argv
     return None
 
@@ -71,7 +75,9 @@ class _Process:
     def _faults_of(self, pod: Mapping[str, Any]) -> Any:
         meta = pod.get("metadata") or {}
         for ctx in self.clusters:
-            stored = ctx.store.try_get(ctx.store.resource("v1", "pods"), meta.get("name", ""), meta.get("namespace"))
+            stored = ctx.store.try_get(
+                ctx.store.resource("v1", "pods"), meta.get("name", ""), meta.get("namespace")
+            )
             if stored is not None and stored["metadata"].get("uid") == meta.get("uid"):
                 return ctx.faults
         return None
@@ -83,15 +89,19 @@ class _Process:
         if entry is None:
             model = flag(cmd.argv, "model")
             return _commands.CommandResult(
-                f"ValueError: model {model!r} is not a KAITO preset the simulated cluster knows\n", 1, 5.0)
+                f"ValueError: model {model!r} is not a KAITO preset the simulated cluster knows\n", 1, 5.0
+            )
         load = presets.load_seconds(entry)
-        out = (f"INFO {cmd.now:%m-%d %H:%M:%S} [api_server.py] vLLM API server version (simulated)\n"
-               f"INFO {cmd.now:%m-%d %H:%M:%S} [inference_api.py] downloading {entry.hf_id} "
-               f"({entry.weights_bytes / 1e9:.2f} GB) from Hugging Face\n")
+        out = (
+            f"INFO {cmd.now:%m-%d %H:%M:%S} [api_server.py] vLLM API server version (simulated)\n"
+            f"INFO {cmd.now:%m-%d %H:%M:%S} [inference_api.py] downloading {entry.hf_id} "
+            f"({entry.weights_bytes / 1e9:.2f} GB) from Hugging Face\n"
+        )
         faults = self._faults_of(cmd.pod)
         if faults is not None and faults.is_active(OOM_FAULT):
-            return _commands.CommandResult(out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION,
-                                           reason="OOMKilled", serves_http=True)
+            return _commands.CommandResult(
+                out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION, reason="OOMKilled", serves_http=True
+            )
         return _commands.CommandResult(out, None, 0.0, ready_after=load, serves_http=True)
 
 
@@ -154,15 +164,25 @@ class ModelServingController(Controller):
         if pod is None or pod["metadata"].get("deletionTimestamp"):
             await self._stop(key)
             return None
-        container, argv = next(((c, a) for c in pod["spec"].get("containers") or []
-                                if (a := inference_argv(c)) is not None), (None, None))
+        container, argv = next(
+            ((c, a) for c in pod["spec"].get("containers") or [] if (a := inference_argv(c)) is not None),
+            (None, None),
+        )
         if container is None or argv is None:
             await self._stop(key)
             return None
-        cstatus: Obj = next((s for s in (pod.get("status") or {}).get("containerStatuses") or []
-                        if s.get("name") == container["name"]), {})
+        cstatus: Obj = next(
+            (
+                s
+                for s in (pod.get("status") or {}).get("containerStatuses") or []
+                if s.get("name") == container["name"]
+            ),
+            {},
+        )
         started_at = ((cstatus.get("state") or {}).get("running") or {}).get("startedAt")
-        if running is not None and (running.uid != pod["metadata"]["uid"] or running.started_at != started_at):
+        if running is not None and (
+            running.uid != pod["metadata"]["uid"] or running.started_at != started_at
+        ):
             await self._stop(key)
             running = None
             self._set_port(pod, None)
@@ -182,18 +202,29 @@ class ModelServingController(Controller):
             return None
         port = await server.start()
         self._set_port(pod, port)
-        self.event(pod, "Normal", "ModelServing", f"vLLM serves {entry.served_name} on :{presets.INFERENCE_PORT} "
-                   f"(simulated at 127.0.0.1:{port})", "aksai-sim")
+        self.event(
+            pod,
+            "Normal",
+            "ModelServing",
+            f"vLLM serves {entry.served_name} on :{presets.INFERENCE_PORT} (simulated at 127.0.0.1:{port})",
+            "aksai-sim",
+        )
         return None
 
-    def _build_server(self, pod: Obj, container: Obj, argv: list[str], entry: presets.Preset) -> ModelServer | None:
+    def _build_server(
+        self, pod: Obj, container: Obj, argv: list[str], entry: presets.Preset
+    ) -> ModelServer | None:
         node_name = (pod.get("spec") or {}).get("nodeName") or ""
         node = self.get("v1", "nodes", node_name) or {}
-        instance_type = ((node.get("metadata") or {}).get("labels") or {}).get("node.kubernetes.io/instance-type", "")
+        instance_type = ((node.get("metadata") or {}).get("labels") or {}).get(
+            "node.kubernetes.io/instance-type", ""
+        )
         try:
             sku = gpu_sku(instance_type)
         except UnknownEntryError:
-            self._log(pod, container, f"RuntimeError: no GPU found on node {node_name!r} ({instance_type!r})\n")
+            self._log(
+                pod, container, f"RuntimeError: no GPU found on node {node_name!r} ({instance_type!r})\n"
+            )
             return None
         vllm = self._vllm_map(pod, container)
         served = flag(argv, "served-model-name") or entry.served_name
@@ -204,16 +235,22 @@ class ModelServingController(Controller):
             self._log(pod, container, f"ValueError: {exc}\n")
             return None
 
-    def _server(self, model: ServedModel, vllm: Mapping[str, Any], entry: presets.Preset,
-                gpu: GpuPerf) -> ModelServer:
+    def _server(
+        self, model: ServedModel, vllm: Mapping[str, Any], entry: presets.Preset, gpu: GpuPerf
+    ) -> ModelServer:
         """Explicit engine arguments as given; without `max-model-len`, KAITO's `auto`: the largest that fits."""
         explicit = "max-model-len" in vllm or "max_model_len" in vllm
         length = entry.token_limit
         while True:
             args = dict(vllm) if explicit else {**vllm, "max-model-len": length}
             try:
-                return ModelServer(model, presets.engine_config(args, entry), gpu, self.ctx.faults,
-                                   legacy_metrics=self.ctx.faults.is_active("vllm-legacy-metrics"))
+                return ModelServer(
+                    model,
+                    presets.engine_config(args, entry),
+                    gpu,
+                    self.ctx.faults,
+                    legacy_metrics=self.ctx.faults.is_active("vllm-legacy-metrics"),
+                )
             except (EngineConfigError, presets.InferenceConfigError):
                 if explicit or length <= 256:
                     raise
@@ -237,9 +274,13 @@ class ModelServingController(Controller):
             return
         value = None if port is None else str(port)
         with contextlib.suppress(Exception):
-            self.store.patch(self.rt("v1", "pods"), pod["metadata"]["name"],
-                             {"metadata": {"annotations": {HTTP_PORT_ANNOTATION: value}}}, "merge",
-                             namespace=pod["metadata"]["namespace"])
+            self.store.patch(
+                self.rt("v1", "pods"),
+                pod["metadata"]["name"],
+                {"metadata": {"annotations": {HTTP_PORT_ANNOTATION: value}}},
+                "merge",
+                namespace=pod["metadata"]["namespace"],
+            )
 
     def _log(self, pod: Obj, container: Obj, text: str) -> None:
         logs = getattr(self.ctx, "pod_logs", None)

@@ -35,8 +35,10 @@ _PRESSURE_CONDITIONS = (
     ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
     ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 )
-_NOT_READY_MESSAGE = ("container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
-                      "message:Network plugin returns error: cni plugin not initialized")
+_NOT_READY_MESSAGE = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
 
 
 def kubelet_down(ctx: Any, node_name: str) -> bool:
@@ -94,12 +96,19 @@ class NodeController(Controller):
             self._registered[name] = now
             changed = True
             self.event(node, "Normal", "Starting", "Starting kubelet.", "kubelet", name)
-            self.event(node, "Normal", "RegisteredNode", f"Node {name} event: Registered Node {name} in Controller",
-                       "node-controller")
+            self.event(
+                node,
+                "Normal",
+                "RegisteredNode",
+                f"Node {name} event: Registered Node {name} in Controller",
+                "node-controller",
+            )
         elif ready.get("status") != "True" and now >= self._registered.get(name, 0.0) + NODE_START_SECONDS:
             for ctype, reason, message in _PRESSURE_CONDITIONS:
                 set_condition(conditions, ctype, "False", stamp, reason, message)
-            set_condition(conditions, "Ready", "True", stamp, "KubeletReady", "kubelet is posting ready status")
+            set_condition(
+                conditions, "Ready", "True", stamp, "KubeletReady", "kubelet is posting ready status"
+            )
             self._set_taints(node, [])
             changed = True
             self.event(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady", "kubelet", name)
@@ -119,16 +128,23 @@ class NodeController(Controller):
         stamp = self.clock.timestamp()
         status.setdefault("capacity", {"cpu": "4", "memory": "16374824Ki", "pods": "110"})
         status.setdefault("allocatable", dict(status["capacity"]))
-        status.setdefault("addresses", [{"type": "InternalIP", "address": self._node_ip(name)},
-                                        {"type": "Hostname", "address": name}])
+        status.setdefault(
+            "addresses",
+            [{"type": "InternalIP", "address": self._node_ip(name)}, {"type": "Hostname", "address": name}],
+        )
         status.setdefault("daemonEndpoints", {"kubeletEndpoint": {"Port": 10250}})
         labels = node["metadata"].get("labels") or {}
         info = {
             "architecture": labels.get("kubernetes.io/arch", "amd64"),
             "operatingSystem": labels.get("kubernetes.io/os", "linux"),
-            "osImage": "Ubuntu 22.04.5 LTS", "kernelVersion": "5.15.0-1074-azure",
-            "containerRuntimeVersion": "containerd://1.7.23-1", "kubeletVersion": KUBELET_VERSION,
-            "kubeProxyVersion": KUBELET_VERSION, "machineID": "", "systemUUID": "", "bootID": "",
+            "osImage": "Ubuntu 22.04.5 LTS",
+            "kernelVersion": "5.15.0-1074-azure",
+            "containerRuntimeVersion": "containerd://1.7.23-1",
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": KUBELET_VERSION,
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
         }
         status["nodeInfo"] = {**info, **(status.get("nodeInfo") or {})}
         conditions: list[Obj] = status.setdefault("conditions", [])
@@ -144,8 +160,12 @@ class NodeController(Controller):
     def _set_taints(self, node: Obj, wanted: list[Obj]) -> None:
         """Replace the node-lifecycle taints (not-ready/unreachable) by `wanted`, keeping every other taint."""
         spec = node.setdefault("spec", {})
-        others = [t for t in spec.get("taints") or [] if t.get("key") not in (TAINT_NOT_READY, TAINT_UNREACHABLE)]
-        current = [t for t in spec.get("taints") or [] if t.get("key") in (TAINT_NOT_READY, TAINT_UNREACHABLE)]
+        others = [
+            t for t in spec.get("taints") or [] if t.get("key") not in (TAINT_NOT_READY, TAINT_UNREACHABLE)
+        ]
+        current = [
+            t for t in spec.get("taints") or [] if t.get("key") in (TAINT_NOT_READY, TAINT_UNREACHABLE)
+        ]
         if [(t["key"], t["effect"]) for t in current] == [(t["key"], t["effect"]) for t in wanted]:
             return
         stamp = self.clock.timestamp()
@@ -164,12 +184,25 @@ class NodeController(Controller):
         renew = self.clock.micro_timestamp()
         lease = self.store.try_get(rt, name, LEASE_NAMESPACE)
         if lease is None:
-            self.store.create(rt, {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": LEASE_NAMESPACE, "ownerReferences": [{
-                    "apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]}]},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION, "renewTime": renew},
-            })
+            self.store.create(
+                rt,
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": name,
+                        "namespace": LEASE_NAMESPACE,
+                        "ownerReferences": [
+                            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node["metadata"]["uid"]}
+                        ],
+                    },
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": LEASE_DURATION,
+                        "renewTime": renew,
+                    },
+                },
+            )
             return
         lease.setdefault("spec", {})["renewTime"] = renew
         lease["spec"]["holderIdentity"] = name
@@ -191,15 +224,31 @@ class NodeController(Controller):
         for cond in conditions:
             if cond.get("status") != "Unknown":
                 changed = True
-                cond.update({"status": "Unknown", "reason": "NodeStatusUnknown", "lastTransitionTime": stamp,
-                             "message": "Kubelet stopped posting node status."})
+                cond.update(
+                    {
+                        "status": "Unknown",
+                        "reason": "NodeStatusUnknown",
+                        "lastTransitionTime": stamp,
+                        "message": "Kubelet stopped posting node status.",
+                    }
+                )
         if changed:
             self.store.update_status(self.rt("v1", "nodes"), node)
-            self._set_taints(node, [{"key": TAINT_UNREACHABLE, "effect": "NoSchedule"},
-                                    {"key": TAINT_UNREACHABLE, "effect": "NoExecute"}])
+            self._set_taints(
+                node,
+                [
+                    {"key": TAINT_UNREACHABLE, "effect": "NoSchedule"},
+                    {"key": TAINT_UNREACHABLE, "effect": "NoExecute"},
+                ],
+            )
             if was_ready:
-                self.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady",
-                           "node-controller")
+                self.event(
+                    node,
+                    "Normal",
+                    "NodeNotReady",
+                    f"Node {name} status is now: NodeNotReady",
+                    "node-controller",
+                )
         return self._evict(node)
 
     def _evict(self, node: Obj) -> float:
@@ -208,8 +257,14 @@ class NodeController(Controller):
         name = node["metadata"]["name"]
         stamp = self.clock.timestamp()
         taint = {"key": TAINT_UNREACHABLE, "effect": "NoExecute"}
-        added = next((t.get("timeAdded") for t in (node.get("spec") or {}).get("taints") or []
-                      if t.get("key") == TAINT_UNREACHABLE and t.get("effect") == "NoExecute"), None)
+        added = next(
+            (
+                t.get("timeAdded")
+                for t in (node.get("spec") or {}).get("taints") or []
+                if t.get("key") == TAINT_UNREACHABLE and t.get("effect") == "NoExecute"
+            ),
+            None,
+        )
         since = (self.clock.now() - _parse_time(added)).total_seconds() if added else 0.0
         next_check = HEARTBEAT_SECONDS
         for pod in self.store.list(pods_rt, field_selector=f"spec.nodeName={name}"):
@@ -222,11 +277,18 @@ class NodeController(Controller):
             matching = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if tolerates([t], taint)]
             if matching and all(t.get("tolerationSeconds") is None for t in matching):
                 continue
-            allowed = min((float(t["tolerationSeconds"]) for t in matching if t.get("tolerationSeconds") is not None),
-                          default=0.0)
+            allowed = min(
+                (float(t["tolerationSeconds"]) for t in matching if t.get("tolerationSeconds") is not None),
+                default=0.0,
+            )
             if since >= allowed:
-                self.event(pod, "Normal", "TaintManagerEviction", f"Marking for deletion Pod {meta['namespace']}/"
-                           f"{meta['name']}", "taint-eviction-controller")
+                self.event(
+                    pod,
+                    "Normal",
+                    "TaintManagerEviction",
+                    f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
+                    "taint-eviction-controller",
+                )
                 self.store.delete(pods_rt, meta["name"], meta["namespace"])
             else:
                 next_check = min(next_check, allowed - since + 0.5)

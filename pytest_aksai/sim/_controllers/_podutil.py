@@ -12,14 +12,24 @@ Obj = dict[str, Any]
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def set_condition(conditions: list[Obj], type_: str, status: str, now: str, reason: str | None = None,
-                  message: str | None = None, *, probe_time: bool = False) -> bool:
+def set_condition(
+    conditions: list[Obj],
+    type_: str,
+    status: str,
+    now: str,
+    reason: str | None = None,
+    message: str | None = None,
+    *,
+    probe_time: bool = False,
+) -> bool:
     """Set a condition in place, keeping `lastTransitionTime` when the status does not change. Returns True
     when anything changed."""
     for cond in conditions:
         if cond.get("type") != type_:
             continue
-        changed = cond.get("status") != status or cond.get("reason") != reason or cond.get("message") != message
+        changed = (
+            cond.get("status") != status or cond.get("reason") != reason or cond.get("message") != message
+        )
         if cond.get("status") != status:
             cond["lastTransitionTime"] = now
         cond["status"] = status
@@ -72,7 +82,9 @@ def ready_since(pod: Mapping[str, Any]) -> str | None:
 
 def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
     """A stable short hash of a pod template, spelled in the alphabet Kubernetes uses for generated names."""
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode() + str(collision_count).encode()).digest()
+    digest = hashlib.sha256(
+        json.dumps(template, sort_keys=True).encode() + str(collision_count).encode()
+    ).digest()
     value = int.from_bytes(digest[:8], "big")
     chars = []
     for _ in range(10):
@@ -101,14 +113,22 @@ def selector_string(selector: Mapping[str, Any] | None) -> str:
 
 def owner_reference(owner: Mapping[str, Any]) -> Obj:
     meta = owner["metadata"]
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     uid = owner["metadata"]["uid"]
-    return any(ref.get("uid") == uid and ref.get("controller") for ref in
-               (obj.get("metadata") or {}).get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == uid and ref.get("controller")
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def omit_zero(status: Mapping[str, Any], keep: tuple[str, ...] = ()) -> Obj:

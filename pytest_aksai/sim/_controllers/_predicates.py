@@ -94,8 +94,9 @@ def matches_node_affinity(pod: Mapping[str, Any], node: Mapping[str, Any]) -> bo
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return False
-    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution"))
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
     if required is None:
         return True
     return any(_match_term(term, node) for term in required.get("nodeSelectorTerms") or [])
@@ -105,7 +106,9 @@ def _format_taint(taint: Mapping[str, Any]) -> str:
     return "{" + f"{taint.get('key', '')}: {taint.get('value') or ''}" + "}"
 
 
-def filter_node(pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]) -> NodeVerdict:
+def filter_node(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]
+) -> NodeVerdict:
     """Why `pod` cannot run on `node` (empty reasons: it fits). `pods_on_node` are the non-terminal pods bound
     there."""
     spec = pod.get("spec") or {}
@@ -123,7 +126,9 @@ def filter_node(pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: S
     return _resources_fit(pod, node, pods_on_node)
 
 
-def _resources_fit(pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]) -> NodeVerdict:
+def _resources_fit(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]
+) -> NodeVerdict:
     allocatable = node_allocatable(node)
     reasons: list[str] = []
     if len(pods_on_node) + 1 > allocatable.get("pods", Decimal(0)):
@@ -160,7 +165,9 @@ def fit_error_message(verdicts: Sequence[NodeVerdict]) -> str:
     )
 
 
-def score_node(pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]) -> float:
+def score_node(
+    pod: Mapping[str, Any], node: Mapping[str, Any], pods_on_node: Sequence[Mapping[str, Any]]
+) -> float:
     """LeastAllocated over cpu and memory (higher is better), as the default profile spreads pods."""
     allocatable = node_allocatable(node)
     used = sum_requests([*pods_on_node, pod])

@@ -41,16 +41,25 @@ _NODE_RESOURCE_GROUP = "MC_aksai-lab_aksai-sim_eastus"
 
 _CONDITIONS = ("Launched", "Registered", "Initialized", "Ready")
 _CLAIM_LABELS = (
-    "node.kubernetes.io/instance-type", "karpenter.sh/capacity-type", "topology.kubernetes.io/zone",
-    "topology.kubernetes.io/region", "kubernetes.io/os", "kubernetes.io/arch", LABEL_SKU_NAME,
-    "karpenter.azure.com/sku-family", "karpenter.azure.com/sku-cpu", "karpenter.azure.com/sku-memory",
-    "karpenter.azure.com/sku-gpu-name", "karpenter.azure.com/sku-gpu-count",
+    "node.kubernetes.io/instance-type",
+    "karpenter.sh/capacity-type",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    LABEL_SKU_NAME,
+    "karpenter.azure.com/sku-family",
+    "karpenter.azure.com/sku-cpu",
+    "karpenter.azure.com/sku-memory",
+    "karpenter.azure.com/sku-gpu-name",
+    "karpenter.azure.com/sku-gpu-count",
     "karpenter.azure.com/sku-gpu-manufacturer",
 )
 
 
-def set_status_condition(conditions: list[Obj], type_: str, status: str, reason: str, message: str,
-                         generation: int, now: str) -> bool:
+def set_status_condition(
+    conditions: list[Obj], type_: str, status: str, reason: str, message: str, generation: int, now: str
+) -> bool:
     """metav1.Condition semantics (meta.SetStatusCondition): the transition time moves only with the status.
     Returns True when anything changed."""
     for cond in conditions:
@@ -58,15 +67,27 @@ def set_status_condition(conditions: list[Obj], type_: str, status: str, reason:
             old = dict(cond)
             if cond.get("status") != status:
                 cond["lastTransitionTime"] = now
-            cond.update({"status": status, "reason": reason, "message": message, "observedGeneration": generation})
+            cond.update(
+                {"status": status, "reason": reason, "message": message, "observedGeneration": generation}
+            )
             return cond != old
-    conditions.append({"type": type_, "status": status, "reason": reason, "message": message,
-                       "observedGeneration": generation, "lastTransitionTime": now})
+    conditions.append(
+        {
+            "type": type_,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "observedGeneration": generation,
+            "lastTransitionTime": now,
+        }
+    )
     return True
 
 
 def _node_event(_self: Controller, _event_type: str, node: Obj) -> list[str]:
-    return [ref["name"] for ref in node["metadata"].get("ownerReferences") or [] if ref.get("kind") == "NodeClaim"]
+    return [
+        ref["name"] for ref in node["metadata"].get("ownerReferences") or [] if ref.get("kind") == "NodeClaim"
+    ]
 
 
 def requirement_value(claim: Mapping[str, Any], key: str) -> str | None:
@@ -104,27 +125,40 @@ def node_labels(instance_type: str, node_name: str, claim: Mapping[str, Any]) ->
     claim_labels = dict((claim.get("metadata") or {}).get("labels") or {})
     pool = claim_labels.get(LABEL_NODEPOOL, "default")
     labels = {
-        "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": node_name,
-        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-        LABEL_INSTANCE_TYPE: instance_type, "beta.kubernetes.io/instance-type": instance_type,
-        "topology.kubernetes.io/region": REGION, "topology.kubernetes.io/zone": zone,
-        "failure-domain.beta.kubernetes.io/region": REGION, "failure-domain.beta.kubernetes.io/zone": zone,
-        "karpenter.sh/capacity-type": "on-demand", LABEL_NODEPOOL: pool,
-        LABEL_SKU_NAME: instance_type, "karpenter.azure.com/sku-family": vm.family[:1],
-        "karpenter.azure.com/sku-cpu": str(vm.vcpus), "karpenter.azure.com/sku-memory": str(vm.memory_gib * 1024),
-        "kubernetes.azure.com/mode": "user", "kubernetes.azure.com/os-sku": "Ubuntu",
-        "kubernetes.azure.com/role": "agent", "kubernetes.azure.com/cluster": _NODE_RESOURCE_GROUP,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": node_name,
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+        LABEL_INSTANCE_TYPE: instance_type,
+        "beta.kubernetes.io/instance-type": instance_type,
+        "topology.kubernetes.io/region": REGION,
+        "topology.kubernetes.io/zone": zone,
+        "failure-domain.beta.kubernetes.io/region": REGION,
+        "failure-domain.beta.kubernetes.io/zone": zone,
+        "karpenter.sh/capacity-type": "on-demand",
+        LABEL_NODEPOOL: pool,
+        LABEL_SKU_NAME: instance_type,
+        "karpenter.azure.com/sku-family": vm.family[:1],
+        "karpenter.azure.com/sku-cpu": str(vm.vcpus),
+        "karpenter.azure.com/sku-memory": str(vm.memory_gib * 1024),
+        "kubernetes.azure.com/mode": "user",
+        "kubernetes.azure.com/os-sku": "Ubuntu",
+        "kubernetes.azure.com/role": "agent",
+        "kubernetes.azure.com/cluster": _NODE_RESOURCE_GROUP,
     }
     if sku is not None:
-        labels.update({
-            "karpenter.azure.com/sku-family": sku.sku_family,
-            "karpenter.azure.com/sku-gpu-name": sku.gpu_model,
-            "karpenter.azure.com/sku-gpu-count": str(sku.gpu_count),
-            "karpenter.azure.com/sku-gpu-manufacturer": "nvidia",
-            "kubernetes.azure.com/accelerator": "nvidia",
-            "nvidia.com/gpu.present": "true",
-            "nvidia.com/gpu.count": str(sku.gpu_count),
-        })
+        labels.update(
+            {
+                "karpenter.azure.com/sku-family": sku.sku_family,
+                "karpenter.azure.com/sku-gpu-name": sku.gpu_model,
+                "karpenter.azure.com/sku-gpu-count": str(sku.gpu_count),
+                "karpenter.azure.com/sku-gpu-manufacturer": "nvidia",
+                "kubernetes.azure.com/accelerator": "nvidia",
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.count": str(sku.gpu_count),
+            }
+        )
         gpu = vm.gpu
         if gpu is not None:
             labels["nvidia.com/gpu.product"] = gpu.product_label
@@ -198,10 +232,13 @@ class ProvisionerController(Controller):
         instance_type = instance_type_of(claim)
         if instance_type is None or not known_instance_type(instance_type):
             changed |= cond(
-                "Launched", "False", "LaunchFailed",
+                "Launched",
+                "False",
+                "LaunchFailed",
                 f"creating instance, insufficient capacity, all requested instance types were unavailable during "
                 f"launch (requested {instance_type or 'no instance type'}; the simulated cloud offers the sizes of "
-                "the sizing catalog)")
+                "the sizing catalog)",
+            )
             if changed:
                 self.store.update_status(self.rt(NODECLAIM_API, "nodeclaims"), claim)
             return None
@@ -210,30 +247,46 @@ class ProvisionerController(Controller):
         next_due: float | None = None
         if age >= LAUNCH_SECONDS and not status.get("providerID"):
             capacity, allocatable = capacity_for(instance_type)
-            status.update({
-                "providerID": f"azure:///subscriptions/{_SUBSCRIPTION}/resourceGroups/{_NODE_RESOURCE_GROUP}/"
-                              f"providers/Microsoft.Compute/virtualMachineScaleSets/{node_name[:-10]}/"
-                              "virtualMachines/0",
-                "imageID": "/CommunityGalleries/AKSUbuntu-38d80f77-467a-481f-a8d4-09b6d4220bd2/images/"
-                           "2204gen2containerd/versions/202501.12.0",
-                "capacity": capacity, "allocatable": allocatable,
-            })
+            status.update(
+                {
+                    "providerID": f"azure:///subscriptions/{_SUBSCRIPTION}/resourceGroups/{_NODE_RESOURCE_GROUP}/"
+                    f"providers/Microsoft.Compute/virtualMachineScaleSets/{node_name[:-10]}/"
+                    "virtualMachines/0",
+                    "imageID": "/CommunityGalleries/AKSUbuntu-38d80f77-467a-481f-a8d4-09b6d4220bd2/images/"
+                    "2204gen2containerd/versions/202501.12.0",
+                    "capacity": capacity,
+                    "allocatable": allocatable,
+                }
+            )
             cond("Launched", "True", "Launched", "")
-            self.event(claim, "Normal", "Launched", "Status condition transitioned, Type: Launched, Status: True",
-                       "karpenter")
+            self.event(
+                claim,
+                "Normal",
+                "Launched",
+                "Status condition transitioned, Type: Launched, Status: True",
+                "karpenter",
+            )
             changed = True
         elif age < LAUNCH_SECONDS:
             next_due = LAUNCH_SECONDS - age
         node = self.get("v1", "nodes", node_name)
-        if status.get("providerID") and age >= LAUNCH_SECONDS + REGISTER_SECONDS and node is None \
-                and not status.get("nodeName"):
+        if (
+            status.get("providerID")
+            and age >= LAUNCH_SECONDS + REGISTER_SECONDS
+            and node is None
+            and not status.get("nodeName")
+        ):
             node = self._create_node(claim, instance_type, node_name)
             status["nodeName"] = node_name
             cond("Registered", "True", "Registered", "")
             changed = True
         elif status.get("providerID") and not status.get("nodeName"):
             next_due = LAUNCH_SECONDS + REGISTER_SECONDS - age
-        if node is not None and self._node_initialized(node) and not self._condition_true(conditions, "Initialized"):
+        if (
+            node is not None
+            and self._node_initialized(node)
+            and not self._condition_true(conditions, "Initialized")
+        ):
             cond("Initialized", "True", "Initialized", "")
             cond("Ready", "True", "Ready", "")
             self._label_node(node, {LABEL_INITIALIZED: "true"})
@@ -261,7 +314,9 @@ class ProvisionerController(Controller):
     @staticmethod
     def _node_initialized(node: Obj) -> bool:
         status = node.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
         gpu_node = (node["metadata"].get("labels") or {}).get("nvidia.com/gpu.present") == "true"
         return ready and (not gpu_node or GPU_RESOURCE in (status.get("allocatable") or {}))
 
@@ -275,15 +330,25 @@ class ProvisionerController(Controller):
         if taints:
             spec["taints"] = taints
         node: Obj = {
-            "apiVersion": "v1", "kind": "Node",
+            "apiVersion": "v1",
+            "kind": "Node",
             "metadata": {
-                "name": node_name, "labels": labels,
-                "annotations": {"karpenter.sh/nodepool-hash-version": "v3",
-                                "node.alpha.kubernetes.io/ttl": "0",
-                                "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
-                "ownerReferences": [{
-                    "apiVersion": NODECLAIM_API, "kind": "NodeClaim", "name": claim["metadata"]["name"],
-                    "uid": claim["metadata"]["uid"], "blockOwnerDeletion": True}],
+                "name": node_name,
+                "labels": labels,
+                "annotations": {
+                    "karpenter.sh/nodepool-hash-version": "v3",
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": NODECLAIM_API,
+                        "kind": "NodeClaim",
+                        "name": claim["metadata"]["name"],
+                        "uid": claim["metadata"]["uid"],
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": spec,
             "status": {"capacity": capacity, "allocatable": allocatable},
@@ -292,8 +357,13 @@ class ProvisionerController(Controller):
         if not (created.get("status") or {}).get("capacity"):
             created["status"] = {"capacity": capacity, "allocatable": allocatable}
             created = self.store.update_status(self.rt("v1", "nodes"), created)
-        self.event(claim, "Normal", "Registered", "Status condition transitioned, Type: Registered, Status: True",
-                   "karpenter")
+        self.event(
+            claim,
+            "Normal",
+            "Registered",
+            "Status condition transitioned, Type: Registered, Status: True",
+            "karpenter",
+        )
         return created
 
     def _label_node(self, node: Obj, labels: Mapping[str, str]) -> None:

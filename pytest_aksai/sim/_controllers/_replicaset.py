@@ -19,8 +19,14 @@ from pytest_aksai.sim._controllers._podutil import (
 COMPONENT = "replicaset-controller"
 
 
-def pod_from_template(owner: Obj, template: Obj, *, name: str | None = None, generate_name: str | None = None,
-                      extra_labels: dict[str, str] | None = None) -> Obj:
+def pod_from_template(
+    owner: Obj,
+    template: Obj,
+    *,
+    name: str | None = None,
+    generate_name: str | None = None,
+    extra_labels: dict[str, str] | None = None,
+) -> Obj:
     meta_t = template.get("metadata") or {}
     meta: Obj = {
         "namespace": owner["metadata"]["namespace"],
@@ -51,8 +57,13 @@ def _deletion_rank(pod: Obj) -> tuple[Any, ...]:
     status = pod.get("status") or {}
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(status.get("phase", ""), 0)
     restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or [])
-    return (bool((pod.get("spec") or {}).get("nodeName")), phase_rank, is_ready(pod), -restarts,
-            _negate(pod["metadata"].get("creationTimestamp", "")))
+    return (
+        bool((pod.get("spec") or {}).get("nodeName")),
+        phase_rank,
+        is_ready(pod),
+        -restarts,
+        _negate(pod["metadata"].get("creationTimestamp", "")),
+    )
 
 
 def _negate(stamp: str) -> tuple[int, ...]:
@@ -83,12 +94,16 @@ class ReplicaSetController(Controller):
                 pod = pod_from_template(rs, spec.get("template") or {}, generate_name=f"{name}-")
                 created = self.store.create(pods_rt, pod, namespace=namespace)
                 active.append(created)
-                self.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT)
+                self.event(
+                    rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT
+                )
         elif len(active) > wanted:
             doomed = sorted(active, key=_deletion_rank)[: len(active) - wanted]
             for pod in doomed:
                 self.store.delete(pods_rt, pod["metadata"]["name"], namespace)
-                self.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT)
+                self.event(
+                    rs, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT
+                )
             gone = {p["metadata"]["uid"] for p in doomed}
             active = [p for p in active if p["metadata"]["uid"] not in gone]
         return self._update_status(rs, active)
@@ -102,14 +117,19 @@ class ReplicaSetController(Controller):
         status = {
             "replicas": len(active),
             "fullyLabeledReplicas": sum(
-                1 for p in active
-                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items())),
+                1
+                for p in active
+                if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in template_labels.items())
+            ),
             "readyReplicas": len(ready),
             "availableReplicas": sum(1 for p in ready if available(p, min_ready, now)),
             "observedGeneration": rs["metadata"].get("generation", 1),
         }
         old = rs.get("status") or {}
-        merged = {**{k: v for k, v in old.items() if k == "conditions"}, **omit_zero(status, keep=("replicas",))}
+        merged = {
+            **{k: v for k, v in old.items() if k == "conditions"},
+            **omit_zero(status, keep=("replicas",)),
+        }
         if merged != old:
             rs["status"] = merged
             self.store.update_status(self.rt("apps/v1", "replicasets"), rs)

@@ -56,12 +56,19 @@ class SchedulerController(Controller):
     async def reconcile(self, key: str) -> float | None:
         pod = self.get("v1", "pods", key)
         spec = (pod or {}).get("spec") or {}
-        if pod is None or spec.get("nodeName") or pod["metadata"].get("deletionTimestamp") or is_terminal(pod):
+        if (
+            pod is None
+            or spec.get("nodeName")
+            or pod["metadata"].get("deletionTimestamp")
+            or is_terminal(pod)
+        ):
             self.unschedulable.discard(key)
             return None
         if (spec.get("schedulerName") or SCHEDULER_NAME) != SCHEDULER_NAME:
             return None
-        nodes = sorted((_as_registered(n) for n in self.list("v1", "nodes")), key=lambda n: n["metadata"]["name"])
+        nodes = sorted(
+            (_as_registered(n) for n in self.list("v1", "nodes")), key=lambda n: n["metadata"]["name"]
+        )
         by_node: dict[str, list[Obj]] = {}
         for other in self.list("v1", "pods"):
             node_name = (other.get("spec") or {}).get("nodeName")
@@ -87,8 +94,15 @@ class SchedulerController(Controller):
     def _mark_unschedulable(self, pod: Obj, message: str) -> None:
         status = pod.setdefault("status", {})
         conditions = status.setdefault("conditions", [])
-        changed = set_condition(conditions, "PodScheduled", "False", self.clock.timestamp(), "Unschedulable",
-                                message, probe_time=True)
+        changed = set_condition(
+            conditions,
+            "PodScheduled",
+            "False",
+            self.clock.timestamp(),
+            "Unschedulable",
+            message,
+            probe_time=True,
+        )
         if changed:
             self.store.update_status(self.rt("v1", "pods"), pod)
             self.event(pod, "Warning", "FailedScheduling", message, SCHEDULER_NAME)
@@ -98,9 +112,19 @@ class SchedulerController(Controller):
         pod["spec"]["nodeName"] = node_name
         bound = self.store.update(pods, pod)
         status = bound.setdefault("status", {})
-        set_condition(status.setdefault("conditions", []), "PodScheduled", "True", self.clock.timestamp(),
-                      probe_time=True)
+        set_condition(
+            status.setdefault("conditions", []),
+            "PodScheduled",
+            "True",
+            self.clock.timestamp(),
+            probe_time=True,
+        )
         self.store.update_status(pods, bound)
         meta = pod["metadata"]
-        self.event(pod, "Normal", "Scheduled",
-                   f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}", SCHEDULER_NAME)
+        self.event(
+            pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}",
+            SCHEDULER_NAME,
+        )

@@ -39,15 +39,22 @@ class StatefulSetController(Controller):
         revision = f"{name}-{template_hash(spec.get('template') or {})}"
         parallel = spec.get("podManagementPolicy") == "Parallel"
         pods_rt = self.rt("v1", "pods")
-        pods = {p["metadata"]["name"]: p for p in self.list("v1", "pods", namespace) if is_controlled_by(p, sts)}
+        pods = {
+            p["metadata"]["name"]: p for p in self.list("v1", "pods", namespace) if is_controlled_by(p, sts)
+        }
 
         for ordinal in range(replicas):
             pod_name = f"{name}-{ordinal}"
             pod = pods.get(pod_name)
             if pod is not None and is_terminal(pod) and not pod["metadata"].get("deletionTimestamp"):
                 self.store.delete(pods_rt, pod_name, namespace)
-                self.event(sts, "Normal", "SuccessfulDelete",
-                           f"delete Pod {pod_name} in StatefulSet {name} successful", COMPONENT)
+                self.event(
+                    sts,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"delete Pod {pod_name} in StatefulSet {name} successful",
+                    COMPONENT,
+                )
                 pod = None
                 pods.pop(pod_name)
             if pod is None:
@@ -71,11 +78,17 @@ class StatefulSetController(Controller):
         if spec.get("serviceName"):
             pod["spec"]["subdomain"] = spec["serviceName"]
         self.store.create(self.rt("v1", "pods"), pod)
-        self.event(sts, "Normal", "SuccessfulCreate", f"create Pod {pod_name} in StatefulSet {name} successful",
-                   COMPONENT)
+        self.event(
+            sts,
+            "Normal",
+            "SuccessfulCreate",
+            f"create Pod {pod_name} in StatefulSet {name} successful",
+            COMPONENT,
+        )
 
-    def _scale_down_or_update(self, sts: Obj, pods: dict[str, Obj], replicas: int, revision: str,
-                              parallel: bool) -> None:
+    def _scale_down_or_update(
+        self, sts: Obj, pods: dict[str, Obj], replicas: int, revision: str, parallel: bool
+    ) -> None:
         name = sts["metadata"]["name"]
         namespace = sts["metadata"]["namespace"]
         pods_rt = self.rt("v1", "pods")
@@ -91,8 +104,13 @@ class StatefulSetController(Controller):
                     return
                 continue
             self.store.delete(pods_rt, pod_name, namespace)
-            self.event(sts, "Normal", "SuccessfulDelete", f"delete Pod {pod_name} in StatefulSet {name} successful",
-                       COMPONENT)
+            self.event(
+                sts,
+                "Normal",
+                "SuccessfulDelete",
+                f"delete Pod {pod_name} in StatefulSet {name} successful",
+                COMPONENT,
+            )
             if not parallel:
                 return
         if surplus:
@@ -109,8 +127,13 @@ class StatefulSetController(Controller):
                 break
             if (pod["metadata"].get("labels") or {}).get(REVISION_LABEL) != revision:
                 self.store.delete(pods_rt, pod["metadata"]["name"], namespace)
-                self.event(sts, "Normal", "SuccessfulDelete",
-                           f"delete Pod {pod['metadata']['name']} in StatefulSet {name} successful", COMPONENT)
+                self.event(
+                    sts,
+                    "Normal",
+                    "SuccessfulDelete",
+                    f"delete Pod {pod['metadata']['name']} in StatefulSet {name} successful",
+                    COMPONENT,
+                )
                 return
 
     def _update_status(self, sts: Obj, revision: str) -> float | None:
@@ -124,15 +147,19 @@ class StatefulSetController(Controller):
         current_revision = old.get("currentRevision") or revision
         if len(updated) == int(spec.get("replicas", 1)) == len(live):
             current_revision = revision
-        current = [p for p in live if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == current_revision]
+        current = [
+            p for p in live if (p["metadata"].get("labels") or {}).get(REVISION_LABEL) == current_revision
+        ]
         status = {
-            **omit_zero({
-                "observedGeneration": sts["metadata"].get("generation", 1),
-                "readyReplicas": sum(1 for p in live if is_ready(p)),
-                "currentReplicas": len(current),
-                "updatedReplicas": len(updated),
-                "availableReplicas": sum(1 for p in live if available(p, min_ready, now)),
-            }),
+            **omit_zero(
+                {
+                    "observedGeneration": sts["metadata"].get("generation", 1),
+                    "readyReplicas": sum(1 for p in live if is_ready(p)),
+                    "currentReplicas": len(current),
+                    "updatedReplicas": len(updated),
+                    "availableReplicas": sum(1 for p in live if available(p, min_ready, now)),
+                }
+            ),
             "replicas": len(live),
             "currentRevision": current_revision,
             "updateRevision": revision,
@@ -141,5 +168,8 @@ class StatefulSetController(Controller):
         if status != old:
             sts["status"] = status
             self.store.update_status(self.rt("apps/v1", "statefulsets"), sts)
-        return float(min_ready) if min_ready and status.get("availableReplicas", 0) < status.get(
-            "readyReplicas", 0) else None
+        return (
+            float(min_ready)
+            if min_ready and status.get("availableReplicas", 0) < status.get("readyReplicas", 0)
+            else None
+        )

@@ -95,15 +95,18 @@ class Scenario(_Model):
         catalog = addon_catalog()
         unknown = [a for a in values if a not in catalog]
         if unknown:
-            raise ValueError(f"unknown add-on(s) {', '.join(unknown)}; known add-ons: {', '.join(sorted(catalog))}")
+            raise ValueError(
+                f"unknown add-on(s) {', '.join(unknown)}; known add-ons: {', '.join(sorted(catalog))}"
+            )
         return values
 
 
 def _parse_taint(text: str) -> dict[str, str]:
     key_value, sep, effect = text.rpartition(":")
     if not sep or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute") or not key_value:
-        raise ValueError(f"taint {text!r} is not `key=value:Effect` with Effect NoSchedule, PreferNoSchedule or "
-                         "NoExecute")
+        raise ValueError(
+            f"taint {text!r} is not `key=value:Effect` with Effect NoSchedule, PreferNoSchedule or NoExecute"
+        )
     key, _, value = key_value.partition("=")
     return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
 
@@ -115,21 +118,28 @@ def addon_catalog() -> dict[str, tuple[Addon, ...]]:
 
 
 def available_scenarios() -> list[str]:
-    return sorted(e.name[: -len(".yaml")] for e in resources.files(__name__).iterdir()
-                  if e.name.endswith(".yaml") and e.name != "addons.yaml")
+    return sorted(
+        e.name[: -len(".yaml")]
+        for e in resources.files(__name__).iterdir()
+        if e.name.endswith(".yaml") and e.name != "addons.yaml"
+    )
 
 
 def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
     path = Path(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
         if not path.is_file():
-            raise ScenarioError(f"scenario file {name_or_path!r} does not exist; give an existing YAML file or one "
-                                f"of the built-in scenarios: {', '.join(available_scenarios())}")
+            raise ScenarioError(
+                f"scenario file {name_or_path!r} does not exist; give an existing YAML file or one "
+                f"of the built-in scenarios: {', '.join(available_scenarios())}"
+            )
         text, source = path.read_text(encoding="utf-8"), str(path)
     else:
         if name_or_path not in available_scenarios():
-            raise ScenarioError(f"unknown scenario {name_or_path!r} (the `--scenario` option); built-in scenarios: "
-                                f"{', '.join(available_scenarios())}, or pass the path of a scenario YAML file")
+            raise ScenarioError(
+                f"unknown scenario {name_or_path!r} (the `--scenario` option); built-in scenarios: "
+                f"{', '.join(available_scenarios())}, or pass the path of a scenario YAML file"
+            )
         text = (resources.files(__name__) / f"{name_or_path}.yaml").read_text(encoding="utf-8")
         source = f"built-in scenario {name_or_path}"
     data = yaml.safe_load(text) or {}
@@ -153,7 +163,9 @@ def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 def load_scenario(name_or_path: str, _seen: tuple[str, ...] = ()) -> Scenario:
     """A built-in scenario by name, or a scenario YAML file by path; raises ScenarioError naming the problem."""
     if name_or_path in _seen:
-        raise ScenarioError(f"scenario {name_or_path!r} extends itself (chain: {' -> '.join((*_seen, name_or_path))})")
+        raise ScenarioError(
+            f"scenario {name_or_path!r} extends itself (chain: {' -> '.join((*_seen, name_or_path))})"
+        )
     data, source = _read(name_or_path)
     if data.get("extends"):
         parent = load_scenario(str(data["extends"]), (*_seen, name_or_path))
@@ -163,11 +175,14 @@ def load_scenario(name_or_path: str, _seen: tuple[str, ...] = ()) -> Scenario:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ScenarioError(f"{source} is not a valid scenario: {problems}. Fix the key(s) named; known VM sizes: "
-                            f"{', '.join(sorted(VM_SIZES))}") from None
+        raise ScenarioError(
+            f"{source} is not a valid scenario: {problems}. Fix the key(s) named; known VM sizes: "
+            f"{', '.join(sorted(VM_SIZES))}"
+        ) from None
 
 
 # ---- building the objects ------------------------------------------------------------------------------
+
 
 def _pool_hash(cluster: Cluster, pool: NodePool) -> str:
     digest = hashlib.sha256(f"{cluster.resource_group}/{cluster.name}/{pool.name}".encode()).hexdigest()
@@ -224,35 +239,66 @@ def pool_nodes(scenario: Scenario, pool: NodePool, first_index: int, now: str) -
         labels.update(pool.labels)
         ip = f"10.224.0.{4 + index}"
         stamp_conditions = [
-            {"type": t, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": now,
-             "lastTransitionTime": now}
-            for t, r, m in (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                            ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                            ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
-        ] + [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
-              "lastHeartbeatTime": now, "lastTransitionTime": now}]
+            {
+                "type": t,
+                "status": "False",
+                "reason": r,
+                "message": m,
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+            for t, r, m in (
+                ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            )
+        ] + [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        ]
         node: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels, "annotations": {
-                "node.alpha.kubernetes.io/ttl": "0",
-                "volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                },
+            },
             "spec": {
-                "podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"],
-                "providerID": (f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
-                               f"{node_rg.lower()}/providers/Microsoft.Compute/virtualMachineScaleSets/"
-                               f"aks-{pool.name}-{pool_hash}-vmss/virtualMachines/{i}"),
+                "podCIDR": f"10.244.{index}.0/24",
+                "podCIDRs": [f"10.244.{index}.0/24"],
+                "providerID": (
+                    f"azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/"
+                    f"{node_rg.lower()}/providers/Microsoft.Compute/virtualMachineScaleSets/"
+                    f"aks-{pool.name}-{pool_hash}-vmss/virtualMachines/{i}"
+                ),
             },
             "status": {
-                "capacity": capacity, "allocatable": allocatable, "conditions": stamp_conditions,
+                "capacity": capacity,
+                "allocatable": allocatable,
+                "conditions": stamp_conditions,
                 "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
                 "nodeInfo": {
-                    "architecture": "amd64", "operatingSystem": "linux", "osImage": "Ubuntu 22.04.5 LTS",
-                    "kernelVersion": "5.15.0-1074-azure", "containerRuntimeVersion": "containerd://1.7.23-1",
+                    "architecture": "amd64",
+                    "operatingSystem": "linux",
+                    "osImage": "Ubuntu 22.04.5 LTS",
+                    "kernelVersion": "5.15.0-1074-azure",
+                    "containerRuntimeVersion": "containerd://1.7.23-1",
                     "kubeletVersion": f"v{cluster.kubernetes_version}",
                     "kubeProxyVersion": f"v{cluster.kubernetes_version}",
                     "machineID": hashlib.md5(name.encode()).hexdigest(),
-                    "systemUUID": "", "bootID": "",
+                    "systemUUID": "",
+                    "bootID": "",
                 },
             },
         }
@@ -264,25 +310,47 @@ def pool_nodes(scenario: Scenario, pool: NodePool, first_index: int, now: str) -
 
 def addon_objects(addon: Addon) -> list[dict[str, Any]]:
     labels = {"app": addon.name, **addon.labels}
-    container: dict[str, Any] = {"name": addon.name, "image": addon.image,
-                                 "resources": {"requests": {"cpu": addon.cpu, "memory": addon.memory}}}
+    container: dict[str, Any] = {
+        "name": addon.name,
+        "image": addon.image,
+        "resources": {"requests": {"cpu": addon.cpu, "memory": addon.memory}},
+    }
     if addon.ports:
         container["ports"] = [{"name": n, "containerPort": p} for n, p in addon.ports.items()]
-    objects: list[dict[str, Any]] = [{
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": addon.name, "namespace": addon.namespace, "labels": dict(labels)},
-        "spec": {"replicas": addon.replicas, "selector": {"matchLabels": {"app": addon.name}},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"priorityClassName": "system-cluster-critical", "containers": [container],
-                                       "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}]}}},
-    }]
-    if addon.ports:
-        objects.append({
-            "apiVersion": "v1", "kind": "Service",
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
             "metadata": {"name": addon.name, "namespace": addon.namespace, "labels": dict(labels)},
-            "spec": {"selector": {"app": addon.name},
-                     "ports": [{"name": n, "port": p, "targetPort": n, "protocol": "TCP"} for n, p in addon.ports.items()]},
-        })
+            "spec": {
+                "replicas": addon.replicas,
+                "selector": {"matchLabels": {"app": addon.name}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "priorityClassName": "system-cluster-critical",
+                        "containers": [container],
+                        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                    },
+                },
+            },
+        }
+    ]
+    if addon.ports:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": addon.name, "namespace": addon.namespace, "labels": dict(labels)},
+                "spec": {
+                    "selector": {"app": addon.name},
+                    "ports": [
+                        {"name": n, "port": p, "targetPort": n, "protocol": "TCP"}
+                        for n, p in addon.ports.items()
+                    ],
+                },
+            }
+        )
     return objects
 
 
@@ -301,7 +369,9 @@ def scenario_objects(scenario: Scenario, now: str) -> list[dict[str, Any]]:
         for component in catalog[name]:
             if component.namespace not in namespaces:
                 namespaces.add(component.namespace)
-                objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": component.namespace}})
+                objects.append(
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": component.namespace}}
+                )
             objects.extend(addon_objects(component))
     objects.extend(scenario.objects)
     return objects

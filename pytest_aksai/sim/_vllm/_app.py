@@ -109,7 +109,12 @@ class _HttpError(Exception):
                  param: str | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
-        error = {"message": message, "type": err_type, "param": param, "code": int(status) if code is None else code}
+        error = {
+            "message": message,
+            "type": err_type,
+            "param": param,
+            "code": int(status) if code is None else code,
+        }
         self.body: _Json = {"error": error}
 
     def response(self) -> web.Response:
@@ -239,7 +244,8 @@ def _prompt_text(prompt: str | list[str] | list[int] | list[list[int]]) -> tuple
     if len(prompt) != 1 and (not prompt or not isinstance(prompt[0], int)):
         raise _bad_request(
             f"This simulated vLLM server takes one prompt per request, got {len(prompt)}; send the prompts "
-            "as separate requests.", "prompt"
+            "as separate requests.",
+            "prompt",
         )
     first = prompt[0]
     if isinstance(first, str):
@@ -284,7 +290,9 @@ async def _serve(request: web.Request, server: _Server, body: _SamplingRequest, 
         seq = server.engine.submit(prompt_tokens=prompt_tokens, max_tokens=max_tokens, planned=planned,
                                    stop=_stop_strings(body.stop))  # fmt: skip
     except EngineOverloadedError as exc:
-        raise _HttpError(HTTPStatus.TOO_MANY_REQUESTS, str(exc), "RateLimitError", code="rate_limit_exceeded") from exc
+        raise _HttpError(
+            HTTPStatus.TOO_MANY_REQUESTS, str(exc), "RateLimitError", code="rate_limit_exceeded"
+        ) from exc
     except EngineDeadError as exc:
         raise _HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), "InternalServerError") from exc
     shape = _Shape(chat=chat, name=name, prompt_tokens=prompt_tokens)

@@ -134,7 +134,9 @@ class SimEngine:
         self._publish_state()
 
     # --- requests --------------------------------------------------------------------------------------
-    def submit(self, *, prompt_tokens: int, max_tokens: int, planned: Sequence[str], stop: Sequence[str]) -> EngineRequest:
+    def submit(
+        self, *, prompt_tokens: int, max_tokens: int, planned: Sequence[str], stop: Sequence[str]
+    ) -> EngineRequest:
         if self.dead:
             raise EngineDeadError()
         free_slots = max(0, self.config.max_num_seqs - len(self.running))
@@ -190,7 +192,9 @@ class SimEngine:
             prefill_tokens = sum(seq.context for seq in admitted)
             decoding = [seq for seq in self.running if seq not in admitted]
             kv_tokens = sum(seq.context for seq in self.running)
-            duration = self.step_seconds(prefill_tokens=prefill_tokens, decode_seqs=len(decoding), kv_tokens=kv_tokens)
+            duration = self.step_seconds(
+                prefill_tokens=prefill_tokens, decode_seqs=len(decoding), kv_tokens=kv_tokens
+            )
             self._publish_state()
             await asyncio.sleep(max(0.0, started + duration - self._clock()))
             self._finish_step(admitted, preempted)
@@ -254,7 +258,9 @@ class SimEngine:
                 seq.blocks = 0
                 self._record_finished(seq, now)
         self.metrics.record_step(
-            prompt_tokens=new_prompt_tokens, generation_tokens=len(batch), preemptions=preempted,
+            prompt_tokens=new_prompt_tokens,
+            generation_tokens=len(batch),
+            preemptions=preempted,
         )
         self._publish_state()
 
@@ -290,14 +296,18 @@ class SimEngine:
     def _record_finished(self, seq: EngineRequest, now: float) -> None:
         queue_time = None if seq.scheduled_at is None else seq.scheduled_at - seq.arrival
         self.metrics.record_finished(
-            finish_reason=seq.finish_reason or "abort", prompt_tokens=seq.prompt_tokens,
-            generation_tokens=seq.generated, e2e=now - seq.arrival, queue_time=queue_time,
+            finish_reason=seq.finish_reason or "abort",
+            prompt_tokens=seq.prompt_tokens,
+            generation_tokens=seq.generated,
+            e2e=now - seq.arrival,
+            queue_time=queue_time,
         )
 
     def _publish_state(self) -> None:
         used = self.total_blocks - self.free_blocks
         self.metrics.set_scheduler_state(
-            running=len(self.running), waiting=len(self.waiting),
+            running=len(self.running),
+            waiting=len(self.waiting),
             kv_usage=used / self.total_blocks if self.total_blocks else 0.0,
         )
 
