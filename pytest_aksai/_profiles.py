@@ -81,6 +81,9 @@ class ClusterProfile(_Strict):
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
     scaled_objects: tuple[str, ...] = ()
+    endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
+    """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
+    back to the service proxy."""
     endpoints: dict[str, str] = Field(default_factory=dict)
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
     azure: AzureSettings = Field(default_factory=AzureSettings)

@@ -111,8 +111,12 @@ def aksai_endpoint(
     request: pytest.FixtureRequest,
     aksai_cluster: Cluster,
     aksai_ready_workspace: tuple[Workspace, WaitResult],
-) -> Endpoint:
-    """The Ready Workspace's OpenAI-compatible server: `.openai()` (official SDK), `.http()` (httpx)."""
+) -> Iterator[Endpoint]:
+    """The Ready Workspace's OpenAI-compatible server: `.openai()` (official SDK), `.http()` (httpx).
+
+    Reached through a direct URL from the profile's [endpoints], else a port-forward to the pod behind Service
+    `<ws>`, else (profile `endpoint_route`, or when port-forward is refused) the API server's service proxy.
+    """
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)
     direct = settings.profile.endpoints
@@ -129,9 +133,15 @@ def aksai_endpoint(
             describe=_describe_endpoints,
         )
     try:
-        return workspace_endpoint(aksai_cluster, workspace.ref, direct_urls=direct)
+        endpoint = workspace_endpoint(
+            aksai_cluster, workspace.ref, direct_urls=direct, route=settings.profile.endpoint_route
+        )
     except LookupError as exc:
         pytest.fail(str(exc), pytrace=False)
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
 
 
 def _has_ready_address(obj: dict[str, Any] | None) -> bool:

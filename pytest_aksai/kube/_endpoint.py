@@ -1,21 +1,25 @@
-"""How the suite reaches a workspace's model server: a direct URL, or the API server's service proxy.
+"""How the suite reaches a workspace's model server: a direct URL, a port-forward, or the service proxy.
 
-The service proxy (`/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/...`) needs nothing but the API
-credentials the suite already has and streams server-sent events through, so it works from a laptop or CI
-runner outside the cluster network; a profile can give a direct URL (an ingress, a gateway, a port-forward
-you run yourself) to measure latency without the API server in the path.
+Without a direct URL from the profile, the suite opens a port-forward through the API server to a ready pod
+behind Service `<ws>` (what `kubectl port-forward svc/<ws>` does), so requests reach vLLM with nothing in
+between but the API server's tunnel. When the API server refuses it (no `pods/portforward` permission, say),
+the API server's service proxy (`/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/...`) takes over: it
+needs only read access and passes server-sent events through. A direct URL (an ingress, a gateway) tests
+the path your applications use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
+from pytest_aksai.kube._portforward import PortForward, PortForwardError
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,12 @@ class Endpoint:
     base_url: str
     """Root of the server (no `/v1`): `/health`, `/metrics` and `/v1/...` hang below it."""
     via: str
-    """`direct` or `service-proxy`."""
+    """`direct`, `port-forward` or `service-proxy`."""
     headers: dict[str, str] = field(default_factory=dict)
+    forward: PortForward | None = None
+    """The port-forward behind `base_url` when `via` is `port-forward`."""
+    fallback_reason: str = ""
+    """Why the port-forward was not used, when `auto` fell back to the service proxy."""
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -40,6 +48,10 @@ class Endpoint:
         if self.cert_file:
             context.load_cert_chain(self.cert_file, self.key_file)
         return context
+
+    def close(self) -> None:
+        if self.forward is not None:
+            self.forward.close()
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -98,8 +110,19 @@ def service_proxy_endpoint(
     )
 
 
-def workspace_endpoint(cluster: Cluster, workspace_ref: str, *, direct_urls: dict[str, str]) -> Endpoint:
-    """The profile's direct URL for this workspace if it has one, else the service proxy to `<ws>:http`."""
+EndpointRoute = Literal["auto", "port-forward", "service-proxy"]
+
+
+def workspace_endpoint(
+    cluster: Cluster, workspace_ref: str, *, direct_urls: dict[str, str], route: EndpointRoute = "auto"
+) -> Endpoint:
+    """How to reach a workspace's model server.
+
+    A direct URL from the profile wins. Otherwise `port-forward` (as `kubectl port-forward svc/<ws>`: to a ready
+    pod behind Service `<ws>`, on the Service port's target port), `service-proxy` (the API server's proxy), or
+    `auto`: port-forward, falling back to the service proxy when the API server refuses it (e.g. RBAC without
+    `pods/portforward`). Call `close()` on the result.
+    """
     if workspace_ref in direct_urls:
         return Endpoint(workspace=workspace_ref, base_url=direct_urls[workspace_ref], via="direct")
     namespace, name = workspace_ref.split("/", 1)
@@ -113,4 +136,54 @@ def workspace_endpoint(cluster: Cluster, workspace_ref: str, *, direct_urls: dic
     port = service_port(service)
     if port is None:
         raise LookupError(f"Service {namespace}/{name} has no ports")
-    return service_proxy_endpoint(cluster, workspace_ref, namespace, name, port)
+    refusal = ""
+    if route != "service-proxy":
+        try:
+            forward = _forward_to_service(cluster, service, port)
+            return Endpoint(
+                workspace=workspace_ref, base_url=forward.url, via="port-forward", forward=forward
+            )
+        except (PortForwardError, LookupError) as exc:
+            if route == "port-forward":
+                raise LookupError(
+                    f'{exc}; set the profile\'s endpoint_route to "service-proxy" or "auto"'
+                ) from None
+            refusal = str(exc)
+    endpoint = service_proxy_endpoint(cluster, workspace_ref, namespace, name, port)
+    return dataclasses.replace(endpoint, fallback_reason=refusal)
+
+
+def _forward_to_service(cluster: Cluster, service: dict[str, Any], port: int) -> PortForward:
+    """A port-forward to a ready pod selected by the Service, on the target port of its `port`."""
+    namespace = service["metadata"]["namespace"]
+    selector = (service.get("spec") or {}).get("selector") or {}
+    spec_port = next(p for p in service["spec"]["ports"] if int(p["port"]) == port)
+    pods = _rest.items(
+        cluster.api_client,
+        _rest.PODS,
+        namespace,
+        label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
+    )
+    ready = [
+        p
+        for p in pods
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    ]
+    if not selector or not ready:
+        raise LookupError(f"no ready pod behind Service {namespace}/{service['metadata']['name']}")
+    pod = ready[0]
+    target = spec_port.get("targetPort", port)
+    if isinstance(target, str):
+        named = [
+            cp["containerPort"]
+            for c in pod["spec"]["containers"]
+            for cp in c.get("ports") or []
+            if cp.get("name") == target
+        ]
+        if not named:
+            raise LookupError(f"pod {pod['metadata']['name']} has no container port named {target!r}")
+        target = named[0]
+    return PortForward(cluster.api_client, namespace, pod["metadata"]["name"], int(target))

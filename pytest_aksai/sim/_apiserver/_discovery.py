@@ -28,6 +28,7 @@ _SUB_VERBS = {
     "binding": ["create"],
     "eviction": ["create"],
     "proxy": ["create", "delete", "get", "patch", "update"],
+    "portforward": ["create", "get"],
     "finalize": ["update"],
     "ephemeralcontainers": ["get", "patch", "update"],
 }
@@ -38,6 +39,7 @@ _SUB_KINDS = {
     "binding": ("", "", "Binding"),
     "eviction": ("policy", "v1", "Eviction"),
     "proxy": ("", "", ""),
+    "portforward": ("", "", "PodPortForwardOptions"),
 }
 
 

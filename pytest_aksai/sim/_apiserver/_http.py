@@ -491,6 +491,8 @@ class Handlers:
             )
         if sub == "proxy":
             return await self.server.proxy(request, rt, route.namespace or "default", route.name, route.rest)
+        if sub == "portforward" and method in ("GET", "POST"):
+            return await self.server.port_forward(request, rt, route.namespace or "default", route.name)
         if sub == "binding" and method == "POST":
             body = await self._body(request)
             target = (body or {}).get("target") or {}

@@ -113,7 +113,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "Pod",
         short_names=("po",),
         categories=("all",),
-        subresources={"status", "log", "binding", "eviction", "ephemeralcontainers", "proxy"},
+        subresources={"status", "log", "binding", "eviction", "ephemeralcontainers", "proxy", "portforward"},
         field_selectors=_POD_FIELDS,
     ),
     _rt(

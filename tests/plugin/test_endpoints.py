@@ -1,0 +1,100 @@
+"""Reaching a workspace's model server: port-forward, the service proxy, the fallback between them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_aksai.kube import Cluster, connect
+from pytest_aksai.kube._endpoint import workspace_endpoint
+from pytest_aksai.kube._rest import PODS, SERVICES, create
+from pytest_aksai.kube._wait import condition_is, wait_for
+from pytest_aksai.sim import SimCluster
+
+PHI4 = "inference/workspace-phi4-mini"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with SimCluster(time_scale=600, kubeconfig_path=tmp_path_factory.mktemp("sim") / "kc") as sim:
+        cluster = connect(profile="sim", provider="sim", kubeconfig=sim.kubeconfig_path, context="aksai-sim")
+        cluster.time_scale = 600
+        from pytest_aksai._fixtures._kaito import wait_workspace_ready
+
+        wait_workspace_ready(cluster, PHI4, 3600)
+        yield cluster
+        cluster.close()
+
+
+@pytest.mark.parametrize(
+    ("route", "via"),
+    [("auto", "port-forward"), ("port-forward", "port-forward"), ("service-proxy", "service-proxy")],
+)
+def test_each_route_reaches_the_model(cluster: Cluster, route: str, via: str) -> None:
+    endpoint = workspace_endpoint(cluster, PHI4, direct_urls={}, route=route)  # type: ignore[arg-type]
+    try:
+        assert endpoint.via == via
+        with endpoint.http() as http:
+            assert [m["id"] for m in http.get("v1/models").json()["data"]] == ["phi-4-mini-instruct"]
+        with endpoint.openai() as client:
+            chunks = list(
+                client.chat.completions.create(
+                    model="phi-4-mini-instruct",
+                    max_tokens=8,
+                    stream=True,
+                    messages=[{"role": "user", "content": "hello"}],
+                )
+            )
+        assert len(chunks) > 2
+    finally:
+        endpoint.close()
+
+
+def test_direct_url_wins(cluster: Cluster) -> None:
+    endpoint = workspace_endpoint(cluster, PHI4, direct_urls={PHI4: "http://gateway.example/phi4"})
+    assert (endpoint.via, endpoint.base_url) == ("direct", "http://gateway.example/phi4")
+
+
+def test_refused_port_forward_falls_back_or_fails_clearly(cluster: Cluster) -> None:
+    """A ready pod whose port nothing serves: the API server refuses the port-forward."""
+    create(
+        cluster.api_client,
+        PODS,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "plain", "labels": {"app": "plain"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+        },
+        "default",
+    )
+    create(
+        cluster.api_client,
+        SERVICES,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "plain"},
+            "spec": {"selector": {"app": "plain"}, "ports": [{"name": "http", "port": 80, "targetPort": 80}]},
+        },
+        "default",
+    )
+    wait_for(
+        cluster,
+        PODS,
+        "plain",
+        "default",
+        until=lambda p: condition_is(p, "Ready"),
+        timeout=600,
+        expected="Ready",
+    )
+    with pytest.raises(
+        LookupError,
+        match=r"port-forward to pod default/plain:80 failed: .*; set the profile's "
+        r"endpoint_route to \"service-proxy\" or \"auto\"",
+    ):
+        workspace_endpoint(cluster, "default/plain", direct_urls={}, route="port-forward")
+    fallback = workspace_endpoint(cluster, "default/plain", direct_urls={}, route="auto")
+    assert fallback.via == "service-proxy"
+    assert "port-forward to pod default/plain:80 failed" in fallback.fallback_reason
