@@ -42,10 +42,15 @@ API_CHECKS = {
 }
 
 
-def _run_suites(pytester: pytest.Pytester, *faults: str, strict: bool = False) -> dict[str, dict[str, Any]]:
+def _run_suites(
+    pytester: pytest.Pytester, *faults: str, strict: bool = False, route: str = "auto"
+) -> dict[str, dict[str, Any]]:
     for name in ("test_kaito.py", "test_api_surface.py"):
         shutil.copy(SUITES / name, pytester.path / name)
-    pytester.makefile(".toml", aksai=FAST_SIM)
+    pytester.makefile(
+        ".toml",
+        aksai=FAST_SIM.replace('provider = "sim"\n', f'provider = "sim"\nendpoint_route = "{route}"\n'),
+    )
     args = ["--aksai-cluster=fast", "--aksai-report=report", "-p", "no:randomly"]
     for fault in faults:
         args += ["--aksai-sim-fault", fault]
@@ -64,8 +69,9 @@ def _failing(verdicts: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {name: c["message"] for name, c in verdicts.items() if c["outcome"] in ("failed", "error")}
 
 
-def test_healthy_lab_passes_every_check(pytester: pytest.Pytester) -> None:
-    verdicts = _run_suites(pytester)
+@pytest.mark.parametrize("route", ["auto", "service-proxy"])
+def test_healthy_lab_passes_every_check(pytester: pytest.Pytester, route: str) -> None:
+    verdicts = _run_suites(pytester, route=route)
     assert set(verdicts) == KAITO_CHECKS | API_CHECKS
     assert {n: c["outcome"] for n, c in verdicts.items() if c["outcome"] != "passed"} == {}
     assert verdicts["test_cold_start_by_phase"]["measurements"]["cold_start_model_load_s"] > 0
