@@ -25,6 +25,12 @@ def _workspace_params(config: pytest.Config) -> list[Any]:
         return [pytest.param(ref, id=ref) for ref in settings.profile.workspaces]
     if config.getoption("collectonly"):
         return [pytest.param("<discovered at run time>", id="discovered-at-run-time")]
+    if settings.manifests is not None:
+        reason = (
+            "static mode (--aksai-manifests) reads files and contacts no cluster; checks of running "
+            "Workspaces need a cluster"
+        )
+        return [pytest.param(None, id="static-mode", marks=pytest.mark.skip(reason=reason))]
     runtime = runtime_of(config)
     try:
         cluster = runtime.cluster()
