@@ -109,8 +109,11 @@ def test_kubectl_get_watch(sim, api, ns):
     assert KUBECTL is not None
     core = kubernetes.client.CoreV1Api(api)
     core.create_namespaced_config_map(ns, {"metadata": {"name": "watched"}, "data": {"a": "1"}})
-    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(sim.kubeconfig_path), "get", "configmaps", "watched",
-                             "-n", ns, "-w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A list (not `get configmaps watched`): for a single named object kubectl watches from resourceVersion 0
+    # and skips the first event, so a change made before its watch request lands would be lost on any server.
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(sim.kubeconfig_path), "get", "configmaps", "-n", ns,
+                             "--field-selector", "metadata.name=watched", "-w"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         header, first = proc.stdout.readline().split(), proc.stdout.readline().split()
