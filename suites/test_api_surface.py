@@ -26,12 +26,18 @@ REQUIRED_METRICS = (
     "vllm:generation_tokens_total",
     "vllm:request_success_total",
     "vllm:time_to_first_token_seconds",
-    "vllm:inter_token_latency_seconds",
     "vllm:e2e_request_latency_seconds",
     "vllm:request_prompt_tokens",
     "vllm:request_generation_tokens",
     "vllm:request_queue_time_seconds",
 )
+RENAMED_METRICS = {
+    # current name: the name older vLLM releases expose instead
+    "vllm:kv_cache_usage_perc": "vllm:gpu_cache_usage_perc",
+    "vllm:inter_token_latency_seconds": "vllm:time_per_output_token_seconds",
+}
+MIN_STREAM_SPREAD_S = 0.02
+"""64 decoded tokens take well over 20 ms on any GPU; a buffered stream delivers them within a millisecond."""
 CONTEXT_LIMIT_MESSAGE = re.compile(r"maximum context length is (\d+) tokens")
 
 
@@ -58,26 +64,24 @@ def _token_count(endpoint: Endpoint, model: str, prompt: str) -> int:
 
 
 def _sse(endpoint: Endpoint, path: str, body: dict[str, Any]) -> tuple[float, list[tuple[float, str]]]:
-    """POST with stream=true; returns the send time and each `data:` payload with its arrival time."""
+    """POST with stream=true; returns when the response headers arrived and each `data` payload with its
+    arrival time. Parsed as the SSE spec says: comments (`: keep-alive`) and other fields are ignored."""
     frames: list[tuple[float, str]] = []
-    with endpoint.http(timeout=120) as http:
-        started = time.monotonic()
-        with http.stream("POST", path, json={**body, "stream": True}) as response:
-            assert response.status_code == 200, f"streaming POST {path} answered {response.status_code}"
-            content_type = response.headers.get("content-type", "")
-            assert content_type.startswith("text/event-stream"), (
-                f"streaming POST {path} answered Content-Type {content_type!r}, expected text/event-stream"
-            )
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    frames.append((time.monotonic(), line[len("data: ") :]))
-                elif line.strip():
-                    pytest.fail(
-                        f"streaming POST {path}: unexpected line {line[:120]!r} (SSE frames are "
-                        "`data: <json>` separated by blank lines)",
-                        pytrace=False,
-                    )
-    return started, frames
+    with (
+        endpoint.http(timeout=120) as http,
+        http.stream("POST", path, json={**body, "stream": True}) as response,
+    ):
+        headers_at = time.monotonic()
+        assert response.status_code == 200, f"streaming POST {path} answered {response.status_code}"
+        content_type = response.headers.get("content-type", "")
+        assert content_type.startswith("text/event-stream"), (
+            f"streaming POST {path} answered Content-Type {content_type!r}, expected text/event-stream"
+        )
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                payload = line[len("data:") :]
+                frames.append((time.monotonic(), payload[1:] if payload.startswith(" ") else payload))
+    return headers_at, frames
 
 
 def test_health(aksai_endpoint: Endpoint) -> None:
@@ -105,6 +109,8 @@ def test_models_list(aksai_endpoint: Endpoint) -> None:
     assert models, "the SDK's models.list() returned no model"
     for model in models:
         assert model.object == "model", f"model {model.id}: object is {model.object!r}, expected 'model'"
+        if (model.model_extra or {}).get("parent"):
+            continue  # a LoRA adapter's card names its base model and carries no max_model_len
         max_len = (model.model_extra or {}).get("max_model_len")
         assert isinstance(max_len, int) and max_len > 0, (
             f"model {model.id}: max_model_len is {max_len!r}; vLLM reports the context it serves here"
@@ -193,7 +199,7 @@ def test_chat_stream_wire_format(aksai_endpoint: Endpoint, served_model: dict[st
 
 def test_streaming_really_streams(aksai_endpoint: Endpoint, served_model: dict[str, Any]) -> None:
     """The first token arrives well before the last: a proxy or server that buffers the stream fails this."""
-    started, frames = _sse(
+    headers_at, frames = _sse(
         aksai_endpoint,
         "v1/completions",
         {
@@ -207,9 +213,11 @@ def test_streaming_really_streams(aksai_endpoint: Endpoint, served_model: dict[s
     content = [(at, json.loads(p)) for at, p in frames if p != "[DONE]"]
     content = [(at, c) for at, c in content if c.get("choices") and c["choices"][0].get("text")]
     assert len(content) >= 2, f"the stream carried {len(content)} content chunks for 64 tokens"
-    first, last = content[0][0] - started, content[-1][0] - started
-    assert first <= 0.5 * last, (
-        f"the first token arrived {first * 1000:.0f} ms after the request and the last at {last * 1000:.0f} ms: "
+    first, last = content[0][0] - headers_at, content[-1][0] - headers_at
+    spread = last - first
+    # Measured from the response headers, so connection set-up (a port-forward, a TLS handshake) is excluded.
+    assert spread >= 0.5 * last and spread >= MIN_STREAM_SPREAD_S, (
+        f"64 tokens arrived between {first * 1000:.0f} ms and {last * 1000:.0f} ms after the response headers: "
         "the stream is buffered, so time-to-first-token is really the whole generation. Look for a proxy, "
         "ingress or gateway buffering responses (nginx proxy_buffering, Application Gateway), or the server"
     )
@@ -245,12 +253,18 @@ def test_unknown_model_is_404(aksai_endpoint: Endpoint) -> None:
         client.completions.create(model=missing, prompt="hi", max_tokens=1)
     error = (raised.value.body or {}) if isinstance(raised.value.body, dict) else {}
     error = error.get("error", error)
-    assert error.get("message") == f"The model `{missing}` does not exist.", (
-        f"error body: {raised.value.body}"
-    )
     assert error.get("type") == "NotFoundError" and error.get("code") == 404, (
-        f"error body: {raised.value.body}"
+        f"an unknown model gave 404 with error {error}, expected type 'NotFoundError' and code 404"
     )
+    message = str(error.get("message", ""))
+    assert missing in message, f"the 404's message {message!r} does not name the model asked for"
+    if message != f"The model `{missing}` does not exist.":
+        warnings.warn(
+            AksaiWarning(
+                f"the 404's message is {message!r}, not vLLM's 'The model `{missing}` does not exist.'"
+            ),
+            stacklevel=1,
+        )
 
 
 def test_prompt_over_context_is_400(aksai_endpoint: Endpoint, served_model: dict[str, Any]) -> None:
@@ -274,14 +288,14 @@ def test_required_metrics_are_exposed(aksai_metrics, served_model: dict[str, Any
     assert not missing, (
         f"/metrics lacks {', '.join(missing)}: dashboards and KEDA triggers on these will see nothing"
     )
-    if not snapshot.has("vllm:kv_cache_usage_perc"):
-        assert snapshot.has("vllm:gpu_cache_usage_perc"), (
-            "/metrics has neither kv_cache_usage_perc nor gpu_cache_usage_perc"
-        )
+    for current, older in RENAMED_METRICS.items():
+        if snapshot.has(current):
+            continue
+        assert snapshot.has(older), f"/metrics has neither {current} nor its older name {older}"
         warnings.warn(
             AksaiWarning(
-                "/metrics exposes vllm:gpu_cache_usage_perc, renamed vllm:kv_cache_usage_perc in newer vLLM: "
-                "update dashboards and KEDA triggers when you upgrade"
+                f"/metrics exposes {older}, renamed {current} in newer vLLM: update dashboards and "
+                "KEDA triggers when you upgrade"
             ),
             stacklevel=1,
         )
@@ -295,6 +309,13 @@ def test_required_metrics_are_exposed(aksai_metrics, served_model: dict[str, Any
 def test_metrics_move_with_traffic(
     aksai_endpoint: Endpoint, aksai_metrics, served_model: dict[str, Any]
 ) -> None:
+    if aksai_endpoint.via != "port-forward":
+        ready = aksai_endpoint.ready_replicas
+        if ready is not None and ready > 1:
+            pytest.skip(
+                f"{ready} replicas behind {aksai_endpoint.via}: a request and the scrapes around it may reach "
+                "different pods; the port-forward route (endpoint_route) pins one pod"
+            )
     model = served_model["id"]
     family = "vllm:generation_tokens"
     before = aksai_metrics()

@@ -18,6 +18,7 @@ from pytest_aksai import (
     UnknownEntryError,
     WaitResult,
     Workspace,
+    condition,
     expected_served_name,
     inference_config,
     kinds,
@@ -63,26 +64,37 @@ def test_workspace_is_ready(aksai_ready_workspace: tuple[Workspace, WaitResult])
                 ),
                 stacklevel=1,
             )
-    if workspace.status.state is not None:
-        assert workspace.status.state == "Ready", (
-            f"{workspace.ref}: all conditions are True but status.state is {workspace.status.state!r}, not 'Ready'"
+    if workspace.status.state not in (None, "Ready"):
+        warnings.warn(
+            AksaiWarning(
+                f"{workspace.ref}: all conditions are True but status.state is {workspace.status.state!r}"
+            ),
+            stacklevel=1,
         )
 
 
-def test_statefulset_is_ready(
+def _workload(cluster: Cluster, workspace: Workspace) -> dict | None:
+    """KAITO runs a preset as a StatefulSet `<ws>` (newer releases, distributed inference) or a Deployment `<ws>`."""
+    namespace, name = workspace.metadata.namespace, workspace.metadata.name
+    return cluster.get(kinds.STATEFULSETS, name, namespace) or cluster.get(kinds.DEPLOYMENTS, name, namespace)
+
+
+def test_workload_is_ready(
     aksai_cluster: Cluster, aksai_ready_workspace: tuple[Workspace, WaitResult]
 ) -> None:
-    """KAITO runs the model in a StatefulSet named like the Workspace, all of whose replicas are ready."""
+    """KAITO runs the model in a StatefulSet (or, in older releases, a Deployment) named like the Workspace,
+    all of whose replicas are ready, with pods labelled `kaito.sh/workspace=<ws>`."""
     workspace, _ = aksai_ready_workspace
     namespace, name = workspace.metadata.namespace, workspace.metadata.name
-    sts = aksai_cluster.get(kinds.STATEFULSETS, name, namespace)
-    assert sts is not None, (
-        f"no StatefulSet {namespace}/{name}: KAITO runs vLLM presets as a StatefulSet named like the Workspace "
-        f"(kubectl get sts -n {namespace} -l kaito.sh/workspace={name})"
+    workload = _workload(aksai_cluster, workspace)
+    assert workload is not None, (
+        f"no StatefulSet or Deployment {namespace}/{name}: KAITO runs the model in a workload named like the "
+        f"Workspace (kubectl get sts,deploy -n {namespace} -l kaito.sh/workspace={name})"
     )
-    wanted = (sts.get("spec") or {}).get("replicas", 1)
-    ready = (sts.get("status") or {}).get("readyReplicas", 0)
-    assert wanted >= 1 and ready == wanted, f"StatefulSet {namespace}/{name}: {ready}/{wanted} replicas ready"
+    kind = workload.get("kind") or ("StatefulSet" if "serviceName" in workload["spec"] else "Deployment")
+    wanted = (workload.get("spec") or {}).get("replicas", 1)
+    ready = (workload.get("status") or {}).get("readyReplicas", 0)
+    assert wanted >= 1 and ready == wanted, f"{kind} {namespace}/{name}: {ready}/{wanted} replicas ready"
     pods = aksai_cluster.items(kinds.PODS, namespace, label_selector=f"kaito.sh/workspace={name}")
     assert pods, f"no pod labelled kaito.sh/workspace={name} in {namespace}"
 
@@ -99,26 +111,43 @@ def test_services_expose_the_model(
     assert ("http", 80, 5000) in ports, (
         f"Service {namespace}/{name} ports are {sorted(ports)}, expected http 80→5000"
     )
-    assert aksai_cluster.get(kinds.SERVICES, f"{name}-headless", namespace) is not None, (
-        f"no headless Service {namespace}/{name}-headless (KAITO creates it for the StatefulSet)"
+    if aksai_cluster.get(kinds.STATEFULSETS, name, namespace) is not None:
+        assert aksai_cluster.get(kinds.SERVICES, f"{name}-headless", namespace) is not None, (
+            f"no headless Service {namespace}/{name}-headless (KAITO creates it for its StatefulSet)"
+        )
+    # KAITO publishes not-ready addresses, so readiness is read from the pods the Service selects.
+    selector = ",".join(f"{k}={v}" for k, v in (service["spec"].get("selector") or {}).items())
+    pods = aksai_cluster.items(kinds.PODS, namespace, label_selector=selector) if selector else []
+    ready = [p["metadata"]["name"] for p in pods if (condition(p, "Ready") or {}).get("status") == "True"]
+    assert ready, (
+        f"Service {namespace}/{name} selects {len(pods)} pod(s) ({selector or 'no selector'}), none of them Ready"
     )
-    endpoints = aksai_cluster.get(kinds.ENDPOINTS, name, namespace) or {}
-    addresses = [a for subset in endpoints.get("subsets") or [] for a in subset.get("addresses") or []]
-    assert addresses, f"Service {namespace}/{name} has no ready endpoint: no ready pod matches its selector"
 
 
 def test_served_name_matches_the_preset(
-    aksai_settings, aksai_endpoint, aksai_ready_workspace: tuple[Workspace, WaitResult]
+    aksai_settings,
+    aksai_cluster: Cluster,
+    aksai_endpoint,
+    aksai_ready_workspace: tuple[Workspace, WaitResult],
 ) -> None:
-    """/v1/models serves the preset's model under the name clients will use (last HF id segment, lowercased)."""
+    """/v1/models serves the preset's model under a name clients can rely on.
+
+    An explicit `served-model-name` in the inference config wins; otherwise KAITO serves the preset under the
+    preset's name or (for presets named after their Hugging Face card) the card's last segment, lowercased.
+    """
     workspace, _ = aksai_ready_workspace
-    spec = _model_spec(workspace.preset, aksai_settings.strict)
-    expected = expected_served_name(spec.hf_id)
+    _, vllm, _ = inference_config(aksai_cluster, workspace)
+    configured = (vllm or {}).get("served-model-name")
+    if configured:
+        expected = {str(configured)}
+    else:
+        spec = _model_spec(workspace.preset, aksai_settings.strict)
+        expected = {str(workspace.preset).lower(), expected_served_name(spec.hf_id)}
     with aksai_endpoint.http() as http:
-        ids = [m["id"] for m in http.get("v1/models").json().get("data", [])]
-    assert expected in ids, (
-        f"{workspace.ref} (preset {workspace.preset}) serves {ids}, expected {expected!r}: clients that ask for "
-        f"model={expected!r} get 404. Check --served-model-name in the inference config or the preset version"
+        ids = [m["id"] for m in http.get("v1/models").json().get("data", []) if not m.get("parent")]
+    assert expected & set(ids), (
+        f"{workspace.ref} (preset {workspace.preset}) serves {ids}, expected one of {sorted(expected)}: clients that "
+        "ask for the preset's model by name get 404. Check --served-model-name in the inference config"
     )
 
 
@@ -189,10 +218,11 @@ def test_cold_start_by_phase(
     )
     provisioning = (resource_ready - created).total_seconds()
     model_load = (inference_ready - resource_ready).total_seconds()
-    assert provisioning >= 0 and model_load >= 0, (
-        f"{workspace.ref}: conditions out of order: ResourceReady at {resource_ready}, InferenceReady at "
-        f"{inference_ready}, created at {created}"
-    )
+    if provisioning < 0 or model_load < 0:
+        pytest.skip(
+            f"{workspace.ref}: its conditions moved since it was created (ResourceReady at {resource_ready}, "
+            f"InferenceReady at {inference_ready}); cold start can only be read from a fresh Workspace"
+        )
     record_property("cold_start_node_provisioning_s", provisioning)
     record_property("cold_start_model_load_s", model_load)
     budget = aksai_settings.timeout("workspace_ready")

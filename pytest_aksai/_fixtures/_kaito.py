@@ -11,8 +11,8 @@ from pytest_aksai._fixtures._cluster import runtime_of
 from pytest_aksai._settings import settings_of
 from pytest_aksai.kube import Cluster, ConnectError
 from pytest_aksai.kube._endpoint import Endpoint, workspace_endpoint
-from pytest_aksai.kube._kaito import Workspace, read_workspace, workspace_refs
-from pytest_aksai.kube._rest import ENDPOINTS, WORKSPACES
+from pytest_aksai.kube._kaito import Workspace, pod_failure, read_workspace, workspace_refs
+from pytest_aksai.kube._rest import WORKSPACES
 from pytest_aksai.kube._wait import WaitResult, wait_for
 from pytest_aksai.load import MetricsSnapshot, parse_metrics
 
@@ -87,7 +87,7 @@ def wait_workspace_ready(cluster: Cluster, ref: str, timeout: float) -> WaitResu
         return obj is not None and Workspace.model_validate(obj).is_ready
 
     def failed(obj: dict[str, Any]) -> str | None:
-        return Workspace.model_validate(obj).failure()
+        return Workspace.model_validate(obj).failure() or pod_failure(cluster, namespace, name)
 
     return wait_for(
         cluster,
@@ -126,18 +126,6 @@ def aksai_endpoint(
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)
     direct = settings.profile.endpoints
-    if workspace.ref not in direct:
-        # Ready pods reach the Service's endpoints a moment after KAITO reports InferenceReady.
-        wait_for(
-            aksai_cluster,
-            ENDPOINTS,
-            workspace.metadata.name,
-            workspace.metadata.namespace,
-            until=_has_ready_address,
-            timeout=settings.timeout("pod_ready"),
-            expected="a ready address behind the Service",
-            describe=_describe_endpoints,
-        )
     try:
         endpoint = workspace_endpoint(
             aksai_cluster, workspace.ref, direct_urls=direct, route=settings.profile.endpoint_route
@@ -148,19 +136,6 @@ def aksai_endpoint(
         yield endpoint
     finally:
         endpoint.close()
-
-
-def _has_ready_address(obj: dict[str, Any] | None) -> bool:
-    return any(subset.get("addresses") for subset in (obj or {}).get("subsets") or [])
-
-
-def _describe_endpoints(obj: dict[str, Any] | None) -> str:
-    if obj is None:
-        return "absent"
-    subsets = obj.get("subsets") or []
-    ready = sum(len(s.get("addresses") or []) for s in subsets)
-    not_ready = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
-    return f"{ready} ready, {not_ready} not ready addresses"
 
 
 @pytest.fixture(scope="module")

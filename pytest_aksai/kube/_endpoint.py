@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,9 +32,12 @@ class Endpoint:
     """Root of the server (no `/v1`): `/health`, `/metrics` and `/v1/...` hang below it."""
     via: str
     """`direct`, `port-forward` or `service-proxy`."""
-    headers: dict[str, str] = field(default_factory=dict)
+    credentials: Callable[[], dict[str, str]] | None = field(default=None, repr=False)
+    """Headers to authenticate with, built at each use: tokens from exec plugins (kubelogin) expire."""
     forward: PortForward | None = None
     """The port-forward behind `base_url` when `via` is `port-forward`."""
+    ready_replicas: int | None = None
+    """Ready pods behind the Service (None for a direct URL)."""
     fallback_reason: str = ""
     """Why the port-forward was not used, when `auto` fell back to the service proxy."""
     ca_file: str | None = None
@@ -49,6 +53,9 @@ class Endpoint:
             context.load_cert_chain(self.cert_file, self.key_file)
         return context
 
+    def headers(self) -> dict[str, str]:
+        return self.credentials() if self.credentials is not None else {}
+
     def close(self) -> None:
         if self.forward is not None:
             self.forward.close()
@@ -60,7 +67,7 @@ class Endpoint:
         """An httpx client bound to the server root, with the credentials the route needs."""
         return httpx.Client(
             base_url=self.base_url.rstrip("/") + "/",
-            headers=self.headers,
+            headers=self.headers(),
             verify=self._tls(),
             timeout=timeout,
         )
@@ -71,7 +78,7 @@ class Endpoint:
 
         # The SDK's own client class: openai 3 ships its own httpx fork, so a plain httpx.Client won't do.
         http_client = openai.DefaultHttpxClient(verify=self._tls(), timeout=timeout)
-        authorization = self.headers.get("Authorization", "")
+        authorization = self.headers().get("Authorization", "")
         api_key = authorization.removeprefix("Bearer ") if authorization.startswith("Bearer ") else "unused"
         return openai.OpenAI(
             base_url=self.url("v1"),
@@ -93,16 +100,18 @@ def service_proxy_endpoint(
     cluster: Cluster, workspace: str, namespace: str, service: str, port: int
 ) -> Endpoint:
     configuration = cluster.api_client.configuration
-    headers: dict[str, str] = {}
-    bearer = configuration.auth_settings().get("BearerToken")
-    if bearer and bearer.get("value"):
-        headers["Authorization"] = str(bearer["value"])
+
+    def credentials() -> dict[str, str]:
+        # auth_settings() runs the kubeconfig's refresh hook, so an expiring exec-plugin token is renewed.
+        bearer = configuration.auth_settings().get("BearerToken")
+        return {"Authorization": str(bearer["value"])} if bearer and bearer.get("value") else {}
+
     base = f"{cluster.server_url.rstrip('/')}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
     return Endpoint(
         workspace=workspace,
         base_url=base,
         via="service-proxy",
-        headers=headers,
+        credentials=credentials,
         ca_file=configuration.ssl_ca_cert,
         cert_file=configuration.cert_file,
         key_file=configuration.key_file,
@@ -136,12 +145,17 @@ def workspace_endpoint(
     port = service_port(service)
     if port is None:
         raise LookupError(f"Service {namespace}/{name} has no ports")
+    ready = _ready_pods(cluster, service)
     refusal = ""
     if route != "service-proxy":
         try:
-            forward = _forward_to_service(cluster, service, port)
+            forward = _forward_to_service(cluster, service, port, ready)
             return Endpoint(
-                workspace=workspace_ref, base_url=forward.url, via="port-forward", forward=forward
+                workspace=workspace_ref,
+                base_url=forward.url,
+                via="port-forward",
+                forward=forward,
+                ready_replicas=len(ready),
             )
         except (PortForwardError, LookupError) as exc:
             if route == "port-forward":
@@ -150,21 +164,21 @@ def workspace_endpoint(
                 ) from None
             refusal = str(exc)
     endpoint = service_proxy_endpoint(cluster, workspace_ref, namespace, name, port)
-    return dataclasses.replace(endpoint, fallback_reason=refusal)
+    return dataclasses.replace(endpoint, fallback_reason=refusal, ready_replicas=len(ready))
 
 
-def _forward_to_service(cluster: Cluster, service: dict[str, Any], port: int) -> PortForward:
-    """A port-forward to a ready pod selected by the Service, on the target port of its `port`."""
-    namespace = service["metadata"]["namespace"]
+def _ready_pods(cluster: Cluster, service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Ready pods the Service selects (KAITO publishes not-ready addresses, so Endpoints cannot tell)."""
     selector = (service.get("spec") or {}).get("selector") or {}
-    spec_port = next(p for p in service["spec"]["ports"] if int(p["port"]) == port)
+    if not selector:
+        return []
     pods = _rest.items(
         cluster.api_client,
         _rest.PODS,
-        namespace,
+        service["metadata"]["namespace"],
         label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
     )
-    ready = [
+    return [
         p
         for p in pods
         if any(
@@ -172,8 +186,16 @@ def _forward_to_service(cluster: Cluster, service: dict[str, Any], port: int) ->
             for c in (p.get("status") or {}).get("conditions") or []
         )
     ]
-    if not selector or not ready:
+
+
+def _forward_to_service(
+    cluster: Cluster, service: dict[str, Any], port: int, ready: list[dict[str, Any]]
+) -> PortForward:
+    """A port-forward to a ready pod selected by the Service, on the target port of its `port`."""
+    namespace = service["metadata"]["namespace"]
+    if not ready:
         raise LookupError(f"no ready pod behind Service {namespace}/{service['metadata']['name']}")
+    spec_port = next(p for p in service["spec"]["ports"] if int(p["port"]) == port)
     pod = ready[0]
     target = spec_port.get("targetPort", port)
     if isinstance(target, str):

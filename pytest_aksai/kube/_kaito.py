@@ -118,6 +118,31 @@ class NodeClaim(_View):
     status: NodeClaimStatus = Field(default_factory=NodeClaimStatus)
 
 
+_POD_FAILURES = frozenset(
+    {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"}
+)
+
+
+def pod_failure(cluster: Cluster, namespace: str, workspace: str) -> str | None:
+    """What KAITO's own status may not say: a model pod OOMKilled, crash-looping or unable to pull its image."""
+    pods = _rest.items(
+        cluster.api_client, _rest.PODS, namespace, label_selector=f"{WORKSPACE_LABEL}={workspace}"
+    )
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            where = f"pod {pod['metadata']['name']} container {status.get('name')}"
+            last = (status.get("lastState") or {}).get("terminated") or {}
+            if last.get("reason") == "OOMKilled" and status.get("restartCount", 0) >= 1:
+                return (
+                    f"{where} was OOMKilled (exit {last.get('exitCode')}) and restarted "
+                    f"{status['restartCount']} time(s): the model does not fit the memory it gets"
+                )
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _POD_FAILURES:
+                return f"{where} is waiting: {waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+    return None
+
+
 def workspace_refs(cluster: Cluster, namespace: str | None) -> list[str]:
     """`namespace/name` of every Workspace (in one namespace, or all), sorted."""
     found = _rest.items(cluster.api_client, _rest.WORKSPACES, namespace)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 Obj = dict[str, Any]
@@ -190,36 +189,45 @@ def watch(
     field_selector: str | None = None,
     label_selector: str | None = None,
 ) -> Iterator[Obj]:
-    """Watch events (`{"type", "object"}` dicts) from `resource_version` until the server ends the watch."""
+    """Watch events (`{"type", "object"}` dicts) from `resource_version` until the server ends the watch.
 
-    def list_call(**kwargs: Any) -> Any:
-        query = {
-            "watch": "true" if kwargs.pop("watch", False) else None,
-            "resourceVersion": kwargs.get("resource_version"),
-            "timeoutSeconds": kwargs.get("timeout_seconds"),
-            "fieldSelector": kwargs.get("field_selector"),
-            "labelSelector": kwargs.get("label_selector"),
-            "allowWatchBookmarks": "true",
-        }
-        return _call(
-            api_client,
-            "GET",
-            kind.path(namespace),
-            query=query,
-            preload=False,
-            timeout=(5, kwargs["timeout_seconds"] + 10),
-        )
-
-    stream = k8s_watch.Watch()
+    An `ERROR` event (e.g. 410 Expired for a compacted resourceVersion, sent in a 200 response) is raised as
+    `ApiException` with its code, so callers can list again.
+    """
+    query = {
+        "watch": "true",
+        "resourceVersion": resource_version,
+        "timeoutSeconds": timeout_seconds,
+        "fieldSelector": field_selector,
+        "labelSelector": label_selector,
+        "allowWatchBookmarks": "true",
+    }
+    response = _call(
+        api_client, "GET", kind.path(namespace), query=query, preload=False, timeout=(5, timeout_seconds + 10)
+    )
     try:
-        for event in stream.stream(
-            list_call,
-            resource_version=resource_version,
-            timeout_seconds=timeout_seconds,
-            field_selector=field_selector,
-            label_selector=label_selector,
-            deserialize=False,
-        ):
-            yield event if isinstance(event, dict) else json.loads(event)
+        for line in _lines(response):
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise ApiException(
+                    status=int(status.get("code") or 500),
+                    reason=f"{status.get('reason')}: {status.get('message')}",
+                )
+            yield event
     finally:
-        stream.stop()
+        response.release_conn()
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """Newline-delimited JSON from a streamed response."""
+    pending = b""
+    for chunk in response.stream(_WATCH_CHUNK, decode_content=False):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if pending.strip():
+        yield pending
+
+
+_WATCH_CHUNK = 65536

@@ -132,7 +132,9 @@ def test_create_is_only_for_kind(pytester: pytest.Pytester) -> None:
     assert "create = true works only with provider = \"kind\", not 'aks'" in result.stderr.str()
 
 
-def test_static_mode_contacts_no_cluster_even_with_cluster_suites_collected(pytester: pytest.Pytester) -> None:
+def test_static_mode_contacts_no_cluster_even_with_cluster_suites_collected(
+    pytester: pytest.Pytester,
+) -> None:
     """`--aksai-manifests` with a live profile whose server is unreachable: nothing tries to connect."""
     from pathlib import Path as _Path
 
@@ -140,8 +142,12 @@ def test_static_mode_contacts_no_cluster_even_with_cluster_suites_collected(pyte
     _lab(pytester, f"https://127.0.0.1:{_free_port()}")
     pytester.makepyfile(test_kaito_vendored=(suites / "test_kaito.py").read_text())
     (pytester.path / "deploy").mkdir()
-    (pytester.path / "deploy" / "empty.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    result = pytester.runpytest("--aksai-cluster=lab", "--aksai-manifests=deploy", "-rs", "test_kaito_vendored.py")
+    (pytester.path / "deploy" / "empty.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+    )
+    result = pytester.runpytest(
+        "--aksai-cluster=lab", "--aksai-manifests=deploy", "-rs", "test_kaito_vendored.py"
+    )
     assert "unreachable" not in result.stdout.str()
     result.assert_outcomes(skipped=7)
     result.stdout.fnmatch_lines(["*static mode (--aksai-manifests) reads files and contacts no cluster*"])

@@ -98,3 +98,11 @@ def test_refused_port_forward_falls_back_or_fails_clearly(cluster: Cluster) -> N
     fallback = workspace_endpoint(cluster, "default/plain", direct_urls={}, route="auto")
     assert fallback.via == "service-proxy"
     assert "port-forward to pod default/plain:80 failed" in fallback.fallback_reason
+
+
+def test_no_token_in_the_endpoints_repr(cluster: Cluster) -> None:
+    endpoint = workspace_endpoint(cluster, PHI4, direct_urls={}, route="service-proxy")
+    token = endpoint.headers()["Authorization"].removeprefix("Bearer ")
+    assert len(token) > 16
+    assert token not in repr(endpoint)
+    assert token not in str(endpoint)
