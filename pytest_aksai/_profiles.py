@@ -9,9 +9,17 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
 from pytest_aksai.sizing import SizingProfile
@@ -24,6 +32,12 @@ BUILTIN_PROFILE = "sim"
 
 class ProfileError(Exception):
     """A profile or config file is wrong; the message is the whole user-facing paragraph."""
+
+
+NamespacedName = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+]
+"""`namespace/name`, e.g. `inference/workspace-phi4-mini`."""
 
 
 class _Strict(BaseModel):
@@ -77,14 +91,14 @@ class ClusterProfile(_Strict):
     timeout_scale: PositiveFloat = 1.0
     timeouts: Timeouts = Field(default_factory=Timeouts)
     sim: SimSettings = Field(default_factory=SimSettings)
-    workspaces: tuple[str, ...] = ()
+    workspaces: tuple[NamespacedName, ...] = ()
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
     scaled_objects: tuple[str, ...] = ()
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
     back to the service proxy."""
-    endpoints: dict[str, str] = Field(default_factory=dict)
+    endpoints: dict[NamespacedName, str] = Field(default_factory=dict)
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
@@ -171,6 +185,11 @@ def _describe_validation_error(
             problems.append(
                 f"{where}: profile {profile!r} is missing the required key {key!r}; "
                 'add for example provider = "aks" (valid: aks, kind, sim).'
+            )
+        elif err["type"] == "string_pattern_mismatch":
+            problems.append(
+                f"{where}: key {key!r} of profile {profile!r} has the bad value {err.get('input')!r}: expected "
+                'namespace/name (lowercase DNS names), e.g. "inference/workspace-phi4-mini".'
             )
         else:
             bad = err.get("input")

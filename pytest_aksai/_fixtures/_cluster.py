@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,9 +145,10 @@ def _advertised_time_scale(cluster: Cluster) -> float:
     except ApiException:
         return 1.0
     try:
-        return float((cm.data or {}).get("timeScale", 1.0))
+        scale = float((cm.data or {}).get("timeScale", 1.0))
     except ValueError:
         return 1.0
+    return scale if math.isfinite(scale) and scale > 0 else 1.0
 
 
 _RUNTIME = pytest.StashKey[ClusterRuntime]()

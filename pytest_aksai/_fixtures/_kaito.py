@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from pytest_aksai._fixtures._cluster import runtime_of
 from pytest_aksai._settings import settings_of
@@ -40,7 +41,16 @@ def _workspace_params(config: pytest.Config) -> list[Any]:
     missing = cluster.missing_api_reason("kaito.sh", "v1beta1")
     if missing:
         return [pytest.param(None, id="no-kaito", marks=pytest.mark.skip(reason=missing))]
-    refs = workspace_refs(cluster, settings.namespace)
+    try:
+        refs = workspace_refs(cluster, settings.namespace)
+    except ApiException as exc:
+        where = f"in namespace {settings.namespace!r}" if settings.namespace else "cluster-wide"
+        pytest.exit(
+            f"Listing KAITO Workspaces {where} on cluster {settings.cluster!r} was refused ({exc.status} "
+            f"{exc.reason}). Grant the identity list on workspaces.kaito.sh, or name the Workspaces to check in "
+            "the profile's workspaces key, or narrow the search with --aksai-namespace.",
+            returncode=pytest.ExitCode.TESTS_FAILED,
+        )
     if not refs:
         where = f"namespace {settings.namespace!r}" if settings.namespace else "any namespace"
         return [

@@ -36,6 +36,8 @@ class PortForward:
         self._closed = threading.Event()
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.last_error = ""
+        """The last failure of a forwarded connection (the kubelet's error channel, a broken stream)."""
         threading.Thread(target=self._accept, name=f"port-forward {pod}:{port}", daemon=True).start()
 
     @property
@@ -65,22 +67,28 @@ class PortForward:
             threading.Thread(target=self._bridge, args=(local,), daemon=True).start()
 
     def _bridge(self, local: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(local)
         try:
             forward = self._open_stream()
-        except PortForwardError:
+        except PortForwardError as exc:
+            self.last_error = str(exc)
             local.close()
             return
+        with self._lock:
+            self._connections.add(local)
         remote = forward.socket(self.port)
         try:
             _pump(local, remote, self._closed)
+        except OSError as exc:
+            self.last_error = f"port-forward to pod {self.namespace}/{self.pod}:{self.port} broke: {exc}"
         finally:
-            with contextlib.suppress(OSError):
-                local.close()
-            forward.close()
             with self._lock:
                 self._connections.discard(local)
+            with contextlib.suppress(OSError):
+                local.close()
+            error = forward.error(self.port)
+            if error:
+                self.last_error = f"port-forward to pod {self.namespace}/{self.pod}:{self.port}: {error}"
+            forward.close()
 
     def close(self) -> None:
         self._closed.set()

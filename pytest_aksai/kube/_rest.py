@@ -61,6 +61,10 @@ SCALEDOBJECTS = Kind("keda.sh", "v1alpha1", "scaledobjects", kind="ScaledObject"
 HTTPSCALEDOBJECTS = Kind("http.keda.sh", "v1alpha1", "httpscaledobjects", kind="HTTPScaledObject")
 
 
+_DEFAULT_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds: a half-open connection (VPN, private cluster) must not hang a run."""
+
+
 def _call(
     api_client: k8s.ApiClient,
     method: str,
@@ -83,7 +87,7 @@ def _call(
         body=body,
         auth_settings=["BearerToken"],
     )
-    response = api_client.call_api(*request, _request_timeout=timeout)
+    response = api_client.call_api(*request, _request_timeout=timeout or _DEFAULT_TIMEOUT)
     if not 200 <= response.status <= 299:
         response.read()
         raise ApiException.from_response(http_resp=response, body=None, data=None)
