@@ -76,6 +76,9 @@ def wait_for(
     def elapsed() -> float:
         return (time.monotonic() - started) * scale
 
+    def explain(headline: str, obj: Obj | None) -> str:
+        return _explain(cluster, kind, name, namespace, what, expected, obj, timeline, headline=headline)
+
     def observe(event: str, obj: Obj | None) -> WaitResult | None:
         state = describe(obj)
         if not timeline or timeline[-1].state != state:
@@ -85,19 +88,7 @@ def wait_for(
         if obj is not None and abort_if is not None:
             reason = abort_if(obj)
             if reason:
-                raise WaitAborted(
-                    _explain(
-                        cluster,
-                        kind,
-                        name,
-                        namespace,
-                        what,
-                        expected,
-                        obj,
-                        timeline,
-                        headline=f"{what} failed: {reason}",
-                    )
-                )
+                raise WaitAborted(explain(f"{what} failed: {reason}", obj))
         return None
 
     last: Obj | None = None
@@ -135,20 +126,8 @@ def wait_for(
                     break  # history compacted: list again
                 raise
         else:
-            raise WaitTimeout(
-                _explain(
-                    cluster,
-                    kind,
-                    name,
-                    namespace,
-                    what,
-                    expected,
-                    last,
-                    timeline,
-                    headline=f"{what} did not become {expected} within {timeout:g} cluster seconds",
-                ),
-                timeline,
-            )
+            headline = f"{what} did not become {expected} within {timeout:g} cluster seconds"
+            raise WaitTimeout(explain(headline, last), timeline)
 
 
 def describe_object(obj: Obj | None) -> str:
