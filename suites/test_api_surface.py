@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -44,8 +45,15 @@ CONTEXT_LIMIT_MESSAGE = re.compile(r"maximum context length is (\d+) tokens")
 @pytest.fixture(scope="module")
 def served_model(aksai_endpoint: Endpoint) -> dict[str, Any]:
     """The model the server advertises in /v1/models: what a client discovers and then asks for."""
-    with aksai_endpoint.http() as http:
-        response = http.get("v1/models")
+    try:
+        with aksai_endpoint.http() as http:
+            response = http.get("v1/models")
+    except httpx.TransportError as exc:
+        pytest.fail(
+            f"GET {aksai_endpoint.url('v1/models')} via {aksai_endpoint.via} failed: {exc!r}. "
+            f"{aksai_endpoint.trouble()}",
+            pytrace=False,
+        )
     assert response.status_code == 200, (
         f"GET /v1/models answered {response.status_code}: {response.text[:300]}"
     )

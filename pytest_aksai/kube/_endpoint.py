@@ -56,6 +56,10 @@ class Endpoint:
     def headers(self) -> dict[str, str]:
         return self.credentials() if self.credentials is not None else {}
 
+    def trouble(self) -> str:
+        """What went wrong on the route so far (a port-forward's kubelet error), or ""."""
+        return self.forward.last_error if self.forward is not None else ""
+
     def close(self) -> None:
         if self.forward is not None:
             self.forward.close()
