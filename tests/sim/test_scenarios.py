@@ -147,25 +147,3 @@ objects:
         assert gpu.metadata.labels["kubernetes.azure.com/mode"] == "user"
         assert [(t.key, t.value, t.effect) for t in gpu.spec.taints] == [("nvidia.com/gpu", "true", "NoSchedule")]
         assert core.read_namespaced_config_map("lab-settings", "inference").data == {"model": "phi-4-mini-instruct"}
-
-
-def test_default_scenario_start_up_time(watch_until: Callable[..., Any]) -> None:
-    """Wall seconds from SimCluster() to every system node Ready and every add-on Available."""
-    started = time.monotonic()
-    with SimCluster() as sim:
-        serving = time.monotonic() - started
-        api = config.new_client_from_config(str(sim.kubeconfig_path))
-        core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-        for node in core.list_node(label_selector="kubernetes.azure.com/mode=system").items:
-            watch_until(core.list_node, lambda n, nm=node.metadata.name: n.metadata.name == nm and _node_ready(n),
-                     f"{node.metadata.name} to be Ready")
-        nodes_ready = time.monotonic() - started
-        for deployment in apps.list_namespaced_deployment("kube-system").items:
-            watch_until(apps.list_namespaced_deployment, lambda d, nm=deployment.metadata.name: d.metadata.name == nm
-                     and (d.status.available_replicas or 0) == d.spec.replicas, f"{deployment.metadata.name}",
-                     namespace="kube-system")
-        addons_ready = time.monotonic() - started
-    print(f"\ndefault scenario: serving {serving:.2f}s, nodes Ready {nodes_ready:.2f}s, "
-          f"add-ons Available {addons_ready:.2f}s (wall)")
-    assert nodes_ready < 5.0
-    assert addons_ready < 10.0
