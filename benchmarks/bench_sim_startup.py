@@ -25,11 +25,11 @@ def _once(tmp: Path) -> dict[str, float]:
         serving = time.monotonic() - started
         cluster = connect(profile="sim", provider="sim", kubeconfig=sim.kubeconfig_path, context="aksai-sim")
         cluster.time_scale = sim.time_scale
-        for node in items(cluster.api_client, NODES):
+        for node in items(cluster._api, NODES):
             wait_for(cluster, NODES, node["metadata"]["name"], None, until=lambda n: condition_is(n, "Ready"),
                      expected="Ready", timeout=600)
         nodes = time.monotonic() - started
-        for deployment in items(cluster.api_client, DEPLOYMENTS, "kube-system"):
+        for deployment in items(cluster._api, DEPLOYMENTS, "kube-system"):
             wait_for(cluster, DEPLOYMENTS, deployment["metadata"]["name"], "kube-system",
                      until=lambda d: condition_is(d, "Available"), expected="Available", timeout=600)
         addons = time.monotonic() - started

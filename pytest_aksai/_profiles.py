@@ -18,19 +18,33 @@ from pydantic import (
     PositiveFloat,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
+from pytest_aksai._areas import AREA_BY_NAME, AREAS
+from pytest_aksai._errors import AksaiError
 from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
 from pytest_aksai.sizing import SizingProfile
 
+AREA_KEYS = {
+    key: area
+    for key, area in {
+        "nodepools": "nap",
+        "scaled_objects": "keda",
+        "azure": "identity",
+        "slos": "load",
+    }.items()
+    if not AREA_BY_NAME[area].built
+}
+"""Profile keys that belong to an area, while that area has no checks yet."""
 SAFETY_CLASSES = ("disruptive", "costly")
 SafetyClass = Literal["disruptive", "costly"]
 Provider = Literal["aks", "kind", "sim"]
 BUILTIN_PROFILE = "sim"
 
 
-class ProfileError(Exception):
+class ProfileError(AksaiError):
     """A profile or config file is wrong; the message is the whole user-facing paragraph."""
 
 
@@ -103,6 +117,23 @@ class ClusterProfile(_Strict):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
     sizing: SizingProfile = Field(default_factory=SizingProfile)
+    absent: tuple[str, ...] = ()
+    """Areas this cluster lacks on purpose: their checks skip (naming this key) instead of failing on
+    finding nothing to check."""
+
+    def unbuilt_area_keys(self) -> dict[str, str]:
+        """Profile keys set for areas that have no checks yet (key → area): accepted, but they do nothing."""
+        return {key: area for key, area in AREA_KEYS.items() if key in self.model_fields_set}
+
+    @field_validator("absent")
+    @classmethod
+    def _known_areas(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [v for v in values if v not in AREA_BY_NAME]
+        if unknown:
+            raise ValueError(
+                f"unknown area(s) {', '.join(map(repr, unknown))}; valid areas are {', '.join(a.name for a in AREAS)}"
+            )
+        return values
 
     @model_validator(mode="after")
     def _create_needs_kind(self) -> ClusterProfile:

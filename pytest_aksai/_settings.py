@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai._profiles import (
     BUILTIN_PROFILE,
     SAFETY_CLASSES,
@@ -25,6 +26,7 @@ from pytest_aksai._profiles import (
     ProfileSet,
     load_profiles,
 )
+from pytest_aksai._public import public
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,22 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(knob.ini, f"{knob.help} [{knob.option}]", default=None)
 
 
-class SettingsError(Exception):
+class SettingsError(AksaiError):
     """A knob has a bad value; the message is the whole user-facing paragraph."""
 
 
+ABSENT_ON_PURPOSE = "absent on purpose"
+"""In the skip reason of a check whose area the profile declares absent (see `Settings.absence_reason`)."""
+
+
+@public
 @dataclass(frozen=True)
 class Settings:
+    """The resolved settings of a run (the `aksai_settings` fixture): the profile, every knob's value and
+    where it came from, and the wait budgets in cluster seconds (`timeout("workspace_ready")`)."""
+
+    __module__ = "pytest_aksai"
+
     cluster: str
     profile: ClusterProfile
     profiles: ProfileSet
@@ -172,6 +184,27 @@ class Settings:
     def timeout(self, kind: str) -> float:
         """The budget in cluster seconds for a kind of wait (a key of the profile's `timeouts` table)."""
         return float(getattr(self.profile.timeouts, kind)) * self.timeout_scale
+
+    def refusal(self, safety_class: str) -> str:
+        """Why a check of that safety class is skipped on this cluster, and the knobs that allow it."""
+        what = "changes shared cluster state" if safety_class == "disruptive" else "provisions GPU capacity"
+        source = self.profiles.source or "aksai.toml"
+        table = f"{self.profiles.table_prefix}.{self.cluster}"
+        return (
+            f"{safety_class} check refused on cluster {self.cluster!r}: it {what}. Allow it with "
+            f'allow = ["{safety_class}"] in [{table}] of {source}, or --aksai-allow {safety_class}'
+        )
+
+    def is_absent(self, area: str) -> bool:
+        """The profile says this cluster lacks the area on purpose (its `absent` list)."""
+        return area in self.profile.absent
+
+    def absence_reason(self, area: str) -> str:
+        table = f"{self.profiles.table_prefix}.{self.cluster}"
+        return (
+            f"the {area} area is {ABSENT_ON_PURPOSE} on cluster {self.cluster!r} (absent = [..., {area!r}] in "
+            f"[{table}] of {self.profiles.source or 'the built-in profiles'})"
+        )
 
 
 _STASH_KEY = pytest.StashKey[Settings]()
@@ -410,6 +443,19 @@ def resolve_for_help(config: pytest.Config) -> Settings:
         sim_faults=(),
         run_id=new_run_id(),
     )
+
+
+def header_lines(settings: Settings) -> list[str]:
+    """The report header: every value with its source, and any profile key that does nothing yet."""
+    lines = [header_line(settings)]
+    unbuilt = settings.profile.unbuilt_area_keys()
+    if unbuilt:
+        keys = ", ".join(f"{key} ({area})" for key, area in unbuilt.items())
+        lines.append(
+            f"aksai: profile {settings.cluster!r} sets {keys}: keys of areas this version of pytest-aksai does "
+            "not check yet; they are ignored"
+        )
+    return lines
 
 
 def header_line(settings: Settings) -> str:

@@ -3,3 +3,5 @@
 
 class AksaiWarning(UserWarning):
     """A check passed with a caveat a platform team should know about (fails under --aksai-strict)."""
+
+    __module__ = "pytest_aksai"

@@ -9,13 +9,14 @@ import json
 import re
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from pytest_aksai import AksaiWarning, Endpoint
+from pytest_aksai import AksaiWarning, Endpoint, Finding, MetricsSnapshot
 
 pytestmark = pytest.mark.api
 
@@ -45,20 +46,21 @@ CONTEXT_LIMIT_MESSAGE = re.compile(r"maximum context length is (\d+) tokens")
 @pytest.fixture(scope="module")
 def served_model(aksai_endpoint: Endpoint) -> dict[str, Any]:
     """The model the server advertises in /v1/models: what a client discovers and then asks for."""
+    url = aksai_endpoint.url("v1/models")
     try:
         with aksai_endpoint.http() as http:
             response = http.get("v1/models")
     except httpx.TransportError as exc:
-        pytest.fail(
-            f"GET {aksai_endpoint.url('v1/models')} via {aksai_endpoint.via} failed: {exc!r}. "
-            f"{aksai_endpoint.trouble()}",
-            pytrace=False,
-        )
-    assert response.status_code == 200, (
-        f"GET /v1/models answered {response.status_code}: {response.text[:300]}"
-    )
+        raise Finding(
+            f"GET {url} via {aksai_endpoint.via} failed: {exc!r}",
+            observed=aksai_endpoint.trouble() or "no answer",
+            where="the model pod's log and events (kubectl describe pod)",
+        ) from None
+    if response.status_code != 200:
+        raise Finding(f"GET {url} answered {response.status_code}: {response.text[:300]}")
     models = response.json().get("data") or []
-    assert models, "GET /v1/models lists no model"
+    if not models:
+        raise Finding(f"GET {url} lists no model", expected="the served model in data[]")
     return dict(models[0])
 
 
@@ -111,6 +113,7 @@ def test_version(aksai_endpoint: Endpoint) -> None:
     )
 
 
+@pytest.mark.explains("served_model")
 def test_models_list(aksai_endpoint: Endpoint) -> None:
     with aksai_endpoint.openai() as client:
         models = list(client.models.list())
@@ -290,7 +293,9 @@ def test_prompt_over_context_is_400(aksai_endpoint: Endpoint, served_model: dict
     )
 
 
-def test_required_metrics_are_exposed(aksai_metrics, served_model: dict[str, Any]) -> None:
+def test_required_metrics_are_exposed(
+    aksai_metrics: Callable[[], MetricsSnapshot], served_model: dict[str, Any]
+) -> None:
     snapshot = aksai_metrics()
     missing = [name for name in REQUIRED_METRICS if not snapshot.has(name)]
     assert not missing, (
@@ -315,7 +320,7 @@ def test_required_metrics_are_exposed(aksai_metrics, served_model: dict[str, Any
 
 
 def test_metrics_move_with_traffic(
-    aksai_endpoint: Endpoint, aksai_metrics, served_model: dict[str, Any]
+    aksai_endpoint: Endpoint, aksai_metrics: Callable[[], MetricsSnapshot], served_model: dict[str, Any]
 ) -> None:
     if aksai_endpoint.via != "port-forward":
         ready = aksai_endpoint.ready_replicas

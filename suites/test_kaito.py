@@ -7,14 +7,18 @@ See docs/suites/kaito.md for what each check proves and how to fix a failure.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
 from pytest_aksai import (
     AksaiWarning,
     Cluster,
+    Endpoint,
     ModelSpec,
+    Settings,
     UnknownEntryError,
     WaitResult,
     Workspace,
@@ -45,6 +49,7 @@ def _model_spec(preset: str | None, strict: bool) -> ModelSpec:
         pytest.skip(message)
 
 
+@pytest.mark.explains("aksai_workspace", "aksai_ready_workspace")
 def test_workspace_is_ready(aksai_ready_workspace: tuple[Workspace, WaitResult]) -> None:
     """ResourceReady, InferenceReady and WorkspaceSucceeded are True, with KAITO's success reasons."""
     workspace, _ = aksai_ready_workspace
@@ -73,7 +78,7 @@ def test_workspace_is_ready(aksai_ready_workspace: tuple[Workspace, WaitResult])
         )
 
 
-def _workload(cluster: Cluster, workspace: Workspace) -> dict | None:
+def _workload(cluster: Cluster, workspace: Workspace) -> dict[str, Any] | None:
     """KAITO runs a preset as a StatefulSet `<ws>` (newer releases, distributed inference) or a Deployment `<ws>`."""
     namespace, name = workspace.metadata.namespace, workspace.metadata.name
     return cluster.get(kinds.STATEFULSETS, name, namespace) or cluster.get(kinds.DEPLOYMENTS, name, namespace)
@@ -125,9 +130,9 @@ def test_services_expose_the_model(
 
 
 def test_served_name_matches_the_preset(
-    aksai_settings,
+    aksai_settings: Settings,
     aksai_cluster: Cluster,
-    aksai_endpoint,
+    aksai_endpoint: Endpoint,
     aksai_ready_workspace: tuple[Workspace, WaitResult],
 ) -> None:
     """/v1/models serves the preset's model under a name clients can rely on.
@@ -152,7 +157,7 @@ def test_served_name_matches_the_preset(
 
 
 def test_inference_config_is_valid(
-    aksai_settings, aksai_cluster: Cluster, aksai_workspace: Workspace
+    aksai_settings: Settings, aksai_cluster: Cluster, aksai_workspace: Workspace
 ) -> None:
     """The inference ConfigMap has `inference_config.yaml` with a `vllm:` map whose max-model-len fits the model."""
     if not (aksai_workspace.inference and aksai_workspace.inference.config):
@@ -203,7 +208,9 @@ def _time(value: str | None) -> datetime | None:
 
 
 def test_cold_start_by_phase(
-    record_property, aksai_settings, aksai_ready_workspace: tuple[Workspace, WaitResult]
+    aksai_measure: Callable[[str, float], None],
+    aksai_settings: Settings,
+    aksai_ready_workspace: tuple[Workspace, WaitResult],
 ) -> None:
     """Cold start, from the Workspace's own timestamps: node provisioning, then model load."""
     workspace, _ = aksai_ready_workspace
@@ -223,8 +230,8 @@ def test_cold_start_by_phase(
             f"{workspace.ref}: its conditions moved since it was created (ResourceReady at {resource_ready}, "
             f"InferenceReady at {inference_ready}); cold start can only be read from a fresh Workspace"
         )
-    record_property("cold_start_node_provisioning_s", provisioning)
-    record_property("cold_start_model_load_s", model_load)
+    aksai_measure("cold_start_node_provisioning_s", provisioning)
+    aksai_measure("cold_start_model_load_s", model_load)
     budget = aksai_settings.timeout("workspace_ready")
     if provisioning + model_load > budget:
         warnings.warn(

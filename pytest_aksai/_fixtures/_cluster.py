@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from pytest_aksai._errors import ConnectError
 from pytest_aksai._settings import Settings, settings_of
-from pytest_aksai.kube import Cluster, ConnectError, RunScope, connect
 
 if TYPE_CHECKING:
+    from pytest_aksai.kube import Cluster, RunScope
     from pytest_aksai.sim import SimCluster
-
-SIM_CONFIGMAP = ("kube-system", "aksai-sim")
 
 
 class ClusterRuntime:
@@ -51,6 +49,8 @@ class ClusterRuntime:
         return self._cluster
 
     def _connect(self) -> Cluster:
+        from pytest_aksai.kube import RunScope, connect
+
         s = self.settings
         kubeconfig, context = s.kubeconfig, s.context
         if s.is_sim and kubeconfig is None:
@@ -64,8 +64,7 @@ class ClusterRuntime:
             context=context,
             timeout=s.timeout("connect") if not s.is_sim else 10.0,
         )
-        cluster.time_scale = _advertised_time_scale(cluster)
-        self.scope = RunScope(cluster.api_client, s.run_id)
+        self.scope = RunScope.for_cluster(cluster, s.run_id)
         if not s.is_sim:
             self.reaped = self.scope.reap_expired()
         return cluster
@@ -96,7 +95,16 @@ class ClusterRuntime:
                 "Install them, or drop create and point kubeconfig at an existing cluster.",
                 configuration_problem=True,
             )
-        from pytest_kubernetes.providers import select_provider_manager
+        try:
+            from pytest_kubernetes.providers import select_provider_manager
+        except ImportError:
+            raise ConnectError(
+                f'Cluster profile {self.settings.cluster!r} has provider = "kind" and create = true, which '
+                "creates the cluster through pytest-kubernetes, an optional dependency that is not installed. "
+                'Install it with `pip install "pytest-aksai[kind]"`, or drop create and point kubeconfig at an '
+                "existing cluster.",
+                configuration_problem=True,
+            ) from None
 
         manager = select_provider_manager("kind")(f"aksai-{self.settings.run_id}")
         try:
@@ -134,28 +142,53 @@ class ClusterRuntime:
                 self._sim_dir.cleanup()
 
 
-def _advertised_time_scale(cluster: Cluster) -> float:
-    """The simulated cluster advertises its time scale; a live cluster runs at 1."""
-    from kubernetes import client as k8s
-    from kubernetes.client.exceptions import ApiException
-
-    namespace, name = SIM_CONFIGMAP
-    try:
-        cm = k8s.CoreV1Api(cluster.api_client).read_namespaced_config_map(name, namespace)
-    except ApiException:
-        return 1.0
-    try:
-        scale = float((cm.data or {}).get("timeScale", 1.0))
-    except ValueError:
-        return 1.0
-    return scale if math.isfinite(scale) and scale > 0 else 1.0
-
-
 _RUNTIME = pytest.StashKey[ClusterRuntime]()
+_DEFERRED_EXIT = pytest.StashKey[ConnectError]()
 
 
-def install_runtime(config: pytest.Config) -> None:
+def exit_for(exc: ConnectError) -> NoReturn:
+    """End the run with the connection problem's paragraph (exit 4 for configuration, 1 otherwise)."""
+    code = pytest.ExitCode.USAGE_ERROR if exc.configuration_problem else pytest.ExitCode.TESTS_FAILED
+    pytest.exit(str(exc), returncode=code)
+
+
+def cluster_during_collection(config: pytest.Config) -> Cluster | None:
+    """The cluster, for fixtures parametrized at collection; None after a connection problem, which ends the
+    run once collection is over with the same paragraph and exit code as at first use."""
+    try:
+        return runtime_of(config).cluster()
+    except ConnectError as exc:
+        defer_exit(config, exc)
+        return None
+
+
+def defer_exit(config: pytest.Config, exc: ConnectError) -> None:
+    """Remember a harness problem met while collecting; the run ends with it once collection is over."""
+    config.stash.setdefault(_DEFERRED_EXIT, exc)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    deferred = session.config.stash.get(_DEFERRED_EXIT, None)
+    if deferred is not None:
+        exit_for(deferred)
+
+
+def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNTIME] = ClusterRuntime(settings_of(config))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    close_runtime(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    close_runtime(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in summary_lines(terminalreporter.config):
+        terminalreporter.write_line(line)
 
 
 def runtime_of(config: pytest.Config) -> ClusterRuntime:
@@ -181,8 +214,7 @@ def aksai_cluster(pytestconfig: pytest.Config) -> Cluster:
     try:
         return runtime.cluster()
     except ConnectError as exc:
-        code = pytest.ExitCode.USAGE_ERROR if exc.configuration_problem else pytest.ExitCode.TESTS_FAILED
-        pytest.exit(str(exc), returncode=code)
+        exit_for(exc)
 
 
 def _scope(pytestconfig: pytest.Config, cluster: Cluster) -> RunScope:
@@ -241,6 +273,3 @@ def report_data(config: pytest.Config) -> dict[str, Any]:
     if runtime is None:
         return {}
     return {"kept": runtime.kept, "reaped": runtime.reaped, "cleanup_errors": runtime.cleanup_errors}
-
-
-__all__ = ["aksai_cluster", "aksai_labels", "aksai_module_namespace", "aksai_namespace", "aksai_settings"]

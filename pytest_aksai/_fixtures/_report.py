@@ -1,15 +1,18 @@
-"""Feeds the run report (`--aksai-report DIR`) from pytest's test reports."""
+"""Measurements (`aksai_measure`) and the run report (`--aksai-report DIR`) fed from pytest's test reports."""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pytest_aksai._areas import area_of
 from pytest_aksai._fixtures._cluster import report_data
-from pytest_aksai._settings import Settings
-from pytest_aksai.report._run import AREAS, CheckRecord, RunReport
+from pytest_aksai._redact import redact
+from pytest_aksai._settings import Settings, settings_of
+from pytest_aksai.report._run import CheckRecord, RunReport
 
 
 class ReportCollector:
@@ -46,8 +49,8 @@ class ReportCollector:
                 nodeid=report.nodeid,
                 outcome=outcome,
                 duration_s=report.duration,
-                message=message,
-                areas=[area for area in AREAS if area in report.keywords],
+                message=redact(message),
+                areas=area_of(set(report.keywords)),
                 measurements={str(k): v for k, v in report.user_properties},
             )
         )
@@ -69,3 +72,30 @@ class ReportCollector:
             return []
         self.report.cleanup = report_data(self._config)
         return self.report.write(self._folder)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    settings = settings_of(config)
+    if settings.report is not None:
+        config.pluginmanager.register(ReportCollector(config, settings), "aksai-report")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    collector = terminalreporter.config.pluginmanager.get_plugin("aksai-report")
+    if isinstance(collector, ReportCollector):
+        for path in collector.write():
+            terminalreporter.write_line(f"aksai: report written to {path}")
+
+
+@pytest.fixture
+def aksai_measure(request: pytest.FixtureRequest) -> Callable[[str, float], None]:
+    """Record a measurement of this check: `aksai_measure("cold_start_model_load_s", 226.0)`.
+
+    Measurements appear in the run report and as JUnit `<property>` elements of the test case (with any
+    junit_family, without the warning `record_property` gives under xunit2).
+    """
+
+    def measure(name: str, value: float) -> None:
+        request.node.user_properties.append((name, value))
+
+    return measure

@@ -1,71 +1,34 @@
-"""Pytest glue for the sizing suite: one test item per (object, invariant) finding."""
+"""The `sizing` area's fixture: one test item per (object, invariant) of the sizing analysis.
+
+Static mode (`--aksai-manifests`) analyses YAML files; otherwise the cluster's own objects.
+"""
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from pytest_aksai._fixtures._cluster import runtime_of
+from pytest_aksai._fixtures._cluster import cluster_during_collection
 from pytest_aksai._settings import settings_of
-from pytest_aksai.kube import ConnectError, _rest
-from pytest_aksai.sizing import (
-    AksaiSizingWarning,
-    CatalogError,
-    Finding,
-    ManifestError,
-    analyze_objects,
-    load_manifests,
-)
+from pytest_aksai.sizing._check import SizingCheck
 
 ARGNAME = "aksai_sizing_check"
-_KEY = pytest.StashKey[list["SizingCheck"]]()
-
-
-@dataclass(frozen=True)
-class SizingCheck:
-    """What one sizing test item checks. `verify()` passes, fails, warns or skips accordingly."""
-
-    id: str
-    finding: Finding | None = None
-    skip_reason: str | None = None
-    error: str | None = None
-    strict: bool = False
-
-    def verify(self) -> None:
-        if self.error is not None:
-            pytest.fail(self.error, pytrace=False)
-        f = self.finding
-        if f is None:
-            pytest.skip(self.skip_reason or "nothing to check")
-        if f.status == "fail":
-            pytest.fail(f"{f.invariant} ({f.kind}/{f.name} in {f.source}): {f.message}", pytrace=False)
-        if f.status == "warn":
-            if self.strict:
-                pytest.fail(
-                    f"{f.invariant} (warning, failed under --aksai-strict): {f.message}", pytrace=False
-                )
-            warnings.warn(AksaiSizingWarning(f"{f.test_id}: {f.message}"), stacklevel=2)
-        if f.status == "unknown":
-            if self.strict:
-                pytest.fail(
-                    f"{f.invariant} could not be checked (failed under --aksai-strict): {f.message}",
-                    pytrace=False,
-                )
-            pytest.skip(f"{f.invariant} not checked: {f.message}")
+_KEY = pytest.StashKey[list[SizingCheck]]()
 
 
 def _build(config: pytest.Config) -> list[SizingCheck]:
+    from pytest_aksai.sizing import CatalogError, ManifestError, analyze_objects, load_manifests
+
     settings = settings_of(config)
-    strict = settings.strict
+    if settings.is_absent("sizing"):
+        return [SizingCheck("absent", skip_reason=settings.absence_reason("sizing"))]
     try:
         profile = settings.profile.sizing
         catalog = profile.catalog(config.rootpath)
         if settings.manifests is not None:
             objs = load_manifests([settings.manifests])
-            where = str(settings.manifests)
+            where = f"the YAML under {settings.manifests}"
         elif config.getoption("collectonly"):
             return [
                 SizingCheck(
@@ -74,69 +37,57 @@ def _build(config: pytest.Config) -> list[SizingCheck]:
                 )
             ]
         else:
-            objs = _cluster_objects(config)
-            where = f"cluster {settings.cluster!r}"
+            cluster_objects = _cluster_objects(config)
+            if cluster_objects is None:
+                return [SizingCheck("not-connected", skip_reason="the cluster could not be reached")]
+            objs = cluster_objects
+            where = f"cluster {settings.cluster!r}" + (
+                f" (namespace {settings.namespace!r})" if settings.namespace else ""
+            )
     except (CatalogError, ManifestError) as exc:
-        return [SizingCheck("bad-input", error=str(exc))]
+        return [SizingCheck("bad-input", problem=str(exc))]
     findings = analyze_objects(objs, catalog, runtime_overhead_gib=profile.runtime_overhead_gib)
     if not findings:
         return [
             SizingCheck(
                 "nothing-found",
-                skip_reason=f"no KAITO Workspace, vLLM Deployment/StatefulSet, KEDA scaler or GPU NodePool in "
-                f"{where}",
+                problem=f"Found nothing to size in {where}: no KAITO Workspace, vLLM Deployment/StatefulSet, "
+                "KEDA scaler or GPU NodePool. A run that checks nothing is not a pass. Point --aksai-manifests "
+                "at the folder with your manifests (or --aksai-namespace at the workloads), or, if this target "
+                'has nothing to size on purpose, add "sizing" to the profile\'s absent list.',
             )
         ]
-    return [SizingCheck(f.test_id, finding=f, strict=strict) for f in findings]
+    return [SizingCheck(f.test_id, finding=f) for f in findings]
 
 
-def _cluster_objects(config: pytest.Config) -> list[tuple[str, dict[str, Any]]]:
+def _cluster_objects(config: pytest.Config) -> list[tuple[str, dict[str, Any]]] | None:
     """The sizing-relevant objects of the cluster under test, as `(source, object)` pairs."""
+    from pytest_aksai.kube._inventory import sizing_objects
+
     settings = settings_of(config)
-    try:
-        cluster = runtime_of(config).cluster()
-    except ConnectError as exc:
-        code = pytest.ExitCode.USAGE_ERROR if exc.configuration_problem else pytest.ExitCode.TESTS_FAILED
-        pytest.exit(str(exc), returncode=code)
+    cluster = cluster_during_collection(config)
+    if cluster is None:
+        return None
     source = f"cluster:{settings.cluster}"
-    found: list[dict[str, Any]] = []
-    for kind in (
-        _rest.WORKSPACES,
-        _rest.DEPLOYMENTS,
-        _rest.STATEFULSETS,
-        _rest.SCALEDOBJECTS,
-        _rest.HTTPSCALEDOBJECTS,
-        _rest.NODEPOOLS,
-    ):
-        if cluster.serves(kind.group, kind.version):
-            found.extend(_rest.typed_items(cluster.api_client, kind, settings.namespace))
-    wanted = {
-        (o["metadata"].get("namespace"), o["inference"]["config"])
-        for o in found
-        if o["kind"] == "Workspace" and (o.get("inference") or {}).get("config")
-    }
-    for namespace, name in sorted(wanted):
-        configmap = _rest.get(cluster.api_client, _rest.CONFIGMAPS, name, namespace)
-        if configmap is not None:
-            configmap.setdefault("kind", "ConfigMap")
-            configmap.setdefault("apiVersion", "v1")
-            found.append(configmap)
-    return [(source, obj) for obj in found]
+    return [(source, obj) for obj in sizing_objects(cluster, settings.namespace)]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if ARGNAME not in metafunc.fixturenames:
         return
-    checks = metafunc.config.stash.get(_KEY, None)
-    if checks is None:
-        checks = _build(metafunc.config)
-        metafunc.config.stash[_KEY] = checks
+    if _KEY not in metafunc.config.stash:
+        metafunc.config.stash[_KEY] = _build(metafunc.config)
+    checks = metafunc.config.stash[_KEY]
     metafunc.parametrize(ARGNAME, checks, ids=[c.id for c in checks])
 
 
 @pytest.fixture
-def aksai_sizing_check(request: pytest.FixtureRequest) -> Any:
-    """One sizing finding (a `SizingCheck`); tests requesting it are parametrized over every finding."""
-    return getattr(request, "param", None) or pytest.fail(
-        "aksai_sizing_check is provided by parametrization; is the pytest_aksai plugin active?", pytrace=False
-    )
+def aksai_sizing_check(request: pytest.FixtureRequest) -> SizingCheck:
+    """One sizing check (a `SizingCheck`); tests requesting it are parametrized over every finding."""
+    check = getattr(request, "param", None)
+    if not isinstance(check, SizingCheck):
+        pytest.fail(
+            "aksai_sizing_check is provided by parametrization; is the pytest_aksai plugin active?",
+            pytrace=False,
+        )
+    return check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from pytest_aksai._errors import ConnectError
+from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._rest import Kind
 
@@ -28,14 +31,7 @@ API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
 }
 
 
-class ConnectError(Exception):
-    """The cluster cannot be used; the message is the whole user-facing paragraph."""
-
-    def __init__(self, message: str, *, configuration_problem: bool) -> None:
-        super().__init__(message)
-        self.configuration_problem = configuration_problem
-
-
+@public
 @dataclass
 class Cluster:
     """A reachable cluster: an authenticated API client and what the API server serves."""
@@ -44,7 +40,7 @@ class Cluster:
     provider: str
     context: str
     server_url: str
-    api_client: k8s.ApiClient
+    _api: k8s.ApiClient = field(repr=False)
     served_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """API group → served versions, preferred first; the core group is `""`."""
     time_scale: float = 1.0
@@ -66,7 +62,7 @@ class Cluster:
 
     def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The object as the API server sends it, or None when it does not exist."""
-        return _rest.get(self.api_client, kind, name, namespace)
+        return _rest.get(self._api, kind, name, namespace)
 
     def items(
         self,
@@ -77,15 +73,15 @@ class Cluster:
         field_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         return _rest.items(
-            self.api_client, kind, namespace, label_selector=label_selector, field_selector=field_selector
+            self._api, kind, namespace, label_selector=label_selector, field_selector=field_selector
         )
 
     def raw(self, path: str, **query: Any) -> str:
         """GET any API path as text (e.g. a pod's log or a service proxy path)."""
-        return _rest.raw_text(self.api_client, path, query=query)
+        return _rest.raw_text(self._api, path, query=query)
 
     def close(self) -> None:
-        self.api_client.close()
+        self._api.close()
 
 
 def _kubeconfig_paths(kubeconfig: Path | None, env: Mapping[str, str]) -> list[Path]:
@@ -186,9 +182,29 @@ def connect(
         provider=provider,
         context=chosen,
         server_url=server,
-        api_client=api_client,
+        _api=api_client,
         served_groups=served,
+        time_scale=_advertised_time_scale(api_client),
     )
+
+
+SIM_CONFIGMAP = ("kube-system", "aksai-sim")
+"""Where the simulated cluster advertises itself (docs/reference/sim-contract.md); absent on a live cluster."""
+SIM_TIME_SCALE_KEY = "timeScale"
+
+
+def _advertised_time_scale(api_client: k8s.ApiClient) -> float:
+    """The simulated cluster advertises its time scale; a live cluster runs at 1."""
+    namespace, name = SIM_CONFIGMAP
+    try:
+        cm = k8s.CoreV1Api(api_client).read_namespaced_config_map(name, namespace)
+    except ApiException:
+        return 1.0
+    try:
+        scale = float((cm.data or {}).get(SIM_TIME_SCALE_KEY, 1.0))
+    except ValueError:
+        return 1.0
+    return scale if math.isfinite(scale) and scale > 0 else 1.0
 
 
 def _discover(api_client: k8s.ApiClient, timeout: Any) -> dict[str, tuple[str, ...]]:

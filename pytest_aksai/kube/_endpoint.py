@@ -14,15 +14,20 @@ import dataclasses
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+if TYPE_CHECKING:
+    import openai
+
+from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._portforward import PortForward, PortForwardError
 
 
+@public
 @dataclass(frozen=True)
 class Endpoint:
     """Where a workspace's OpenAI-compatible server answers, and the credentials to get there."""
@@ -76,7 +81,7 @@ class Endpoint:
             timeout=timeout,
         )
 
-    def openai(self, *, timeout: float = 60.0, max_retries: int = 0) -> Any:
+    def openai(self, *, timeout: float = 60.0, max_retries: int = 0) -> openai.OpenAI:
         """An official `openai` SDK client, exactly as an application would build one for this server."""
         import openai
 
@@ -103,7 +108,7 @@ def service_port(service: dict[str, Any], preferred_name: str = "http") -> int |
 def service_proxy_endpoint(
     cluster: Cluster, workspace: str, namespace: str, service: str, port: int
 ) -> Endpoint:
-    configuration = cluster.api_client.configuration
+    configuration = cluster._api.configuration
 
     def credentials() -> dict[str, str]:
         # auth_settings() runs the kubeconfig's refresh hook, so an expiring exec-plugin token is renewed.
@@ -139,7 +144,7 @@ def workspace_endpoint(
     if workspace_ref in direct_urls:
         return Endpoint(workspace=workspace_ref, base_url=direct_urls[workspace_ref], via="direct")
     namespace, name = workspace_ref.split("/", 1)
-    service = _rest.get(cluster.api_client, _rest.SERVICES, name, namespace)
+    service = _rest.get(cluster._api, _rest.SERVICES, name, namespace)
     if service is None:
         raise LookupError(
             f"Service {namespace}/{name} does not exist: KAITO creates a Service named like the Workspace once "
@@ -177,7 +182,7 @@ def _ready_pods(cluster: Cluster, service: dict[str, Any]) -> list[dict[str, Any
     if not selector:
         return []
     pods = _rest.items(
-        cluster.api_client,
+        cluster._api,
         _rest.PODS,
         service["metadata"]["namespace"],
         label_selector=",".join(f"{k}={v}" for k, v in selector.items()),
@@ -212,4 +217,4 @@ def _forward_to_service(
         if not named:
             raise LookupError(f"pod {pod['metadata']['name']} has no container port named {target!r}")
         target = named[0]
-    return PortForward(cluster.api_client, namespace, pod["metadata"]["name"], int(target))
+    return PortForward(cluster._api, namespace, pod["metadata"]["name"], int(target))

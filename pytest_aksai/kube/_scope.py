@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from pytest_aksai.kube._connect import Cluster
+
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "pytest-aksai"
 RUN_LABEL = "aksai.dev/run"
@@ -49,11 +51,15 @@ def namespace_name(run_id: str, slug_source: str) -> str:
 class RunScope:
     """What one run created on one cluster, and how to remove it."""
 
-    api_client: k8s.ApiClient
-    run_id: str
+    _api: k8s.ApiClient = field(repr=False)
+    run_id: str = ""
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     ttl: timedelta = DEFAULT_TTL
     created_namespaces: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_cluster(cls, cluster: Cluster, run_id: str) -> RunScope:
+        return cls(cluster._api, run_id)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -71,14 +77,14 @@ class RunScope:
                 },
             )
         )
-        k8s.CoreV1Api(self.api_client).create_namespace(body)
+        k8s.CoreV1Api(self._api).create_namespace(body)
         self.created_namespaces.append(name)
         return name
 
     def delete_namespace(self, name: str) -> bool:
         """Request deletion (cascading to everything in it); False when it was already gone."""
         try:
-            k8s.CoreV1Api(self.api_client).delete_namespace(name, propagation_policy="Background")
+            k8s.CoreV1Api(self._api).delete_namespace(name, propagation_policy="Background")
         except ApiException as exc:
             if exc.status == 404:
                 return False
@@ -90,7 +96,7 @@ class RunScope:
 
     def leftovers(self) -> list[str]:
         """Namespaces of this run that still exist and are not already being deleted."""
-        items = k8s.CoreV1Api(self.api_client).list_namespace(label_selector=run_selector(self.run_id)).items
+        items = k8s.CoreV1Api(self._api).list_namespace(label_selector=run_selector(self.run_id)).items
         return sorted(_meta(ns).name or "" for ns in items if _meta(ns).deletion_timestamp is None)
 
     def delete_all(self) -> list[str]:
@@ -101,7 +107,7 @@ class RunScope:
 
     def reap_expired(self) -> list[str]:
         """Delete managed namespaces of other runs whose expiry has passed; returns their names."""
-        api = k8s.CoreV1Api(self.api_client)
+        api = k8s.CoreV1Api(self._api)
         items = api.list_namespace(label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}").items
         now = self.now()
         reaped: list[str] = []

@@ -14,6 +14,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from pytest_aksai._errors import Finding
+from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._rest import Kind, Obj
@@ -21,6 +23,7 @@ from pytest_aksai.kube._rest import Kind, Obj
 _MAX_WATCH_SECONDS = 60
 
 
+@public
 @dataclass(frozen=True)
 class Observation:
     at: float
@@ -29,6 +32,7 @@ class Observation:
     state: str
 
 
+@public
 @dataclass
 class WaitResult:
     obj: Obj | None
@@ -37,16 +41,26 @@ class WaitResult:
     timeline: list[Observation] = field(default_factory=list)
 
 
-class WaitTimeout(AssertionError):
+class WaitFailed(Finding):
+    """A wait ended without the expected state; carries the timeline it recorded."""
+
+    __module__ = "pytest_aksai"
+
+    def __init__(self, what: str, *, timeline: list[Observation], **parts: Any) -> None:
+        self.timeline = timeline
+        super().__init__(what, **parts)
+
+
+class WaitTimeout(WaitFailed):
     """A wait's deadline passed; the message is the whole user-facing explanation."""
 
-    def __init__(self, message: str, timeline: list[Observation]) -> None:
-        super().__init__(message)
-        self.timeline = timeline
+    __module__ = "pytest_aksai"
 
 
-class WaitAborted(AssertionError):
+class WaitAborted(WaitFailed):
     """The object reached a state from which the expected one cannot follow (e.g. a failed condition)."""
+
+    __module__ = "pytest_aksai"
 
 
 def wait_for(
@@ -66,6 +80,7 @@ def wait_for(
     `expected` completes the sentence "expected ..."; `timeout` is in cluster seconds; `abort_if` returns a
     reason to stop early (the reason is reported with the state).
     """
+    __tracebackhide__ = True
     describe = describe or describe_object
     what = f"{kind.kind or kind.plural} {namespace + '/' if namespace else ''}{name}"
     scale = cluster.time_scale
@@ -76,8 +91,8 @@ def wait_for(
     def elapsed() -> float:
         return (time.monotonic() - started) * scale
 
-    def explain(headline: str, obj: Obj | None) -> str:
-        return _explain(cluster, kind, name, namespace, what, expected, obj, timeline, headline=headline)
+    def explain(headline: str, obj: Obj | None) -> dict[str, Any]:
+        return _explain(cluster, kind, name, namespace, expected, obj, timeline, headline=headline)
 
     def observe(event: str, obj: Obj | None) -> WaitResult | None:
         state = describe(obj)
@@ -88,13 +103,13 @@ def wait_for(
         if obj is not None and abort_if is not None:
             reason = abort_if(obj)
             if reason:
-                raise WaitAborted(explain(f"{what} failed: {reason}", obj))
+                raise WaitAborted(timeline=timeline, **explain(f"{what} failed: {reason}", obj))
         return None
 
     last: Obj | None = None
     selector = f"metadata.name={name}"
     while True:
-        listed = _rest.list_(cluster.api_client, kind, namespace, field_selector=selector)
+        listed = _rest.list_(cluster._api, kind, namespace, field_selector=selector)
         found = listed.get("items") or []
         last = found[0] if found else None
         done = observe("LIST", last)
@@ -104,7 +119,7 @@ def wait_for(
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 for event in _rest.watch(
-                    cluster.api_client,
+                    cluster._api,
                     kind,
                     namespace,
                     resource_version=resource_version,
@@ -127,7 +142,7 @@ def wait_for(
                 raise
         else:
             headline = f"{what} did not become {expected} within {timeout:g} cluster seconds"
-            raise WaitTimeout(explain(headline, last), timeline)
+            raise WaitTimeout(timeline=timeline, **explain(headline, last))
 
 
 def describe_object(obj: Obj | None) -> str:
@@ -151,7 +166,7 @@ def recent_events(cluster: Cluster, name: str, namespace: str | None, limit: int
     """The last events about an object, as `Reason: message` lines (newest last)."""
     selector = f"involvedObject.name={name}"
     try:
-        events = _rest.items(cluster.api_client, _rest.EVENTS, namespace, field_selector=selector)
+        events = _rest.items(cluster._api, _rest.EVENTS, namespace, field_selector=selector)
     except ApiException:
         return []
     events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
@@ -163,27 +178,32 @@ def _explain(
     kind: Kind,
     name: str,
     namespace: str | None,
-    what: str,
     expected: str,
     last: Obj | None,
     timeline: list[Observation],
     *,
     headline: str,
-) -> str:
-    lines = [f"{headline}.", f"  expected: {expected}", f"  last observed: {describe_object(last)}"]
+) -> dict[str, Any]:
+    """The parts of a failed wait's paragraph (see `AksaiError`)."""
+    details: list[str] = []
     conditions = ((last or {}).get("status") or {}).get("conditions") or []
     for cond in conditions:
         if cond.get("status") != "True" and cond.get("message"):
-            lines.append(f"  condition {cond.get('type')}: {cond.get('reason')}: {cond.get('message')}")
+            details.append(f"condition {cond.get('type')}: {cond.get('reason')}: {cond.get('message')}")
     if timeline:
-        lines.append("  timeline: " + "; ".join(f"+{o.at:.0f}s {o.state}" for o in timeline[-6:]))
+        details.append("timeline: " + "; ".join(f"+{o.at:.0f}s {o.state}" for o in timeline[-6:]))
     events = recent_events(cluster, name, namespace if kind.namespaced else "default")
     if events:
-        lines.append("  events: " + " | ".join(events))
+        details.append("events: " + " | ".join(events))
     ns_flag = f" -n {namespace}" if namespace and kind.namespaced else ""
     resource = f"{kind.plural}.{kind.group}" if kind.group else kind.plural
-    lines.append(f"  look at: kubectl describe {resource} {name}{ns_flag}")
-    return "\n".join(lines)
+    return {
+        "what": headline,
+        "expected": expected,
+        "observed": describe_object(last),
+        "where": f"kubectl describe {resource} {name}{ns_flag}",
+        "details": details,
+    }
 
 
 def condition(obj: Obj | None, type_: str) -> dict[str, Any] | None:

@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-AREAS = ("api", "kaito", "keda", "nap", "identity", "sizing", "load")
-
 
 @dataclass
 class CheckRecord:

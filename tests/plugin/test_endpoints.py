@@ -20,7 +20,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with SimCluster(time_scale=600, kubeconfig_path=tmp_path_factory.mktemp("sim") / "kc") as sim:
         cluster = connect(profile="sim", provider="sim", kubeconfig=sim.kubeconfig_path, context="aksai-sim")
         cluster.time_scale = 600
-        from pytest_aksai._fixtures._kaito import wait_workspace_ready
+        from pytest_aksai.kube._kaito import wait_workspace_ready
 
         wait_workspace_ready(cluster, PHI4, 3600)
         yield cluster
@@ -59,7 +59,7 @@ def test_direct_url_wins(cluster: Cluster) -> None:
 def test_refused_port_forward_falls_back_or_fails_clearly(cluster: Cluster) -> None:
     """A ready pod whose port nothing serves: the API server refuses the port-forward."""
     create(
-        cluster.api_client,
+        cluster._api,
         PODS,
         {
             "apiVersion": "v1",
@@ -70,7 +70,7 @@ def test_refused_port_forward_falls_back_or_fails_clearly(cluster: Cluster) -> N
         "default",
     )
     create(
-        cluster.api_client,
+        cluster._api,
         SERVICES,
         {
             "apiVersion": "v1",

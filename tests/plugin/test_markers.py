@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aksai.plugin import MARKERS
+from pytest_aksai._areas import AREAS, PLUGIN_MARKERS, SAFETY_MARKERS
 
 GATED = """
 import pytest
@@ -25,12 +25,14 @@ def test_reads():
 """
 
 
-def test_markers_lists_the_nine_markers(pytester: pytest.Pytester) -> None:
+def test_markers_lists_every_area_and_safety_class(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     assert result.ret == 0
     text = result.stdout.str()
-    assert len(MARKERS) == 9
-    for name, description in MARKERS.items():
+    assert [a.name for a in AREAS] == ["kaito", "api", "sizing", "keda", "nap", "identity", "load"]
+    for area in AREAS:
+        assert f"@pytest.mark.{area.name}: {area.description} ({area.docs})" in text
+    for name, description in {**SAFETY_MARKERS, **PLUGIN_MARKERS}.items():
         assert f"@pytest.mark.{name}: {description}" in text
 
 

@@ -31,10 +31,10 @@ def _labelled(obj: dict | None) -> bool:
 
 
 def test_a_wait_ends_on_the_event_it_waits_for(cluster: Cluster) -> None:
-    create(cluster.api_client, CONFIGMAPS, {"metadata": {"name": "later"}, "data": {}}, "default")
+    create(cluster._api, CONFIGMAPS, {"metadata": {"name": "later"}, "data": {}}, "default")
     writer = threading.Thread(
         target=patch_merge,
-        args=(cluster.api_client, CONFIGMAPS, "later", {"metadata": {"labels": {"ready": "yes"}}}, "default"),
+        args=(cluster._api, CONFIGMAPS, "later", {"metadata": {"labels": {"ready": "yes"}}}, "default"),
     )
     writer.start()
     result = wait_for(
@@ -47,7 +47,7 @@ def test_a_wait_ends_on_the_event_it_waits_for(cluster: Cluster) -> None:
 
 
 def test_a_timed_out_wait_says_what_was_expected_and_seen(cluster: Cluster) -> None:
-    create(cluster.api_client, CONFIGMAPS, {"metadata": {"name": "never"}, "data": {}}, "default")
+    create(cluster._api, CONFIGMAPS, {"metadata": {"name": "never"}, "data": {}}, "default")
     with pytest.raises(WaitTimeout) as raised:
         wait_for(
             cluster,
@@ -62,12 +62,16 @@ def test_a_timed_out_wait_says_what_was_expected_and_seen(cluster: Cluster) -> N
     assert message.startswith(
         "ConfigMap default/never did not become labelled ready=yes within 60 cluster seconds."
     )
-    assert "  expected: labelled ready=yes\n  last observed: no status yet" in message
-    assert message.endswith("  look at: kubectl describe configmaps never -n default")
+    assert (
+        " Expected labelled ready=yes. Observed no status yet. Look at kubectl describe configmaps never -n "
+        "default.\n  timeline: +0s no status yet"
+    ) in message
+    assert raised.value.headline() == "ConfigMap default/never did not become labelled ready=yes within 60 cluster seconds"
+    assert raised.value.timeline and raised.value.timeline[0].event == "LIST"
 
 
 def test_a_compacted_resource_version_is_an_api_error_not_a_crash(cluster: Cluster) -> None:
     with pytest.raises(ApiException) as raised:
-        list(watch(cluster.api_client, WORKSPACES, "inference", resource_version="1", timeout_seconds=2))
+        list(watch(cluster._api, WORKSPACES, "inference", resource_version="1", timeout_seconds=2))
     assert raised.value.status == 410
     assert "too old resource version" in str(raised.value.reason)

@@ -83,6 +83,8 @@ def test_unknown_model_skips_and_fails_under_strict(suite: pytest.Pytester) -> N
     r = run(suite, "--aksai-manifests", "deploy", "-rs")
     r.assert_outcomes(skipped=1)
     r.stdout.fnmatch_lines(["*catalog not checked: unknown model 'falcon-7b'*"])
+    assert r.ret == pytest.ExitCode.TESTS_FAILED, "a run whose only check could not be made checked nothing"
+    r.stdout.fnmatch_lines(["aksai: nothing was checked: all 1 selected conformance checks skipped*"])
     run(suite, "--aksai-manifests", "deploy", "--aksai-strict").assert_outcomes(failed=1)
 
 

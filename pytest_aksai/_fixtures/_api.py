@@ -1,0 +1,77 @@
+"""The `api` area's fixtures: each Ready Workspace's OpenAI-compatible server, and its metrics.
+
+Parametrized over the Workspaces under test by the `kaito` area (`aksai_workspace_ref`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_aksai._settings import settings_of
+
+if TYPE_CHECKING:
+    from pytest_aksai.kube import Cluster
+    from pytest_aksai.kube._endpoint import Endpoint
+    from pytest_aksai.kube._kaito import Workspace
+    from pytest_aksai.kube._wait import WaitResult
+    from pytest_aksai.load import MetricsSnapshot
+
+
+@pytest.fixture(scope="module")
+def aksai_endpoint(
+    request: pytest.FixtureRequest,
+    aksai_cluster: Cluster,
+    aksai_ready_workspace: tuple[Workspace, WaitResult],
+) -> Iterator[Endpoint]:
+    """The Ready Workspace's OpenAI-compatible server: `.openai()` (official SDK), `.http()` (httpx).
+
+    Reached through a direct URL from the profile's [endpoints], else a port-forward to the pod behind Service
+    `<ws>`, else (profile `endpoint_route`, or when port-forward is refused) the API server's service proxy.
+    """
+    from pytest_aksai._errors import Finding
+    from pytest_aksai.kube._endpoint import workspace_endpoint
+
+    workspace, _ = aksai_ready_workspace
+    settings = settings_of(request.config)
+    try:
+        endpoint = workspace_endpoint(
+            aksai_cluster,
+            workspace.ref,
+            direct_urls=settings.profile.endpoints,
+            route=settings.profile.endpoint_route,
+        )
+    except LookupError as exc:
+        raise Finding(str(exc)) from None
+    try:
+        yield endpoint
+    finally:
+        endpoint.close()
+
+
+@pytest.fixture(scope="module")
+def aksai_metrics(aksai_endpoint: Endpoint) -> Iterator[Callable[[], MetricsSnapshot]]:
+    """Scrape the endpoint's `/metrics` now: `aksai_metrics()` returns a parsed snapshot.
+
+    Raises a `Finding` with the HTTP status when the server exposes no metrics.
+    """
+    from pytest_aksai._errors import Finding
+    from pytest_aksai.load import parse_metrics
+
+    with aksai_endpoint.http(timeout=30) as http:
+
+        def scrape() -> MetricsSnapshot:
+            __tracebackhide__ = True
+            response = http.get("metrics")
+            if response.status_code != 200:
+                raise Finding(
+                    f"GET {aksai_endpoint.url('metrics')} answered {response.status_code}, expected 200 with "
+                    "Prometheus text: the model server exposes no metrics, so autoscaling on vllm:* metrics and "
+                    "dashboards cannot work",
+                    fix="vLLM serves /metrics by default; check a proxy in front of it or a flag that disables it",
+                )
+            return parse_metrics(response.text)
+
+        yield scrape
