@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from pytest_aksai._areas import AREAS
 from pytest_aksai._errors import ConnectError
 from pytest_aksai._settings import Settings, settings_of
 
@@ -184,6 +185,31 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     close_runtime(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """An area's checks skip, naming the missing add-on, on a cluster that does not serve the area's API group."""
+    settings = settings_of(item.config)
+    groups = [
+        (area.name, area.api_group)
+        for area in AREAS
+        if area.api_group and item.get_closest_marker(area.name) is not None
+    ]
+    if not groups or settings.manifests is not None:
+        return
+    for name, group in groups:
+        if settings.is_absent(name):
+            pytest.skip(settings.absence_reason(name))
+    runtime = runtime_of(item.config)
+    try:
+        cluster = runtime.cluster()
+    except ConnectError as exc:
+        exit_for(exc)
+    for _, group in groups:
+        missing = cluster.missing_api_reason(group)
+        if missing:
+            pytest.skip(missing)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
