@@ -198,7 +198,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     ]
     if not groups or settings.manifests is not None:
         return
-    for name, group in groups:
+    for name, _ in groups:
         if settings.is_absent(name):
             pytest.skip(settings.absence_reason(name))
     runtime = runtime_of(item.config)
