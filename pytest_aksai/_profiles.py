@@ -24,6 +24,7 @@ from pydantic import (
 
 from pytest_aksai._areas import AREA_BY_NAME, AREAS
 from pytest_aksai._errors import AksaiError
+from pytest_aksai._knobs import BUILTIN_PROFILE
 from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
 from pytest_aksai.sizing import SizingProfile
 
@@ -41,7 +42,6 @@ AREA_KEYS = {
 SAFETY_CLASSES = ("disruptive", "costly")
 SafetyClass = Literal["disruptive", "costly"]
 Provider = Literal["aks", "kind", "sim"]
-BUILTIN_PROFILE = "sim"
 
 
 class ProfileError(AksaiError):

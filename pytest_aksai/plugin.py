@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aksai import _settings
+from pytest_aksai import _knobs
 from pytest_aksai._areas import AREAS, CORE_FIXTURES, PLUGIN_MARKERS, SAFETY_MARKERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    _settings.add_options(parser)
+    _knobs.add_options(parser)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -18,6 +18,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{area.name}: {area.description} ({area.docs})")
     for name, description in {**SAFETY_MARKERS, **PLUGIN_MARKERS}.items():
         config.addinivalue_line("markers", f"{name}: {description}")
+    from pytest_aksai import _settings
+
     settings = _settings.configure(config)
     if settings.strict:
         config.addinivalue_line("filterwarnings", "error::pytest_aksai.AksaiWarning")
@@ -27,10 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    from pytest_aksai import _settings
+
     return _settings.header_lines(_settings.settings_of(config))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from pytest_aksai import _settings
+
     settings = _settings.settings_of(config)
     if settings.is_sim:
         return

@@ -52,7 +52,7 @@ def aksai_endpoint(
 
 
 @pytest.fixture(scope="module")
-def aksai_metrics(aksai_endpoint: Endpoint) -> Iterator[Callable[[], MetricsSnapshot]]:
+def aksai_metrics(aksai_endpoint: Endpoint) -> Callable[[], MetricsSnapshot]:
     """Scrape the endpoint's `/metrics` now: `aksai_metrics()` returns a parsed snapshot.
 
     Raises a `Finding` with the HTTP status when the server exposes no metrics.
@@ -60,18 +60,15 @@ def aksai_metrics(aksai_endpoint: Endpoint) -> Iterator[Callable[[], MetricsSnap
     from pytest_aksai._errors import Finding
     from pytest_aksai.load import parse_metrics
 
-    with aksai_endpoint.http(timeout=30) as http:
+    def scrape() -> MetricsSnapshot:
+        __tracebackhide__ = True
+        status, text = aksai_endpoint.fetch("metrics")
+        if status != 200:
+            raise Finding(
+                f"GET {aksai_endpoint.url('metrics')} answered {status}, expected 200 with Prometheus text: the "
+                "model server exposes no metrics, so autoscaling on vllm:* metrics and dashboards cannot work",
+                fix="vLLM serves /metrics by default; check a proxy in front of it or a flag that disables it",
+            )
+        return parse_metrics(text)
 
-        def scrape() -> MetricsSnapshot:
-            __tracebackhide__ = True
-            response = http.get("metrics")
-            if response.status_code != 200:
-                raise Finding(
-                    f"GET {aksai_endpoint.url('metrics')} answered {response.status_code}, expected 200 with "
-                    "Prometheus text: the model server exposes no metrics, so autoscaling on vllm:* metrics and "
-                    "dashboards cannot work",
-                    fix="vLLM serves /metrics by default; check a proxy in front of it or a flag that disables it",
-                )
-            return parse_metrics(response.text)
-
-        yield scrape
+    return scrape

@@ -81,6 +81,12 @@ class Endpoint:
             timeout=timeout,
         )
 
+    def fetch(self, path: str, *, timeout: float = 30.0) -> tuple[int, str]:
+        """GET `path` below the server root: (status, body text)."""
+        with self.http(timeout=timeout) as client:
+            response = client.get(path)
+            return response.status_code, response.text
+
     def openai(self, *, timeout: float = 60.0, max_retries: int = 0) -> openai.OpenAI:
         """An official `openai` SDK client, exactly as an application would build one for this server."""
         import openai

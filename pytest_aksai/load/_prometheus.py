@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from pytest_aksai._public import public
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -16,6 +18,7 @@ class Sample:
     value: float
 
 
+@public
 @dataclass
 class MetricsSnapshot:
     """One scrape: metric families by name (as exposed, e.g. `vllm:num_requests_running`)."""

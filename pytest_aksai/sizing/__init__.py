@@ -5,6 +5,7 @@ Pure domain code: no pytest import, no I/O beyond reading YAML/TOML files.
 
 from __future__ import annotations
 
+from pytest_aksai._public import public
 from pytest_aksai._warnings import AksaiWarning
 from pytest_aksai.sizing._catalog import (
     ApiPrice,
@@ -24,6 +25,7 @@ from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objec
 from pytest_aksai.sizing._profile import SizingProfile
 
 
+@public
 class AksaiSizingWarning(AksaiWarning):
     """A sizing invariant that holds only with a caveat (e.g. max-num-seqs above what the KV cache holds)."""
 

@@ -12,9 +12,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_aksai._public import public
+
 GIB = 1024**3
 
 
+@public
 class UnknownEntryError(LookupError):
     """A model or SKU name that the catalog does not hold."""
 
@@ -62,6 +65,7 @@ def served_name_of(hf_id: str) -> str:
     return hf_id.rstrip("/").rsplit("/", 1)[-1].lower()
 
 
+@public
 class ModelSpec(BaseModel):
     """A model's architecture as published in its config.json."""
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from pytest_aksai._public import public
 from pytest_aksai.sizing import _arith as A
 from pytest_aksai.sizing._catalog import Catalog, GpuSku, ModelSpec, UnknownEntryError, default_catalog
 from pytest_aksai.sizing._fit import ServingConfig, SettingError, Status, evaluate
@@ -23,6 +24,7 @@ INSTANCE_TYPE_LABELS = (
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+@public
 @dataclass(frozen=True)
 class Finding:
     """One (object, invariant) outcome. `source` is a file path relative to the analysed root, or e.g. `cluster`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_aksai._settings import KNOBS
+from pytest_aksai._knobs import KNOBS
 
 SHOW_SETTINGS = """
 def test_show(aksai_settings):

@@ -66,7 +66,10 @@ def test_a_timed_out_wait_says_what_was_expected_and_seen(cluster: Cluster) -> N
         " Expected labelled ready=yes. Observed no status yet. Look at kubectl describe configmaps never -n "
         "default.\n  timeline: +0s no status yet"
     ) in message
-    assert raised.value.headline() == "ConfigMap default/never did not become labelled ready=yes within 60 cluster seconds"
+    assert (
+        raised.value.headline()
+        == "ConfigMap default/never did not become labelled ready=yes within 60 cluster seconds"
+    )
     assert raised.value.timeline and raised.value.timeline[0].event == "LIST"
 
 
