@@ -324,21 +324,3 @@ def evaluate(
         max_concurrent_seqs=seqs,
         checks=tuple(checks),
     )
-
-
-def roofline_tokens_per_s(
-    report: FitReport, model: ModelSpec, sku: GpuSku, prompt: int, completion: int
-) -> float:
-    """Estimated tokens (prompt + completion) per second of one replica at batch = max-num-seqs.
-
-    Decode is modelled as memory-bound: each step reads the weights once and the KV cache of every
-    sequence in the batch; prefill is ignored, so this is an upper bound.
-    """
-    batch = max(1, min(report.max_num_seqs, report.max_concurrent_seqs))
-    ctx = prompt + completion / 2
-    step_bytes = report.weights_gib * A.GIB + batch * ctx * report.kv_bytes_per_token
-    bandwidth = sku.bandwidth_gbs * 1e9 * report.tensor_parallel_size
-    flops = sku.dense_fp16_tflops * 1e12 * report.tensor_parallel_size
-    step_s = max(step_bytes / bandwidth, batch * 2 * model.parameters / flops)
-    output_tps = batch / step_s
-    return output_tps * (prompt + completion) / completion
