@@ -19,7 +19,7 @@ from pytest_aksai.sizing._catalog import (
     default_catalog,
     load_catalog_file,
 )
-from pytest_aksai.sizing._fit import FitReport, ServingConfig, SettingError, evaluate
+from pytest_aksai.sizing._fit import FitReport, ServingConfig, SettingError, evaluate, smallest_change
 from pytest_aksai.sizing._manifests import ManifestError, analyze_objects, load_manifests
 from pytest_aksai.sizing._recommend import (
     BreakEven,
@@ -219,6 +219,7 @@ def _cmd_fit(a: argparse.Namespace, out: TextIO) -> int:
         model, sku, cfg, runtime_overhead_gib=a.runtime_overhead_gib, default_tensor_parallel=sku.gpu_count
     )
     tp_source = "given" if a.tensor_parallel_size else "default: the SKU's GPU count, as KAITO sets it"
+    change = smallest_change(model, sku, cfg, r, cat.skus, runtime_overhead_gib=a.runtime_overhead_gib)
     if a.json:
         doc = {
             "schema": JSON_SCHEMA_VERSION,
@@ -226,11 +227,14 @@ def _cmd_fit(a: argparse.Namespace, out: TextIO) -> int:
             "inputs": _inputs(a),
             **r.as_json(),
             "tensor_parallel_source": tp_source,
+            "smallest_change": change,
         }
         json.dump(doc, out, indent=2)
         out.write("\n")
     else:
         _print_fit(r, tp_source, out)
+        if change:
+            out.write(f"  smallest change that fits: {change}\n")
     return 0 if r.fits else 1
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from pytest_aksai.sizing import _arith as A
@@ -324,3 +325,46 @@ def evaluate(
         max_concurrent_seqs=seqs,
         checks=tuple(checks),
     )
+
+
+MEMORY_INVARIANTS = frozenset({"weights-fit", "kv-one-sequence"})
+
+
+def smallest_change(
+    model: ModelSpec,
+    sku: GpuSku,
+    config: ServingConfig,
+    report: FitReport,
+    skus: Iterable[GpuSku],
+    *,
+    runtime_overhead_gib: float = A.DEFAULT_RUNTIME_OVERHEAD_GIB,
+) -> str | None:
+    """The least change that makes a configuration that runs out of memory fit, tried in this order: a
+    shorter max-model-len (same GPU, same weights), int4 AWQ weights, the cheapest larger SKU with the same
+    settings (its GPU count as tensor-parallel size). None when memory is not what fails, or nothing helps."""
+    if not MEMORY_INVARIANTS & {c.invariant for c in report.checks if c.status == "fail"}:
+        return None
+    weights_fit = next(c for c in report.checks if c.invariant == "weights-fit").status == "pass"
+    if weights_fit and report.kv_token_capacity >= 1:
+        shorter = min(report.kv_token_capacity, model.max_context)
+        return f"--max-model-len {shorter} (the KV cache holds {report.kv_token_capacity} tokens)"
+
+    def fits(s: GpuSku, c: ServingConfig) -> FitReport | None:
+        r = evaluate(
+            model, s, c, runtime_overhead_gib=runtime_overhead_gib, default_tensor_parallel=s.gpu_count
+        )
+        return r if r.fits else None
+
+    if config.quantization is None and (awq := fits(sku, replace(config, quantization="awq"))):
+        return (
+            f"--quantization awq (int4 AWQ weights: {awq.weights_per_gpu_gib:.2f} GiB per GPU) on {sku.name}"
+        )
+    larger = sorted(
+        (s for s in skus if s.price_per_hour is not None and s.total_vram_gib > sku.total_vram_gib),
+        key=lambda s: (s.price_per_hour or 0.0, s.name),
+    )
+    same_settings = replace(config, tensor_parallel_size=None)
+    for s in larger:
+        if fits(s, same_settings):
+            return f"a larger SKU: {s.name} ({s.gpu_count} × {s.gpu_model}, ${s.price_per_hour:.3f}/hour)"
+    return None

@@ -239,3 +239,25 @@ def test_module_entry_point_on_the_real_lab() -> None:
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["summary"] == {"pass": 17, "fail": 10, "warn": 4, "unknown": 0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "change"),
+    [
+        # Phi-4 mini fp16 on a T4 at its 131,072-token default: the KV cache (14.4 − 7.15 − 1 GiB) holds
+        # 51,239 tokens, so a shorter max-model-len is the smallest change.
+        (("--model", "phi-4-mini-instruct", "--gpu", "Standard_NC4as_T4_v3"),
+         "--max-model-len 51239 (the KV cache holds 51239 tokens)"),
+        # Llama 3.3 70B on 2 × A100 80GB: bf16 65.71 GiB per GPU × 1.3 > 72; AWQ: 16.43 GiB per GPU fits.
+        (("--model", "llama-3.3-70b", "--gpu", "Standard_NC48ads_A100_v4"),
+         "--quantization awq (int4 AWQ weights: 16.43 GiB per GPU) on Standard_NC48ads_A100_v4"),
+        # On 1 × A100 80GB even AWQ's KV (72 − 32.85 − 1 GiB = 125,027 tokens) is short of 131,072; the
+        # cheapest larger SKU that fits at TP = its GPU count is NC96ads (4 × 80 GB at $14.692).
+        (("--model", "llama-3.3-70b", "--gpu", "Standard_NC24ads_A100_v4"),
+         "a larger SKU: Standard_NC96ads_A100_v4 (4 × A100-80GB-PCIe, $14.692/hour)"),
+    ],
+)
+def test_fit_names_the_smallest_change_that_fits(argv: tuple[str, ...], change: str) -> None:
+    rc, doc = run_json("fit", *argv)
+    assert rc == 1
+    assert doc["smallest_change"] == change
