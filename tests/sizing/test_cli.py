@@ -251,7 +251,7 @@ def test_module_entry_point_on_the_real_lab() -> None:
         # Llama 3.3 70B on 2 × A100 80GB: bf16 65.71 GiB per GPU × 1.3 > 72; AWQ: 16.43 GiB per GPU fits.
         (("--model", "llama-3.3-70b", "--gpu", "Standard_NC48ads_A100_v4"),
          "--quantization awq (int4 AWQ weights: 16.43 GiB per GPU) on Standard_NC48ads_A100_v4"),
-        # On 1 × A100 80GB even AWQ's KV (72 − 32.85 − 1 GiB = 125,027 tokens) is short of 131,072; the
+        # On 1 × A100 80GB even AWQ's KV (72 − 32.85 − 1 GiB = 124,996 tokens) is short of 131,072; the
         # cheapest larger SKU that fits at TP = its GPU count is NC96ads (4 × 80 GB at $14.692).
         (("--model", "llama-3.3-70b", "--gpu", "Standard_NC24ads_A100_v4"),
          "a larger SKU: Standard_NC96ads_A100_v4 (4 × A100-80GB-PCIe, $14.692/hour)"),
