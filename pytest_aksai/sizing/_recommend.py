@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pytest_aksai.sizing import _arith as A
@@ -224,20 +224,16 @@ def _sku_outcome(model: ModelSpec, sku: GpuSku, load: Load, slo: Slo, choices: C
     unpriced = False
     for quantization in choices.quantizations:
         for tp in tensor_parallel_sizes(model, sku):
-            probe = evaluate(
-                model,
-                sku,
-                ServingConfig(
-                    dtype=choices.dtype,
-                    max_model_len=mml,
-                    max_num_seqs=1,
-                    gpu_memory_utilization=choices.gpu_memory_utilization,
-                    tensor_parallel_size=tp,
-                    quantization=quantization,
-                    kv_cache_dtype=choices.kv_cache_dtype,
-                ),
-                runtime_overhead_gib=choices.runtime_overhead_gib,
+            probe_config = ServingConfig(
+                dtype=choices.dtype,
+                max_model_len=mml,
+                max_num_seqs=1,
+                gpu_memory_utilization=choices.gpu_memory_utilization,
+                tensor_parallel_size=tp,
+                quantization=quantization,
+                kv_cache_dtype=choices.kv_cache_dtype,
             )
+            probe = evaluate(model, sku, probe_config, runtime_overhead_gib=choices.runtime_overhead_gib)
             if not probe.fits or probe.max_concurrent_seqs < 1:
                 fit_failure = fit_failure or next(c.message for c in probe.checks if c.status == "fail")
                 continue
@@ -257,15 +253,7 @@ def _sku_outcome(model: ModelSpec, sku: GpuSku, load: Load, slo: Slo, choices: C
             fit = evaluate(
                 model,
                 sku,
-                ServingConfig(
-                    dtype=choices.dtype,
-                    max_model_len=mml,
-                    max_num_seqs=batch_max,
-                    gpu_memory_utilization=choices.gpu_memory_utilization,
-                    tensor_parallel_size=tp,
-                    quantization=quantization,
-                    kv_cache_dtype=choices.kv_cache_dtype,
-                ),
+                replace(probe_config, max_num_seqs=batch_max),
                 runtime_overhead_gib=choices.runtime_overhead_gib,
             )
             for capacity_type, price in _prices(sku, choices):
