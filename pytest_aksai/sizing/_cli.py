@@ -206,6 +206,14 @@ def _inputs(a: argparse.Namespace) -> dict[str, Any]:
 def _cmd_fit(a: argparse.Namespace, out: TextIO) -> int:
     cat = _catalog(a.models_file)
     model, sku = model_named(cat, a.model), one_sku(cat, a.gpu)
+    if sku.gpu_count < 1:
+        raise RefusedInput(
+            "--gpu",
+            sku.name,
+            "has no GPU, so no model can be served on it with vLLM's GPU backend",
+            "a VM size with GPUs, e.g. Standard_NC24ads_A100_v4, or a GPU model such as A100 or T4",
+            "pass a GPU VM size",
+        )
     cfg = ServingConfig(
         dtype=a.dtype,
         max_model_len=a.max_model_len,
@@ -284,7 +292,7 @@ def _quantizations(text: str | None) -> tuple[str | None, ...]:
 
 def _candidate_skus(cat: Catalog, a: argparse.Namespace) -> list[GpuSku]:
     if not a.gpu:
-        skus = cat.skus
+        skus = [s for s in cat.skus if s.gpu_count > 0]  # the catalog may hold CPU-only sizes too
     else:
         skus = list(dict.fromkeys(s for typed in a.gpu for s in skus_named(cat, typed)))
     for flag, value in (("--gpu-price", a.gpu_price), ("--spot-price", a.spot_price)):

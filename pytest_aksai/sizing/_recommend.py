@@ -218,6 +218,8 @@ def engine_roofline(model: ModelSpec, sku: GpuSku, fit: FitReport) -> Roofline:
 
 
 def _sku_outcome(model: ModelSpec, sku: GpuSku, load: Load, slo: Slo, choices: Choices, mml: int) -> Outcome:
+    if sku.gpu_count < 1:
+        return Outcome(sku, "does-not-fit", "does not fit: the VM size has no GPU")
     deployments: list[Deployment] = []
     fit_failure = ""
     slo_failure = ""

@@ -162,3 +162,21 @@ def test_breakeven_from_the_predicted_throughput_and_the_worked_example() -> Non
 def test_nothing_fits_names_the_reasons() -> None:
     with pytest.raises(NothingFits, match=r"no SKU holds llama-3.3-70b-instruct .*Standard_NC4as_T4_v3: does not fit"):
         recommend(model_spec("llama-3.3-70b-instruct"), [gpu_sku("Standard_NC4as_T4_v3")], Load(500, 300, 1))
+
+
+def test_a_new_sku_family_from_the_catalog_is_ranked_and_unpriced_ones_are_not() -> None:
+    """A user-added L4 size (24 GiB like the A10, so 53 Phi-4 mini sequences of 2048 tokens; see above) at
+    $0.70/hour: ⌈64 ÷ 53⌉ = 2 × $0.70 = $1.40 < 3 × T4 $0.526 = $1.578. The same size without a price is
+    listed as unpriced and the T4 wins."""
+    from pytest_aksai.sizing import GpuSku
+
+    l4 = GpuSku(name="Standard_Custom_L4", series="custom", gpu_model="L4", gpu_count=1, vram_gib=24,
+                compute_capability=8.9, bf16=True, bandwidth_gbs=300, dense_fp16_tflops=121, vcpu=8, ram_gib=32,
+                price_per_hour=0.70)
+    phi, load = model_spec("phi-4-mini-instruct"), Load(500, 300, 64)
+    best = recommend(phi, [gpu_sku("Standard_NC4as_T4_v3"), l4], load).best
+    assert (best.sku.name, best.replicas, best.max_num_seqs) == ("Standard_Custom_L4", 2, 53)
+    unpriced = l4.model_copy(update={"price_per_hour": None})
+    rec = recommend(phi, [gpu_sku("Standard_NC4as_T4_v3"), unpriced], load)
+    assert rec.best.sku.name == "Standard_NC4as_T4_v3"
+    assert rec.outcomes[1].verdict == "no-price"
