@@ -21,6 +21,7 @@ from pytest_aksai.sizing._catalog import (
     served_name_of,
 )
 from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
+from pytest_aksai.sizing._latency import Roofline
 from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
 from pytest_aksai.sizing._profile import SizingProfile
 
@@ -41,6 +42,7 @@ __all__ = [
     "GpuSku",
     "ManifestError",
     "ModelSpec",
+    "Roofline",
     "ServingConfig",
     "SettingError",
     "SizingProfile",

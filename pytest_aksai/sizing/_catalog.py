@@ -48,6 +48,7 @@ class GpuSku(BaseModel):
     vcpu: int
     ram_gib: float
     price_per_hour: float | None = Field(default=None, description="on-demand Linux USD/hour")
+    spot_price_per_hour: float | None = Field(default=None, description="spot Linux USD/hour (evictable)")
     source: str = ""
 
     @property

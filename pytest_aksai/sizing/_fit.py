@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from pytest_aksai.sizing import _arith as A
@@ -326,19 +327,44 @@ def evaluate(
     )
 
 
-def roofline_tokens_per_s(
-    report: FitReport, model: ModelSpec, sku: GpuSku, prompt: int, completion: int
-) -> float:
-    """Estimated tokens (prompt + completion) per second of one replica at batch = max-num-seqs.
+MEMORY_INVARIANTS = frozenset({"weights-fit", "kv-one-sequence"})
 
-    Decode is modelled as memory-bound: each step reads the weights once and the KV cache of every
-    sequence in the batch; prefill is ignored, so this is an upper bound.
-    """
-    batch = max(1, min(report.max_num_seqs, report.max_concurrent_seqs))
-    ctx = prompt + completion / 2
-    step_bytes = report.weights_gib * A.GIB + batch * ctx * report.kv_bytes_per_token
-    bandwidth = sku.bandwidth_gbs * 1e9 * report.tensor_parallel_size
-    flops = sku.dense_fp16_tflops * 1e12 * report.tensor_parallel_size
-    step_s = max(step_bytes / bandwidth, batch * 2 * model.parameters / flops)
-    output_tps = batch / step_s
-    return output_tps * (prompt + completion) / completion
+
+def smallest_change(
+    model: ModelSpec,
+    sku: GpuSku,
+    config: ServingConfig,
+    report: FitReport,
+    skus: Iterable[GpuSku],
+    *,
+    runtime_overhead_gib: float = A.DEFAULT_RUNTIME_OVERHEAD_GIB,
+) -> str | None:
+    """The least change that makes a configuration that runs out of memory fit, tried in this order: a
+    shorter max-model-len (same GPU, same weights), int4 AWQ weights, the cheapest larger SKU with the same
+    settings (its GPU count as tensor-parallel size). None when memory is not what fails, or nothing helps."""
+    if not MEMORY_INVARIANTS & {c.invariant for c in report.checks if c.status == "fail"}:
+        return None
+    weights_fit = next(c for c in report.checks if c.invariant == "weights-fit").status == "pass"
+    if weights_fit and report.kv_token_capacity >= 1:
+        shorter = min(report.kv_token_capacity, model.max_context)
+        return f"--max-model-len {shorter} (the KV cache holds {report.kv_token_capacity} tokens)"
+
+    def fits(s: GpuSku, c: ServingConfig) -> FitReport | None:
+        r = evaluate(
+            model, s, c, runtime_overhead_gib=runtime_overhead_gib, default_tensor_parallel=s.gpu_count
+        )
+        return r if r.fits else None
+
+    if config.quantization is None and (awq := fits(sku, replace(config, quantization="awq"))):
+        return (
+            f"--quantization awq (int4 AWQ weights: {awq.weights_per_gpu_gib:.2f} GiB per GPU) on {sku.name}"
+        )
+    larger = sorted(
+        (s for s in skus if s.price_per_hour is not None and s.total_vram_gib > sku.total_vram_gib),
+        key=lambda s: (s.price_per_hour or 0.0, s.name),
+    )
+    same_settings = replace(config, tensor_parallel_size=None)
+    for s in larger:
+        if fits(s, same_settings):
+            return f"a larger SKU: {s.name} ({s.gpu_count} × {s.gpu_model}, ${s.price_per_hour:.3f}/hour)"
+    return None
