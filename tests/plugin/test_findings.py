@@ -144,3 +144,15 @@ def test_profile_keys_of_areas_not_built_yet_are_named_in_the_header(pytester: p
             "does not check yet; they are ignored"
         ]
     )
+
+
+def test_measurements_are_junit_properties_without_a_warning(pytester: pytest.Pytester) -> None:
+    _suites(pytester, "test_kaito.py")
+    result = pytester.runpytest_subprocess(
+        "--aksai-cluster=fast", "-k", "cold_start", "--junitxml=junit.xml", "-W", "error::pytest.PytestWarning"
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "record_property" not in result.stdout.str()
+    case = next(ET.parse(pytester.path / "junit.xml").getroot().iter("testcase"))
+    properties = {p.attrib["name"]: float(p.attrib["value"]) for p in case.iter("property")}
+    assert properties["cold_start_model_load_s"] > 0 and properties["cold_start_node_provisioning_s"] > 0
