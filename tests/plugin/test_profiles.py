@@ -136,7 +136,9 @@ def test_example_profile_in_docs_is_valid() -> None:
 
 
 def test_workspaces_must_be_namespace_slash_name(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", aksai='[clusters.lab]\nprovider = "aks"\nworkspaces = ["workspace-phi4-mini"]\n')
+    pytester.makefile(
+        ".toml", aksai='[clusters.lab]\nprovider = "aks"\nworkspaces = ["workspace-phi4-mini"]\n'
+    )
     error = _error(pytester.runpytest("--aksai-cluster=lab"))
     assert error == (
         f"ERROR: {pytester.path / 'aksai.toml'}:3: key 'workspaces[0]' of profile 'lab' has the bad value "
