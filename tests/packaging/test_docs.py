@@ -247,3 +247,13 @@ def test_how_to_examples_run(page: Path, tmp_path: Path) -> None:
         compile(block, f"{page.name} example", "exec")
         exercised += 1
     assert exercised, f"{page.name} has no example"
+
+
+def test_ci_runs_what_the_readme_says() -> None:
+    """The README's install and test commands are the ones .ci/run runs."""
+    readme = "\n".join(_blocks(REPO / "README.md", "bash"))
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'pip install -e ".[dev]"' in readme and '-m pip install --quiet -e ".[dev]"' in ci
+    assert "\npytest suites\n" in f"\n{readme}" and "\npytest\n" in f"\n{readme}\n"
+    assert re.search(r'^step "README test command: pytest" pytest ', ci, re.M)
+    assert "--pyargs pytest_aksai.suites" in ci
