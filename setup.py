@@ -10,11 +10,14 @@ Everything else is declared in pyproject.toml. The same mapping serves the wheel
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
-packages = [*find_packages(include=["pytest_aksai", "pytest_aksai.*"]), "pytest_aksai.suites"]
+# Namespace packages too: data folders without __init__.py (the sim's CRDs) are packages whose YAML the
+# package-data globs of pyproject.toml pick up.
+found = find_namespace_packages(include=["pytest_aksai", "pytest_aksai.*"], exclude=["*.__pycache__"])
+packages = [*found, "pytest_aksai.suites"]
 package_dir = {"pytest_aksai.suites": "suites"}
 if (HERE / "fixtures").is_dir():
     packages.append("pytest_aksai.fixtures")
