@@ -45,7 +45,9 @@ class _Server:
         self.kubeconfig = kubeconfig
         self.url: str = cluster["server"]
         self.token: str = config["users"][0]["user"]["token"]
-        self.ssl = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        self.ssl = ssl.create_default_context(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -54,16 +56,22 @@ class _Server:
         raise RuntimeError("no VmRSS")
 
     def session(self, connections: int) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl, limit=connections),
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.ssl, limit=connections),
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
 
 
 @contextlib.contextmanager
 def _serve() -> Iterator[_Server]:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"
-        proc = subprocess.Popen([sys.executable, "-m", "pytest_aksai.sim", "serve", "--kubeconfig", str(kubeconfig)],
-                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest_aksai.sim", "serve", "--kubeconfig", str(kubeconfig)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -139,8 +147,9 @@ async def bench_watch(server: _Server, writes: int, watchers: int = 50) -> tuple
 
         async def watcher() -> None:
             nonlocal ready
-            async with session.get(base, params={"watch": "true", "resourceVersion": rv,
-                                                 "allowWatchBookmarks": "false"}) as response:
+            async with session.get(
+                base, params={"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "false"}
+            ) as response:
                 ready += 1
                 if ready == watchers:
                     ready_event.set()
@@ -192,8 +201,9 @@ async def bench_memory(server: _Server, writes: int, concurrency: int = 16) -> t
                 if i < objects:
                     request = session.post(base, json={"metadata": {"name": f"m{i}"}, "data": {"p": payload}})
                 else:
-                    request = session.patch(f"{base}/m{i % objects}", data=f'{{"data": {{"n": "{i}"}}}}',
-                                            headers=headers)
+                    request = session.patch(
+                        f"{base}/m{i % objects}", data=f'{{"data": {{"n": "{i}"}}}}', headers=headers
+                    )
                 async with request as response:
                     await response.read()
                     if response.status not in (200, 201):
@@ -256,21 +266,44 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, float, str, float | None]] = []
     with _serve() as server:
         pairs = bench_create_get(server.kubeconfig, args.pairs)
-        rows.append(("create+get pairs/s (official sync client)", pairs, f">= {TARGET_PAIRS:.0f}",
-                     pairs / TARGET_PAIRS))
+        rows.append(
+            (
+                "create+get pairs/s (official sync client)",
+                pairs,
+                f">= {TARGET_PAIRS:.0f}",
+                pairs / TARGET_PAIRS,
+            )
+        )
         gets = asyncio.run(bench_gets(server, args.seconds))
-        rows.append(("GET/s (async keep-alive client, 16 conns)", gets, f">= {TARGET_GETS:.0f}", gets / TARGET_GETS))
+        rows.append(
+            ("GET/s (async keep-alive client, 16 conns)", gets, f">= {TARGET_GETS:.0f}", gets / TARGET_GETS)
+        )
         p50, p95 = asyncio.run(bench_watch(server, args.watch_writes))
         rows.append(("watch latency p50 ms (50 watchers)", p50, "", None))
-        rows.append(("watch latency p95 ms (50 watchers)", p95, f"<= {TARGET_WATCH_P95_MS:.0f}",
-                     TARGET_WATCH_P95_MS / p95))
+        rows.append(
+            (
+                "watch latency p95 ms (50 watchers)",
+                p95,
+                f"<= {TARGET_WATCH_P95_MS:.0f}",
+                TARGET_WATCH_P95_MS / p95,
+            )
+        )
         rss, write_rate = asyncio.run(bench_memory(server, args.writes))
-        rows.append((f"RSS MB after {args.writes:,} writes", rss, f"< {TARGET_RSS_MB:.0f}", TARGET_RSS_MB / rss))
+        rows.append(
+            (f"RSS MB after {args.writes:,} writes", rss, f"< {TARGET_RSS_MB:.0f}", TARGET_RSS_MB / rss)
+        )
         rows.append(("  (writes/s during that run, 16 conns)", write_rate, "", None))
     with SimCluster() as sim:  # as the plugin runs it: a thread of the test process, sharing its GIL
         shared = bench_create_get(sim.kubeconfig_path, args.pairs)
-    rows.insert(1, ("  same, SimCluster in the client's process", shared, f">= {TARGET_PAIRS:.0f}",
-                    shared / TARGET_PAIRS))
+    rows.insert(
+        1,
+        (
+            "  same, SimCluster in the client's process",
+            shared,
+            f">= {TARGET_PAIRS:.0f}",
+            shared / TARGET_PAIRS,
+        ),
+    )
     baseline = _baseline_in_subprocess(args.seconds)
     rows.append(("baseline: no-op aiohttp HTTPS GET/s, same client", baseline, "", None))
     rows.append(("  sim GET/s as a share of the baseline", gets / baseline, "", None))

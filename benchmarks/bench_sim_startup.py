@@ -26,19 +26,45 @@ def _once(tmp: Path) -> dict[str, float]:
         cluster = connect(profile="sim", provider="sim", kubeconfig=sim.kubeconfig_path, context="aksai-sim")
         cluster.time_scale = sim.time_scale
         for node in items(cluster._api, NODES):
-            wait_for(cluster, NODES, node["metadata"]["name"], None, until=lambda n: condition_is(n, "Ready"),
-                     expected="Ready", timeout=600)
+            wait_for(
+                cluster,
+                NODES,
+                node["metadata"]["name"],
+                None,
+                until=lambda n: condition_is(n, "Ready"),
+                expected="Ready",
+                timeout=600,
+            )
         nodes = time.monotonic() - started
         for deployment in items(cluster._api, DEPLOYMENTS, "kube-system"):
-            wait_for(cluster, DEPLOYMENTS, deployment["metadata"]["name"], "kube-system",
-                     until=lambda d: condition_is(d, "Available"), expected="Available", timeout=600)
+            wait_for(
+                cluster,
+                DEPLOYMENTS,
+                deployment["metadata"]["name"],
+                "kube-system",
+                until=lambda d: condition_is(d, "Available"),
+                expected="Available",
+                timeout=600,
+            )
         addons = time.monotonic() - started
-        result = wait_for(cluster, WORKSPACES, "workspace-phi4-mini", "inference", expected="Ready", timeout=3600,
-                          until=lambda w: w is not None and Workspace.model_validate(w).is_ready)
+        result = wait_for(
+            cluster,
+            WORKSPACES,
+            "workspace-phi4-mini",
+            "inference",
+            expected="Ready",
+            timeout=3600,
+            until=lambda w: w is not None and Workspace.model_validate(w).is_ready,
+        )
         workspace = time.monotonic() - started
         cluster.close()
-    return {"serving": serving, "nodes Ready": nodes, "add-ons Available": addons, "phi4 Ready": workspace,
-            "phi4 Ready (cluster s)": result.elapsed}
+    return {
+        "serving": serving,
+        "nodes Ready": nodes,
+        "add-ons Available": addons,
+        "phi4 Ready": workspace,
+        "phi4 Ready (cluster s)": result.elapsed,
+    }
 
 
 def _bare(tmp: Path) -> float:

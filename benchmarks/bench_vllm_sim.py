@@ -24,7 +24,9 @@ from aiohttp import web
 from pytest_aksai.sim._faults import ActiveFaults
 from pytest_aksai.sim._vllm import EngineConfig, GpuPerf, ModelServer, ServedModel
 
-MODEL = ServedModel("phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9)
+MODEL = ServedModel(
+    "phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9
+)
 ENGINE = EngineConfig(max_model_len=4096, max_num_seqs=256)
 GPU = GpuPerf("Tesla T4", 1, 16, 320, 65)
 
@@ -71,7 +73,12 @@ async def _load(url: str, *, requests: int, concurrency: int, tokens: int, strea
             nonlocal frames
             while not queue.empty():
                 i = queue.get_nowait()
-                body = {"model": MODEL.served_name, "prompt": f"request {i}", "max_tokens": tokens, "stream": stream}
+                body = {
+                    "model": MODEL.served_name,
+                    "prompt": f"request {i}",
+                    "max_tokens": tokens,
+                    "stream": stream,
+                }
                 if stream:
                     async with client.stream("POST", url + "/v1/completions", json=body) as response:
                         response.raise_for_status()
@@ -102,14 +109,18 @@ async def main(requests: int, concurrency: int, tokens: int) -> None:
             seconds, _ = await run(url, False)
             print(f"  {name:14s} non-streamed: {requests / seconds:8.0f} requests/s")
             seconds, frames = await run(url, True)
-            print(f"  {name:14s} streamed:     {requests / seconds:8.0f} requests/s, {frames / seconds:9.0f} frames/s")
+            print(
+                f"  {name:14s} streamed:     {requests / seconds:8.0f} requests/s, {frames / seconds:9.0f} frames/s"
+            )
     finally:
         await server.stop()
         await baseline.cleanup()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=32)
