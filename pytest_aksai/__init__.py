@@ -15,48 +15,52 @@ from pytest_aksai._warnings import AksaiWarning
 if TYPE_CHECKING:
     from pytest_aksai import kinds
     from pytest_aksai._settings import Settings
-    from pytest_aksai.kube._connect import Cluster
-    from pytest_aksai.kube._endpoint import Endpoint
-    from pytest_aksai.kube._kaito import (
+    from pytest_aksai.kube import (
+        Cluster,
         Condition,
+        Endpoint,
         NodeClaim,
-        Workspace,
-        expected_served_name,
-        inference_config,
-    )
-    from pytest_aksai.kube._wait import (
         Observation,
         WaitAborted,
         WaitFailed,
         WaitResult,
         WaitTimeout,
+        Workspace,
         condition,
+        expected_served_name,
+        inference_config,
         wait_for,
     )
     from pytest_aksai.load import MetricsSnapshot, parse_metrics
-    from pytest_aksai.sizing import AksaiSizingWarning, ModelSpec, UnknownEntryError, gpu_sku, model_spec
-    from pytest_aksai.sizing._check import SizingCheck
-    from pytest_aksai.sizing._manifests import Finding as SizingFinding
+    from pytest_aksai.sizing import (
+        AksaiSizingWarning,
+        ModelSpec,
+        SizingCheck,
+        UnknownEntryError,
+        gpu_sku,
+        model_spec,
+    )
+    from pytest_aksai.sizing import Finding as SizingFinding
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, tuple[str, str]] = {
     "kinds": ("pytest_aksai.kinds", ""),
     "Settings": ("pytest_aksai._settings", "Settings"),
-    "Cluster": ("pytest_aksai.kube._connect", "Cluster"),
-    "Endpoint": ("pytest_aksai.kube._endpoint", "Endpoint"),
-    "Condition": ("pytest_aksai.kube._kaito", "Condition"),
-    "NodeClaim": ("pytest_aksai.kube._kaito", "NodeClaim"),
-    "Workspace": ("pytest_aksai.kube._kaito", "Workspace"),
-    "expected_served_name": ("pytest_aksai.kube._kaito", "expected_served_name"),
-    "inference_config": ("pytest_aksai.kube._kaito", "inference_config"),
-    "Observation": ("pytest_aksai.kube._wait", "Observation"),
-    "WaitAborted": ("pytest_aksai.kube._wait", "WaitAborted"),
-    "WaitFailed": ("pytest_aksai.kube._wait", "WaitFailed"),
-    "WaitResult": ("pytest_aksai.kube._wait", "WaitResult"),
-    "WaitTimeout": ("pytest_aksai.kube._wait", "WaitTimeout"),
-    "condition": ("pytest_aksai.kube._wait", "condition"),
-    "wait_for": ("pytest_aksai.kube._wait", "wait_for"),
+    "Cluster": ("pytest_aksai.kube", "Cluster"),
+    "Endpoint": ("pytest_aksai.kube", "Endpoint"),
+    "Condition": ("pytest_aksai.kube", "Condition"),
+    "NodeClaim": ("pytest_aksai.kube", "NodeClaim"),
+    "Workspace": ("pytest_aksai.kube", "Workspace"),
+    "expected_served_name": ("pytest_aksai.kube", "expected_served_name"),
+    "inference_config": ("pytest_aksai.kube", "inference_config"),
+    "Observation": ("pytest_aksai.kube", "Observation"),
+    "WaitAborted": ("pytest_aksai.kube", "WaitAborted"),
+    "WaitFailed": ("pytest_aksai.kube", "WaitFailed"),
+    "WaitResult": ("pytest_aksai.kube", "WaitResult"),
+    "WaitTimeout": ("pytest_aksai.kube", "WaitTimeout"),
+    "condition": ("pytest_aksai.kube", "condition"),
+    "wait_for": ("pytest_aksai.kube", "wait_for"),
     "MetricsSnapshot": ("pytest_aksai.load", "MetricsSnapshot"),
     "parse_metrics": ("pytest_aksai.load", "parse_metrics"),
     "AksaiSizingWarning": ("pytest_aksai.sizing", "AksaiSizingWarning"),
@@ -64,8 +68,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "UnknownEntryError": ("pytest_aksai.sizing", "UnknownEntryError"),
     "gpu_sku": ("pytest_aksai.sizing", "gpu_sku"),
     "model_spec": ("pytest_aksai.sizing", "model_spec"),
-    "SizingCheck": ("pytest_aksai.sizing._check", "SizingCheck"),
-    "SizingFinding": ("pytest_aksai.sizing._manifests", "Finding"),
+    "SizingCheck": ("pytest_aksai.sizing", "SizingCheck"),
+    "SizingFinding": ("pytest_aksai.sizing", "Finding"),
 }
 
 

@@ -20,6 +20,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
+from pytest_aksai._errors import AksaiError
+
 MANIFEST = ".pytest-aksai-vendor.json"
 SUITES_PACKAGE = "pytest_aksai.suites"
 FIXTURES_PACKAGE = "pytest_aksai.fixtures"
@@ -53,7 +55,7 @@ class Outcome:
     """Files changed since pytest-aksai wrote them (or not written by it); nothing is written when non-empty."""
 
 
-class VendorRefused(Exception):
+class VendorRefused(AksaiError):
     """The one-paragraph explanation of why nothing was written."""
 
 

@@ -1,6 +1,6 @@
 """Where the kinds the suites read are served, for `aksai_cluster.get(...)` and `aksai_cluster.items(...)`."""
 
-from pytest_aksai.kube._rest import (
+from pytest_aksai.kube import (
     CONFIGMAPS,
     DEPLOYMENTS,
     ENDPOINTS,

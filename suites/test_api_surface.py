@@ -1,6 +1,6 @@
 """The vLLM OpenAI-compatible API surface of each Workspace: health, models, completions, chat, streaming,
 errors and metrics — through the official `openai` SDK, as applications use it, and on the wire where the
-SDK would hide a defect. See docs/suites/api.md for what each check proves and how to fix a failure.
+SDK would hide a defect. See docs/reference/suites/api.md for what each check proves and how to fix a failure.
 """
 
 from __future__ import annotations

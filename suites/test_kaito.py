@@ -1,7 +1,7 @@
 """KAITO workspace readiness: is each Workspace Ready, and did KAITO build what it should for it?
 
 Each check runs once per Workspace under test (the profile's `workspaces`, or every Workspace found).
-See docs/suites/kaito.md for what each check proves and how to fix a failure.
+See docs/reference/suites/kaito.md for what each check proves and how to fix a failure.
 """
 
 from __future__ import annotations

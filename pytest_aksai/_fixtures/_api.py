@@ -13,10 +13,7 @@ import pytest
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
-    from pytest_aksai.kube import Cluster
-    from pytest_aksai.kube._endpoint import Endpoint
-    from pytest_aksai.kube._kaito import Workspace
-    from pytest_aksai.kube._wait import WaitResult
+    from pytest_aksai.kube import Cluster, Endpoint, WaitResult, Workspace
     from pytest_aksai.load import MetricsSnapshot
 
 
@@ -32,7 +29,7 @@ def aksai_endpoint(
     `<ws>`, else (profile `endpoint_route`, or when port-forward is refused) the API server's service proxy.
     """
     from pytest_aksai._errors import Finding
-    from pytest_aksai.kube._endpoint import workspace_endpoint
+    from pytest_aksai.kube import workspace_endpoint
 
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)

@@ -16,9 +16,7 @@ from pytest_aksai._fixtures._findings import once_per_run
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
-    from pytest_aksai.kube import Cluster
-    from pytest_aksai.kube._kaito import Workspace
-    from pytest_aksai.kube._wait import WaitResult
+    from pytest_aksai.kube import Cluster, WaitResult, Workspace
 
 REF_ARGNAME = "aksai_workspace_ref"
 WORKSPACE_FIXTURES = frozenset(
@@ -55,8 +53,7 @@ def _workspace_params(config: pytest.Config) -> list[Any]:
     missing = cluster.missing_api_reason("kaito.sh", "v1beta1")
     if missing:
         return [pytest.param(None, id="no-kaito", marks=pytest.mark.skip(reason=missing))]
-    from pytest_aksai.kube import ConnectError
-    from pytest_aksai.kube._kaito import workspace_refs
+    from pytest_aksai.kube import ConnectError, workspace_refs
 
     try:
         refs = workspace_refs(cluster, settings.namespace)
@@ -86,7 +83,7 @@ def aksai_workspace(
 ) -> Workspace:
     """The KAITO Workspace under test (one per Workspace in the profile, or per Workspace found)."""
     from pytest_aksai._errors import Finding
-    from pytest_aksai.kube._kaito import nothing_found, read_workspace
+    from pytest_aksai.kube import nothing_found, read_workspace
 
     if isinstance(aksai_workspace_ref, NoWorkspaceFound):
         search = aksai_workspace_ref
@@ -115,7 +112,7 @@ def aksai_ready_workspace(
     When it never becomes Ready, the check marked `explains("aksai_ready_workspace")` fails with KAITO's
     reason, the timeline and the evidence; every other check that needs it fails with one line.
     """
-    from pytest_aksai.kube._kaito import Workspace, wait_workspace_ready, workspace_evidence
+    from pytest_aksai.kube import Workspace, wait_workspace_ready, workspace_evidence
 
     ref = aksai_workspace.ref
     budget = settings_of(request.config).timeout("workspace_ready")

@@ -12,7 +12,7 @@ from pytest_aksai._areas import area_of
 from pytest_aksai._fixtures._cluster import report_data
 from pytest_aksai._redact import redact
 from pytest_aksai._settings import Settings, settings_of
-from pytest_aksai.report._run import CheckRecord, RunReport
+from pytest_aksai.report import CheckRecord, RunReport
 
 
 class ReportCollector:

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_aksai._fixtures._cluster import cluster_during_collection
 from pytest_aksai._settings import settings_of
-from pytest_aksai.sizing._check import SizingCheck
+from pytest_aksai.sizing import SizingCheck
 
 ARGNAME = "aksai_sizing_check"
 _KEY = pytest.StashKey[list[SizingCheck]]()
@@ -62,7 +62,7 @@ def _build(config: pytest.Config) -> list[SizingCheck]:
 
 def _cluster_objects(config: pytest.Config) -> list[tuple[str, dict[str, Any]]] | None:
     """The sizing-relevant objects of the cluster under test, as `(source, object)` pairs."""
-    from pytest_aksai.kube._inventory import sizing_objects
+    from pytest_aksai.kube import sizing_objects
 
     settings = settings_of(config)
     cluster = cluster_during_collection(config)

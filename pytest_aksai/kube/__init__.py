@@ -1,6 +1,7 @@
 """The only code that talks to the Kubernetes API (no pytest imports here).
 
-Imported lazily (PEP 562): `import pytest_aksai.kube` loads no client code until a name is used.
+What the plugin and the public package use is exported here; the modules behind it are private. Imported
+lazily (PEP 562): `import pytest_aksai.kube` loads no client code until a name is used.
 """
 
 from __future__ import annotations
@@ -11,7 +12,49 @@ from typing import TYPE_CHECKING, Any
 from pytest_aksai._errors import ConnectError
 
 if TYPE_CHECKING:
-    from pytest_aksai.kube._connect import API_GROUPS_OF_THE_LAB, Cluster, connect, load_client
+    from pytest_aksai.kube._connect import (
+        API_GROUPS_OF_THE_LAB,
+        Cluster,
+        connect,
+        load_client,
+    )
+    from pytest_aksai.kube._endpoint import (
+        Endpoint,
+        workspace_endpoint,
+    )
+    from pytest_aksai.kube._inventory import (
+        sizing_objects,
+    )
+    from pytest_aksai.kube._kaito import (
+        Condition,
+        NodeClaim,
+        Workspace,
+        expected_served_name,
+        inference_config,
+        nothing_found,
+        read_workspace,
+        wait_workspace_ready,
+        workspace_evidence,
+        workspace_refs,
+    )
+    from pytest_aksai.kube._rest import (
+        CONFIGMAPS,
+        DEPLOYMENTS,
+        ENDPOINTS,
+        EVENTS,
+        HTTPSCALEDOBJECTS,
+        NAMESPACES,
+        NODECLAIMS,
+        NODEPOOLS,
+        NODES,
+        PODS,
+        SCALEDOBJECTS,
+        SERVICES,
+        STATEFULSETS,
+        WORKSPACES,
+        Kind,
+        Obj,
+    )
     from pytest_aksai.kube._scope import (
         MANAGED_BY_LABEL,
         MANAGED_BY_VALUE,
@@ -20,6 +63,15 @@ if TYPE_CHECKING:
         namespace_name,
         run_labels,
         run_selector,
+    )
+    from pytest_aksai.kube._wait import (
+        Observation,
+        WaitAborted,
+        WaitFailed,
+        WaitResult,
+        WaitTimeout,
+        condition,
+        wait_for,
     )
 
 _LAZY = {
@@ -34,6 +86,42 @@ _LAZY = {
     "namespace_name": "_scope",
     "run_labels": "_scope",
     "run_selector": "_scope",
+    "Kind": "_rest",
+    "Obj": "_rest",
+    "CONFIGMAPS": "_rest",
+    "DEPLOYMENTS": "_rest",
+    "ENDPOINTS": "_rest",
+    "EVENTS": "_rest",
+    "NAMESPACES": "_rest",
+    "NODECLAIMS": "_rest",
+    "NODEPOOLS": "_rest",
+    "NODES": "_rest",
+    "PODS": "_rest",
+    "SCALEDOBJECTS": "_rest",
+    "HTTPSCALEDOBJECTS": "_rest",
+    "SERVICES": "_rest",
+    "STATEFULSETS": "_rest",
+    "WORKSPACES": "_rest",
+    "Endpoint": "_endpoint",
+    "workspace_endpoint": "_endpoint",
+    "Condition": "_kaito",
+    "NodeClaim": "_kaito",
+    "Workspace": "_kaito",
+    "expected_served_name": "_kaito",
+    "inference_config": "_kaito",
+    "nothing_found": "_kaito",
+    "read_workspace": "_kaito",
+    "wait_workspace_ready": "_kaito",
+    "workspace_evidence": "_kaito",
+    "workspace_refs": "_kaito",
+    "Observation": "_wait",
+    "WaitAborted": "_wait",
+    "WaitFailed": "_wait",
+    "WaitResult": "_wait",
+    "WaitTimeout": "_wait",
+    "condition": "_wait",
+    "wait_for": "_wait",
+    "sizing_objects": "_inventory",
 }
 
 
@@ -48,15 +136,51 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "API_GROUPS_OF_THE_LAB",
+    "CONFIGMAPS",
+    "DEPLOYMENTS",
+    "ENDPOINTS",
+    "EVENTS",
+    "HTTPSCALEDOBJECTS",
     "MANAGED_BY_LABEL",
     "MANAGED_BY_VALUE",
+    "NAMESPACES",
+    "NODECLAIMS",
+    "NODEPOOLS",
+    "NODES",
+    "PODS",
     "RUN_LABEL",
+    "SCALEDOBJECTS",
+    "SERVICES",
+    "STATEFULSETS",
+    "WORKSPACES",
     "Cluster",
+    "Condition",
     "ConnectError",
+    "Endpoint",
+    "Kind",
+    "NodeClaim",
+    "Obj",
+    "Observation",
     "RunScope",
+    "WaitAborted",
+    "WaitFailed",
+    "WaitResult",
+    "WaitTimeout",
+    "Workspace",
+    "condition",
     "connect",
+    "expected_served_name",
+    "inference_config",
     "load_client",
     "namespace_name",
+    "nothing_found",
+    "read_workspace",
     "run_labels",
     "run_selector",
+    "sizing_objects",
+    "wait_for",
+    "wait_workspace_ready",
+    "workspace_endpoint",
+    "workspace_evidence",
+    "workspace_refs",
 ]

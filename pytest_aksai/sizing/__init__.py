@@ -20,6 +20,7 @@ from pytest_aksai.sizing._catalog import (
     model_spec,
     served_name_of,
 )
+from pytest_aksai.sizing._check import SizingCheck
 from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
 from pytest_aksai.sizing._latency import Roofline
 from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
@@ -45,6 +46,7 @@ __all__ = [
     "Roofline",
     "ServingConfig",
     "SettingError",
+    "SizingCheck",
     "SizingProfile",
     "UnknownEntryError",
     "analyze_objects",

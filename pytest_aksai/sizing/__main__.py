@@ -1,4 +1,4 @@
-"""`python -m pytest_aksai.sizing fit|recommend|check ...` (see docs/sizing.md)."""
+"""`python -m pytest_aksai.sizing fit|recommend|check ...` (see docs/explanation/sizing.md)."""
 
 from __future__ import annotations
 

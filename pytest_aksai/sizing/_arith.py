@@ -1,4 +1,4 @@
-"""The sizing formulas. Pure functions; docs/sizing.md explains each one."""
+"""The sizing formulas. Pure functions; docs/explanation/sizing.md explains each one."""
 
 from __future__ import annotations
 

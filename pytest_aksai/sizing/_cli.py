@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--json", action="store_true", help="print one JSON object (see docs/sizing.md)")
+        sp.add_argument(
+            "--json", action="store_true", help="print one JSON object (see docs/explanation/sizing.md)"
+        )
         sp.add_argument("--models-file", type=Path, help="extra catalog entries (YAML or TOML)")
         sp.add_argument(
             "--runtime-overhead-gib",

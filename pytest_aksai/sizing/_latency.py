@@ -11,7 +11,7 @@ plus the KV cache of every running sequence; with tensor parallelism the rates s
 TP × TENSOR_PARALLEL_EFFICIENCY. The simulated model server (`pytest_aksai.sim`) paces itself with
 `Roofline.step_seconds`; `predict` turns the same step time into steady-state figures for the recommender,
 so a recommendation and the simulated cluster agree by construction. Both are estimates from datasheet
-figures and efficiency factors, not measurements: docs/sizing.md states their limits.
+figures and efficiency factors, not measurements: docs/explanation/sizing.md states their limits.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ For every SKU, allowed quantization, tensor-parallel size (a divisor of the SKU'
 model's attention heads; the other GPUs of the node run data-parallel copies) and capacity type (spot only
 when allowed): the fit at the recommended max-model-len, max-num-seqs = what the KV cache holds (capped),
 lowered until the predicted latency meets the SLOs, the replicas (nodes) the peak concurrency needs, and
-their $/hour. The cheapest wins; docs/sizing.md explains the rule and the limits of the prediction.
+their $/hour. The cheapest wins; docs/explanation/sizing.md explains the rule and the limits of the prediction.
 """
 
 from __future__ import annotations

@@ -149,7 +149,12 @@ def test_profile_keys_of_areas_not_built_yet_are_named_in_the_header(pytester: p
 def test_measurements_are_junit_properties_without_a_warning(pytester: pytest.Pytester) -> None:
     _suites(pytester, "test_kaito.py")
     result = pytester.runpytest_subprocess(
-        "--aksai-cluster=fast", "-k", "cold_start", "--junitxml=junit.xml", "-W", "error::pytest.PytestWarning"
+        "--aksai-cluster=fast",
+        "-k",
+        "cold_start",
+        "--junitxml=junit.xml",
+        "-W",
+        "error::pytest.PytestWarning",
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     assert "record_property" not in result.stdout.str()

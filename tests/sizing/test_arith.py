@@ -43,7 +43,9 @@ def test_breakeven_is_none_when_selfhosting_costs_more_per_request() -> None:
 
 
 def test_gpt4o_price_per_request() -> None:
-    assert default_catalog().api_price("GPT-4o").cost_per_request(1_000_000, 1_000_000) == pytest.approx(12.50)
+    assert default_catalog().api_price("GPT-4o").cost_per_request(1_000_000, 1_000_000) == pytest.approx(
+        12.50
+    )
 
 
 @pytest.mark.parametrize(
@@ -120,7 +122,7 @@ def test_catalog_extension_from_toml(tmp_path: Path) -> None:
         'attention_heads = 16\nkv_heads = 4\nhead_dim = 64\nmax_context = 8192\nsource = "acme"\n'
         '[gpus.L4]\ncompute_capability = "8.9"\nbf16 = true\nbandwidth_gbs = 300\ndense_fp16_tflops = 121\n'
         '[[skus]]\nname = "Standard_Custom_L4"\nseries = "X"\ngpu = "L4"\ngpu_count = 1\nvram_gib = 24\n'
-        'vcpu = 8\nram_gib = 32\nprice_per_hour = 0.8\n',
+        "vcpu = 8\nram_gib = 32\nprice_per_hour = 0.8\n",
         encoding="utf-8",
     )
     skus, models, apis = load_catalog_file(f)
@@ -135,8 +137,11 @@ def test_catalog_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     f.write_text("modles: []\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"bad.yaml: unknown keys \['modles'\]"):
         load_catalog_file(f)
-    f.write_text("models:\n  - {name: x, hf_id: y, parameters: -1, layers: 1, attention_heads: 1, kv_heads: 1,"
-                 " head_dim: 1, max_context: 1}\n", encoding="utf-8")
+    f.write_text(
+        "models:\n  - {name: x, hf_id: y, parameters: -1, layers: 1, attention_heads: 1, kv_heads: 1,"
+        " head_dim: 1, max_context: 1}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CatalogError, match="model entry"):
         load_catalog_file(f)
     with pytest.raises(CatalogError, match="cannot be read"):
@@ -144,8 +149,11 @@ def test_catalog_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
 
 
 def test_fit_mistral_fp16_on_t4_by_hand() -> None:
-    r = evaluate(model_spec("mistral-7b-instruct"), gpu_sku("Standard_NC16as_T4_v3"),
-                 ServingConfig(dtype="float16", max_model_len=8192, max_num_seqs=64, gpu_memory_utilization=0.92))
+    r = evaluate(
+        model_spec("mistral-7b-instruct"),
+        gpu_sku("Standard_NC16as_T4_v3"),
+        ServingConfig(dtype="float16", max_model_len=8192, max_num_seqs=64, gpu_memory_utilization=0.92),
+    )
     weights = 7_248_023_552 * 2
     assert r.weights_gib == pytest.approx(weights / GIB)
     budget = 16 * GIB * 0.92 - weights - 1 * GIB
@@ -156,8 +164,11 @@ def test_fit_mistral_fp16_on_t4_by_hand() -> None:
 
 
 def test_fit_llama8b_on_a100_by_hand() -> None:
-    r = evaluate(model_spec("llama-3.1-8b-instruct"), gpu_sku("Standard_NC24ads_A100_v4"),
-                 ServingConfig(max_model_len=8192, max_num_seqs=32))
+    r = evaluate(
+        model_spec("llama-3.1-8b-instruct"),
+        gpu_sku("Standard_NC24ads_A100_v4"),
+        ServingConfig(max_model_len=8192, max_num_seqs=32),
+    )
     budget = 80 * GIB * 0.9 - 8_030_261_248 * 2 - GIB
     assert r.kv_token_capacity == int(budget // 131072)
     assert r.max_concurrent_seqs == int(budget // 131072) // 8192  # 56 sequences of 8K
@@ -166,8 +177,11 @@ def test_fit_llama8b_on_a100_by_hand() -> None:
 
 
 def test_tensor_parallel_divides_weights_and_kv() -> None:
-    r = evaluate(model_spec("llama-3.3-70b-instruct"), gpu_sku("Standard_ND96asr_v4"),
-                 ServingConfig(max_model_len=8192, tensor_parallel_size=8))
+    r = evaluate(
+        model_spec("llama-3.3-70b-instruct"),
+        gpu_sku("Standard_ND96asr_v4"),
+        ServingConfig(max_model_len=8192, tensor_parallel_size=8),
+    )
     assert r.weights_per_gpu_gib == pytest.approx(70_553_706_496 * 2 / 8 / GIB)
     assert r.kv_bytes_per_token == 327_680
     assert r.kv_bytes_per_token_per_gpu == 327_680 // 8
@@ -190,19 +204,52 @@ def test_sizing_profile_builds_a_catalog(tmp_path: Path) -> None:
 
     (tmp_path / "m.yaml").write_text(
         "models:\n  - {name: tiny, hf_id: acme/tiny, parameters: 1000, layers: 1, attention_heads: 1, kv_heads: 1,"
-        " head_dim: 8, max_context: 512}\n", encoding="utf-8")
-    prof = SizingProfile.model_validate({
-        "models_file": "m.yaml",
-        "gpus": {"L4": {"compute_capability": "8.9", "bf16": True, "bandwidth_gbs": 300, "dense_fp16_tflops": 121}},
-        "skus": [{"name": "Standard_X_L4", "series": "X", "gpu": "L4", "gpu_count": 1, "vram_gib": 24, "vcpu": 8,
-                  "ram_gib": 32}],
-        "runtime_overhead_gib": 0.5,
-    })
+        " head_dim: 8, max_context: 512}\n",
+        encoding="utf-8",
+    )
+    prof = SizingProfile.model_validate(
+        {
+            "models_file": "m.yaml",
+            "gpus": {
+                "L4": {
+                    "compute_capability": "8.9",
+                    "bf16": True,
+                    "bandwidth_gbs": 300,
+                    "dense_fp16_tflops": 121,
+                }
+            },
+            "skus": [
+                {
+                    "name": "Standard_X_L4",
+                    "series": "X",
+                    "gpu": "L4",
+                    "gpu_count": 1,
+                    "vram_gib": 24,
+                    "vcpu": 8,
+                    "ram_gib": 32,
+                }
+            ],
+            "runtime_overhead_gib": 0.5,
+        }
+    )
     cat = prof.catalog(tmp_path)
     assert cat.model_spec("acme/tiny").max_context == 512
     assert cat.gpu_sku("standard_x_l4").bandwidth_gbs == 300
     with pytest.raises(ValidationError, match="modelsfile"):
         SizingProfile.model_validate({"modelsfile": "x"})
     with pytest.raises(ValidationError, match="names gpu 'H200'"):
-        SizingProfile.model_validate({"skus": [{"name": "S", "series": "X", "gpu": "H200", "gpu_count": 1,
-                                                "vram_gib": 1, "vcpu": 1, "ram_gib": 1}]})
+        SizingProfile.model_validate(
+            {
+                "skus": [
+                    {
+                        "name": "S",
+                        "series": "X",
+                        "gpu": "H200",
+                        "gpu_count": 1,
+                        "vram_gib": 1,
+                        "vcpu": 1,
+                        "ram_gib": 1,
+                    }
+                ]
+            }
+        )

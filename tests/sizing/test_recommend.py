@@ -25,7 +25,11 @@ def test_mistral_7b_for_200_users_is_one_a100_not_eight_a10() -> None:
     rec = recommend(model_spec("mistral-7b-instruct"), cat.skus, Load(500, 300, 200))
     best = rec.best
     assert (best.sku.name, best.replicas, best.max_num_seqs, best.tensor_parallel_size) == (
-        "Standard_NC24ads_A100_v4", 1, 229, 1)
+        "Standard_NC24ads_A100_v4",
+        1,
+        229,
+        1,
+    )
     assert best.max_model_len == 2048
     assert best.cost_per_hour_peak == pytest.approx(3.673)
     assert best.batch_at_peak == 200
@@ -62,12 +66,19 @@ def test_llama_70b_on_one_two_and_eight_a100s() -> None:
     weights = 70_553_706_496 * 2
     one = evaluate(llama, gpu_sku("Standard_NC24ads_A100_v4"), ServingConfig(max_model_len=2048))
     assert not one.fits
-    two = evaluate(llama, gpu_sku("Standard_NC48ads_A100_v4"), ServingConfig(max_model_len=2048),
-                   default_tensor_parallel=2)
+    two = evaluate(
+        llama,
+        gpu_sku("Standard_NC48ads_A100_v4"),
+        ServingConfig(max_model_len=2048),
+        default_tensor_parallel=2,
+    )
     assert two.weights_per_gpu_gib == pytest.approx(weights / 2 / GIB)
     assert not two.fits
-    two_awq = evaluate(llama, gpu_sku("Standard_NC48ads_A100_v4"),
-                       ServingConfig(max_model_len=2048, quantization="awq", tensor_parallel_size=2))
+    two_awq = evaluate(
+        llama,
+        gpu_sku("Standard_NC48ads_A100_v4"),
+        ServingConfig(max_model_len=2048, quantization="awq", tensor_parallel_size=2),
+    )
     per_gpu_budget = 72 * GIB - weights / 4 / 2 - GIB
     assert two_awq.kv_token_capacity == int(per_gpu_budget // 163_840)
     assert two_awq.max_concurrent_seqs == 174
@@ -77,9 +88,17 @@ def test_llama_70b_on_one_two_and_eight_a100s() -> None:
     assert eight.fits
     # recommend over all A100 sizes, AWQ allowed: one NC48ads (2 GPUs) holds 174 ≥ 100 sequences at $7.346,
     # cheaper than an 8-GPU node; bf16 fits only the 8-GPU nodes.
-    rec = recommend(llama, [s for s in default_catalog().skus if "A100" in s.gpu_model], Load(500, 300, 100),
-                    choices=Choices(quantizations=(None, "awq")))
-    assert (rec.best.sku.name, rec.best.quantization, rec.best.replicas) == ("Standard_NC48ads_A100_v4", "awq", 1)
+    rec = recommend(
+        llama,
+        [s for s in default_catalog().skus if "A100" in s.gpu_model],
+        Load(500, 300, 100),
+        choices=Choices(quantizations=(None, "awq")),
+    )
+    assert (rec.best.sku.name, rec.best.quantization, rec.best.replicas) == (
+        "Standard_NC48ads_A100_v4",
+        "awq",
+        1,
+    )
     assert rec.best.cost_per_hour_peak == pytest.approx(7.346)
 
 
@@ -117,7 +136,9 @@ def test_an_itl_slo_excludes_the_cheapest_sku() -> None:
     rec = recommend(model_spec("phi-4-mini-instruct"), skus, Load(500, 300, 64), Slo(itl_p95_s=0.025))
     assert (rec.best.sku.name, rec.best.max_num_seqs, rec.best.replicas) == ("Standard_NV36ads_A10_v5", 15, 5)
     assert rec.best.cost_per_hour_peak == pytest.approx(16.00)
-    assert rec.best.prediction.itl_p95_s == pytest.approx(0.002 + (7_672_043_520 + 13 * 800 * 131_072) / 450e9)
+    assert rec.best.prediction.itl_p95_s == pytest.approx(
+        0.002 + (7_672_043_520 + 13 * 800 * 131_072) / 450e9
+    )
     t4 = rec.alternatives[0]
     assert t4.verdict == "over-slo"
     assert "ITL p95 34 ms > 25 ms" in t4.reason
@@ -145,8 +166,12 @@ def test_breakeven_from_the_predicted_throughput_and_the_worked_example() -> Non
     """
     skus = [gpu_sku("Standard_NC16as_T4_v3")]
     load = Load(500, 300, 32)
-    rec = recommend(model_spec("mistral-7b-instruct"), skus, load,
-                    choices=Choices(quantizations=("awq",), price_per_hour=1.20))
+    rec = recommend(
+        model_spec("mistral-7b-instruct"),
+        skus,
+        load,
+        choices=Choices(quantizations=("awq",), price_per_hour=1.20),
+    )
     money = economics(rec.best, load, default_catalog().apis, tokens_per_s=3000)
     mini = money.against[0]
     assert mini.api.name == "gpt-4o-mini"
@@ -160,7 +185,9 @@ def test_breakeven_from_the_predicted_throughput_and_the_worked_example() -> Non
 
 
 def test_nothing_fits_names_the_reasons() -> None:
-    with pytest.raises(NothingFits, match=r"no SKU holds llama-3.3-70b-instruct .*Standard_NC4as_T4_v3: does not fit"):
+    with pytest.raises(
+        NothingFits, match=r"no SKU holds llama-3.3-70b-instruct .*Standard_NC4as_T4_v3: does not fit"
+    ):
         recommend(model_spec("llama-3.3-70b-instruct"), [gpu_sku("Standard_NC4as_T4_v3")], Load(500, 300, 1))
 
 
@@ -170,9 +197,20 @@ def test_a_new_sku_family_from_the_catalog_is_ranked_and_unpriced_ones_are_not()
     listed as unpriced and the T4 wins."""
     from pytest_aksai.sizing import GpuSku
 
-    l4 = GpuSku(name="Standard_Custom_L4", series="custom", gpu_model="L4", gpu_count=1, vram_gib=24,
-                compute_capability=8.9, bf16=True, bandwidth_gbs=300, dense_fp16_tflops=121, vcpu=8, ram_gib=32,
-                price_per_hour=0.70)
+    l4 = GpuSku(
+        name="Standard_Custom_L4",
+        series="custom",
+        gpu_model="L4",
+        gpu_count=1,
+        vram_gib=24,
+        compute_capability=8.9,
+        bf16=True,
+        bandwidth_gbs=300,
+        dense_fp16_tflops=121,
+        vcpu=8,
+        ram_gib=32,
+        price_per_hour=0.70,
+    )
     phi, load = model_spec("phi-4-mini-instruct"), Load(500, 300, 64)
     best = recommend(phi, [gpu_sku("Standard_NC4as_T4_v3"), l4], load).best
     assert (best.sku.name, best.replicas, best.max_num_seqs) == ("Standard_Custom_L4", 2, 53)

@@ -11,11 +11,33 @@ from pytest_aksai.sizing._resolve import RefusedInput, model_named, one_sku, sku
 @pytest.mark.parametrize(
     ("typed", "expected"),
     [
-        ("T4", ["Standard_NC4as_T4_v3", "Standard_NC8as_T4_v3", "Standard_NC16as_T4_v3", "Standard_NC64as_T4_v3"]),
-        ("A100 80GB", ["Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-                       "Standard_ND96amsr_A100_v4"]),
-        ("a100 80 GB", ["Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-                        "Standard_ND96amsr_A100_v4"]),
+        (
+            "T4",
+            [
+                "Standard_NC4as_T4_v3",
+                "Standard_NC8as_T4_v3",
+                "Standard_NC16as_T4_v3",
+                "Standard_NC64as_T4_v3",
+            ],
+        ),
+        (
+            "A100 80GB",
+            [
+                "Standard_NC24ads_A100_v4",
+                "Standard_NC48ads_A100_v4",
+                "Standard_NC96ads_A100_v4",
+                "Standard_ND96amsr_A100_v4",
+            ],
+        ),
+        (
+            "a100 80 GB",
+            [
+                "Standard_NC24ads_A100_v4",
+                "Standard_NC48ads_A100_v4",
+                "Standard_NC96ads_A100_v4",
+                "Standard_ND96amsr_A100_v4",
+            ],
+        ),
         ("A10", ["Standard_NV36ads_A10_v5", "Standard_NV36adms_A10_v5", "Standard_NV72ads_A10_v5"]),
         ("NC24ads_A100_v4", ["Standard_NC24ads_A100_v4"]),
         ("standard_nd96asr_v4", ["Standard_ND96asr_v4"]),
@@ -27,8 +49,13 @@ def test_gpu_names_resolve_to_the_skus_carrying_them(typed: str, expected: list[
 
 def test_a100_without_memory_size_names_every_a100_sku() -> None:
     names = {s.name for s in skus_named(default_catalog(), "A100")}
-    assert names == {"Standard_NC24ads_A100_v4", "Standard_NC48ads_A100_v4", "Standard_NC96ads_A100_v4",
-                     "Standard_ND96asr_v4", "Standard_ND96amsr_A100_v4"}
+    assert names == {
+        "Standard_NC24ads_A100_v4",
+        "Standard_NC48ads_A100_v4",
+        "Standard_NC96ads_A100_v4",
+        "Standard_ND96asr_v4",
+        "Standard_ND96amsr_A100_v4",
+    }
 
 
 def test_an_ambiguous_gpu_lists_the_skus_with_count_and_price() -> None:

@@ -53,33 +53,57 @@ def write(p: pytest.Pytester, name: str, text: str) -> None:
 
 
 def test_each_finding_is_an_item_with_a_readable_id(suite: pytest.Pytester) -> None:
-    write(suite, "ws.yaml", WORKSPACE.format(name="phi", sku="Standard_NC4as_T4_v3", preset="phi-4-mini-instruct",
-                                             mml=4096, seqs=8))
-    write(suite, "big.yaml", WORKSPACE.format(name="mis", sku="Standard_NC16as_T4_v3", preset="mistral-7b-instruct",
-                                              mml=8192, seqs=8))
+    write(
+        suite,
+        "ws.yaml",
+        WORKSPACE.format(
+            name="phi", sku="Standard_NC4as_T4_v3", preset="phi-4-mini-instruct", mml=4096, seqs=8
+        ),
+    )
+    write(
+        suite,
+        "big.yaml",
+        WORKSPACE.format(
+            name="mis", sku="Standard_NC16as_T4_v3", preset="mistral-7b-instruct", mml=8192, seqs=8
+        ),
+    )
     r = run(suite, "--aksai-manifests", "deploy", "-m", "sizing", "-v")
     r.assert_outcomes(passed=6 + 4, failed=2, warnings=1)
-    r.stdout.fnmatch_lines([
-        "*test_sizing_invariant?big.yaml::Workspace/mis::weights-fit? FAILED*",
-        "*test_sizing_invariant?ws.yaml::Workspace/phi::weights-fit? PASSED*",
-    ])
-    r.stdout.fnmatch_lines(["*weights-fit (Workspace/mis in big.yaml): mistral-7b-instruct weights 13.50 GiB × 1.3*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*test_sizing_invariant?big.yaml::Workspace/mis::weights-fit? FAILED*",
+            "*test_sizing_invariant?ws.yaml::Workspace/phi::weights-fit? PASSED*",
+        ]
+    )
+    r.stdout.fnmatch_lines(
+        ["*weights-fit (Workspace/mis in big.yaml): mistral-7b-instruct weights 13.50 GiB × 1.3*"]
+    )
 
 
 def test_warning_passes_with_a_warning_and_fails_under_strict(suite: pytest.Pytester) -> None:
-    write(suite, "ws.yaml", WORKSPACE.format(name="phi", sku="Standard_NC4as_T4_v3", preset="phi-4-mini-instruct",
-                                             mml=4096, seqs=64))
+    write(
+        suite,
+        "ws.yaml",
+        WORKSPACE.format(
+            name="phi", sku="Standard_NC4as_T4_v3", preset="phi-4-mini-instruct", mml=4096, seqs=64
+        ),
+    )
     r = run(suite, "--aksai-manifests", "deploy", "-m", "sizing", "-k", "kv-concurrency")
     r.assert_outcomes(passed=1, warnings=1)
     r.stdout.fnmatch_lines(["*AksaiSizingWarning*max-num-seqs 64 > 12 sequences*"])
-    strict = run(suite, "--aksai-manifests", "deploy", "-m", "sizing", "-k", "kv-concurrency", "--aksai-strict")
+    strict = run(
+        suite, "--aksai-manifests", "deploy", "-m", "sizing", "-k", "kv-concurrency", "--aksai-strict"
+    )
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*kv-concurrency (warning, failed under --aksai-strict): max-num-seqs 64*"])
 
 
 def test_unknown_model_skips_and_fails_under_strict(suite: pytest.Pytester) -> None:
-    write(suite, "ws.yaml", WORKSPACE.format(name="x", sku="Standard_NC4as_T4_v3", preset="falcon-7b", mml=2048,
-                                             seqs=8))
+    write(
+        suite,
+        "ws.yaml",
+        WORKSPACE.format(name="x", sku="Standard_NC4as_T4_v3", preset="falcon-7b", mml=2048, seqs=8),
+    )
     r = run(suite, "--aksai-manifests", "deploy", "-rs")
     r.assert_outcomes(skipped=1)
     r.stdout.fnmatch_lines(["*catalog not checked: unknown model 'falcon-7b'*"])
@@ -92,10 +116,12 @@ def test_without_manifests_the_suite_checks_the_clusters_objects(suite: pytest.P
     r = run(suite, "-m", "sizing", "-v", "-W", "default")
     outcomes = r.parseoutcomes()
     assert outcomes.get("passed", 0) >= 3, r.stdout.str()
-    r.stdout.fnmatch_lines([
-        "*[[]cluster:sim::Workspace/workspace-phi4-mini::weights-fit[]] PASSED*",
-        "*max-num-seqs 64 > 12 sequences of max-model-len 4096*",
-    ])
+    r.stdout.fnmatch_lines(
+        [
+            "*[[]cluster:sim::Workspace/workspace-phi4-mini::weights-fit[]] PASSED*",
+            "*max-num-seqs 64 > 12 sequences of max-model-len 4096*",
+        ]
+    )
 
 
 def test_collect_only_does_not_read_the_cluster(suite: pytest.Pytester) -> None:
@@ -111,9 +137,14 @@ def test_bad_yaml_fails_naming_the_file(suite: pytest.Pytester) -> None:
 
 
 def test_profile_sizing_table_adds_a_model(suite: pytest.Pytester) -> None:
-    write(suite, "ws.yaml", WORKSPACE.format(name="t", sku="Standard_NC4as_T4_v3", preset="tiny-chat", mml=2048,
-                                             seqs=4))
-    suite.makefile(".toml", aksai=textwrap.dedent("""
+    write(
+        suite,
+        "ws.yaml",
+        WORKSPACE.format(name="t", sku="Standard_NC4as_T4_v3", preset="tiny-chat", mml=2048, seqs=4),
+    )
+    suite.makefile(
+        ".toml",
+        aksai=textwrap.dedent("""
         [clusters.static]
         provider = "sim"
         [[clusters.static.sizing.models]]
@@ -125,7 +156,8 @@ def test_profile_sizing_table_adds_a_model(suite: pytest.Pytester) -> None:
         kv_heads = 4
         head_dim = 64
         max_context = 4096
-    """))
+    """),
+    )
     r = run(suite, "--aksai-cluster", "static", "--aksai-manifests", "deploy", "-k", "weights-fit", "-v")
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines(["*ws.yaml::Workspace/t::weights-fit? PASSED*"])
