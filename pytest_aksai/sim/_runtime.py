@@ -13,6 +13,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from pytest_aksai.sim import contract
+from pytest_aksai.sim.contract import Fault
+
 from . import _controllers
 from ._apiserver import ApiError, ApiServer, Store
 from ._apiserver._http import error_response
@@ -21,7 +24,6 @@ from ._clock import VirtualClock
 from ._context import SimContext
 from ._faults import FAULTS_CONFIGMAP_NAME, FAULTS_CONFIGMAP_NAMESPACE, ActiveFaults
 
-SIM_CONFIGMAP = "aksai-sim"
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -58,11 +60,11 @@ class Runtime:
     @web.middleware
     async def _flaky_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if (
-            self.faults.is_active("api-flaky")
+            self.faults.is_active(Fault.API_FLAKY)
             and request.headers.get("Authorization", "")[7:] != self.internal_token
         ):
             try:
-                percent = float(self.faults.parameter("api-flaky", "20"))
+                percent = float(self.faults.parameter(Fault.API_FLAKY, "20"))
             except ValueError:
                 percent = 20.0
             if random.random() * 100 < percent:
@@ -135,11 +137,11 @@ class Runtime:
         store.create_raw(
             configmaps,
             {
-                "metadata": {"name": SIM_CONFIGMAP, "namespace": "kube-system"},
+                "metadata": {"name": contract.SIM_CONFIGMAP, "namespace": contract.SIM_NAMESPACE},
                 "data": {
-                    "timeScale": repr(self.clock.time_scale),
-                    "scenario": self.scenario,
-                    "epoch": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    contract.KEY_TIME_SCALE: repr(self.clock.time_scale),
+                    contract.KEY_SCENARIO: self.scenario,
+                    contract.KEY_EPOCH: self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 },
             },
         )

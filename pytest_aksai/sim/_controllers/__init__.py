@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+from pytest_aksai.sim import contract
 from pytest_aksai.sim._apiserver._errors import ApiError
 from pytest_aksai.sim._controllers._daemonset import DaemonSetController
 from pytest_aksai.sim._controllers._deployment import DeploymentController
@@ -25,7 +26,7 @@ from pytest_aksai.sim._controllers._nodes import NodeController
 from pytest_aksai.sim._controllers._replicaset import ReplicaSetController
 from pytest_aksai.sim._controllers._scheduler import SchedulerController
 from pytest_aksai.sim._controllers._statefulset import StatefulSetController
-from pytest_aksai.sim._scenarios import ADDONS_KEY, Scenario, load_scenario, scenario_objects
+from pytest_aksai.sim._scenarios import Scenario, load_scenario, scenario_objects
 
 log = logging.getLogger("pytest_aksai.sim.controllers")
 
@@ -41,8 +42,6 @@ CONTROLLERS: list[type[Controller]] = [
     EndpointsController,
     *KAITO_CONTROLLERS,
 ]
-
-SIM_CONFIGMAP = ("kube-system", "aksai-sim")
 
 
 def apply_scenario(ctx: Any, scenario: Scenario) -> None:
@@ -60,9 +59,9 @@ def apply_scenario(ctx: Any, scenario: Scenario) -> None:
                     f"{(obj.get('metadata') or {}).get('name')!r}: {exc.message}",
                 ) from exc
     configmaps = store.resource("v1", "configmaps")
-    sim = store.try_get(configmaps, SIM_CONFIGMAP[1], SIM_CONFIGMAP[0])
+    sim = store.try_get(configmaps, contract.SIM_CONFIGMAP, contract.SIM_NAMESPACE)
     if sim is not None:
-        sim.setdefault("data", {})[ADDONS_KEY] = ",".join(scenario.addons)
+        sim.setdefault("data", {})[contract.KEY_ADDONS] = ",".join(scenario.addons)
         store.update(configmaps, sim)
 
 

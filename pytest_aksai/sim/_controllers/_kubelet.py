@@ -23,6 +23,7 @@ from pytest_aksai.sim._controllers import _commands
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._controllers._nodes import kubelet_down
 from pytest_aksai.sim._controllers._podutil import set_condition
+from pytest_aksai.sim.contract import Fault
 
 SANDBOX_SECONDS = 2.0
 DEFAULT_PULL_SECONDS = 6.0
@@ -245,8 +246,8 @@ class KubeletController(Controller):
         cached = c.image in self.images.setdefault(run.node, set())
         policy = c.spec.get("imagePullPolicy") or "IfNotPresent"
         pattern = (
-            self.ctx.faults.parameter("image-pull-backoff")
-            if self.ctx.faults.is_active("image-pull-backoff")
+            self.ctx.faults.parameter(Fault.IMAGE_PULL_BACKOFF)
+            if self.ctx.faults.is_active(Fault.IMAGE_PULL_BACKOFF)
             else None
         )
         failing = pattern is not None and (pattern == "" or pattern in c.image)

@@ -27,9 +27,10 @@ from pytest_aksai.sim._controllers import _commands, _kubelet
 from pytest_aksai.sim._controllers import _kaito_presets as presets
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
 from pytest_aksai.sim._vllm import EngineConfigError, GpuPerf, ModelServer, ServedModel
+from pytest_aksai.sim.contract import Fault
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku
 
-OOM_FAULT = "kaito-inference-oom"
+OOM_FAULT = Fault.KAITO_INFERENCE_OOM
 log = logging.getLogger("pytest_aksai.sim.controllers")
 
 
@@ -249,7 +250,7 @@ class ModelServingController(Controller):
                     presets.engine_config(args, entry),
                     gpu,
                     self.ctx.faults,
-                    legacy_metrics=self.ctx.faults.is_active("vllm-legacy-metrics"),
+                    legacy_metrics=self.ctx.faults.is_active(Fault.VLLM_LEGACY_METRICS),
                 )
             except (EngineConfigError, presets.InferenceConfigError):
                 if explicit or length <= 256:

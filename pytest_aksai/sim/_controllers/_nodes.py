@@ -18,6 +18,7 @@ from typing import Any
 from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch
 from pytest_aksai.sim._controllers._podutil import set_condition
 from pytest_aksai.sim._controllers._predicates import tolerates
+from pytest_aksai.sim.contract import Fault
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
@@ -44,9 +45,9 @@ _NOT_READY_MESSAGE = (
 def kubelet_down(ctx: Any, node_name: str) -> bool:
     """True while the `node-not-ready` fault stops this node's kubelet (parameter: node names, comma-separated;
     empty: every node)."""
-    if not ctx.faults.is_active("node-not-ready"):
+    if not ctx.faults.is_active(Fault.NODE_NOT_READY):
         return False
-    names = [n.strip() for n in ctx.faults.parameter("node-not-ready").split(",") if n.strip()]
+    names = [n.strip() for n in ctx.faults.parameter(Fault.NODE_NOT_READY).split(",") if n.strip()]
     return not names or node_name in names
 
 

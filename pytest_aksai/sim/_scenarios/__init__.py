@@ -20,9 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, capacity_and_allocatable, vm_size
 
-ADDONS_KEY = "addons"
-"""Key of the ConfigMap `kube-system/aksai-sim` listing the installed add-ons (comma-separated)."""
-
 
 class ScenarioError(ValueError):
     pass

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_aksai.sim.contract import Fault
+
 from .._faults import ActiveFaults
 from ._config import EngineConfig, GpuPerf, ServedModel
 from ._engine import EngineDeadError, EngineOverloadedError, EngineRequest, Output, SimEngine
@@ -39,9 +41,9 @@ class _Server:
 
 
 def _served_name(model: ServedModel, faults: ActiveFaults) -> str:
-    if faults.is_active("vllm-wrong-served-name"):
+    if faults.is_active(Fault.VLLM_WRONG_SERVED_NAME):
         # vLLM without --served-model-name serves under the model path: the HF repo id.
-        return faults.parameter("vllm-wrong-served-name", model.hf_id)
+        return faults.parameter(Fault.VLLM_WRONG_SERVED_NAME, model.hf_id)
     return model.served_name
 
 
@@ -197,7 +199,7 @@ async def _models(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     server = request.app[_SERVER]
-    if server.faults.is_active("vllm-no-metrics"):
+    if server.faults.is_active(Fault.VLLM_NO_METRICS):
         return web.json_response({"detail": "Not Found"}, status=404)
     body = server.engine.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
@@ -266,7 +268,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     server = request.app[_SERVER]
     body = await _parse(request, _ChatRequest)
     name = _check_model(server, body.model)
-    if server.faults.is_active("vllm-broken-chat-template"):
+    if server.faults.is_active(Fault.VLLM_BROKEN_CHAT_TEMPLATE):
         raise _HttpError(
             HTTPStatus.INTERNAL_SERVER_ERROR,
             "An error occurred in `transformers` while applying chat template: "
@@ -301,7 +303,7 @@ async def _serve(request: web.Request, server: _Server, body: _SamplingRequest, 
             options = body.stream_options
             usage = bool(options and options.include_usage)
             frames = shape.stream(seq, include_usage=usage)
-            if server.faults.is_active("vllm-buffered-stream"):
+            if server.faults.is_active(Fault.VLLM_BUFFERED_STREAM):
                 whole = b"".join([frame async for frame in frames])
                 return web.Response(body=whole, headers={"Content-Type": "text/event-stream; charset=utf-8"})
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
