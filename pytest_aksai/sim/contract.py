@@ -97,7 +97,7 @@ FAULTS: dict[str, FaultSpec] = {
             "vllm:kv_cache_usage_perc",
         ),
         FaultSpec(
-            Fault.KAITO_INFERENCE_OOM, "kaito", "KAITO inference pods are OOMKilled while loading the model"
+            Fault.KAITO_INFERENCE_OOM, "vllm", "KAITO inference pods are OOMKilled while loading the model"
         ),
     ]
 }

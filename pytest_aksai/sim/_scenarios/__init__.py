@@ -10,7 +10,6 @@ the `cluster` table is merged, other keys are replaced.
 from __future__ import annotations
 
 import hashlib
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pytest_aksai.sim._addons import Component, resolve
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, capacity_and_allocatable, vm_size
 
 
@@ -62,20 +62,6 @@ class NodePool(_Model):
         return values
 
 
-class Addon(_Model):
-    """One controller Deployment of an add-on (and optionally a Service in front of it)."""
-
-    name: str
-    namespace: str = "kube-system"
-    image: str
-    replicas: int = 1
-    labels: dict[str, str] = Field(default_factory=dict)
-    cpu: str = "100m"
-    memory: str = "128Mi"
-    ports: dict[str, int] = Field(default_factory=dict)
-    """Service port name → port (the Service is named after the component when ports are given)."""
-
-
 class Scenario(_Model):
     name: str = ""
     description: str = ""
@@ -89,12 +75,7 @@ class Scenario(_Model):
     @field_validator("addons")
     @classmethod
     def _known_addons(cls, values: list[str]) -> list[str]:
-        catalog = addon_catalog()
-        unknown = [a for a in values if a not in catalog]
-        if unknown:
-            raise ValueError(
-                f"unknown add-on(s) {', '.join(unknown)}; known add-ons: {', '.join(sorted(catalog))}"
-            )
+        resolve(values)
         return values
 
 
@@ -108,17 +89,9 @@ def _parse_taint(text: str) -> dict[str, str]:
     return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
 
 
-@cache
-def addon_catalog() -> dict[str, tuple[Addon, ...]]:
-    raw = yaml.safe_load((resources.files(__name__) / "addons.yaml").read_text(encoding="utf-8"))
-    return {name: tuple(Addon.model_validate(c) for c in components) for name, components in raw.items()}
-
-
 def available_scenarios() -> list[str]:
     return sorted(
-        e.name[: -len(".yaml")]
-        for e in resources.files(__name__).iterdir()
-        if e.name.endswith(".yaml") and e.name != "addons.yaml"
+        e.name[: -len(".yaml")] for e in resources.files(__name__).iterdir() if e.name.endswith(".yaml")
     )
 
 
@@ -305,7 +278,7 @@ def pool_nodes(scenario: Scenario, pool: NodePool, first_index: int, now: str) -
     return nodes
 
 
-def addon_objects(addon: Addon) -> list[dict[str, Any]]:
+def addon_objects(addon: Component) -> list[dict[str, Any]]:
     labels = {"app": addon.name, **addon.labels}
     container: dict[str, Any] = {
         "name": addon.name,
@@ -360,10 +333,9 @@ def scenario_objects(scenario: Scenario, now: str) -> list[dict[str, Any]]:
     for pool in scenario.node_pools:
         objects.extend(pool_nodes(scenario, pool, index, now))
         index += pool.count
-    catalog = addon_catalog()
     namespaces = set(scenario.namespaces)
-    for name in scenario.addons:
-        for component in catalog[name]:
+    for addon in resolve(scenario.addons):
+        for component in addon.components:
             if component.namespace not in namespaces:
                 namespaces.add(component.namespace)
                 objects.append(

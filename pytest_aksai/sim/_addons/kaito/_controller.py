@@ -23,14 +23,14 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_aksai.sim._controllers import _kaito_presets as presets
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, owner_keys
-from pytest_aksai.sim._controllers._provisioner import (
+from pytest_aksai.sim._addons.kaito import _presets as presets
+from pytest_aksai.sim._addons.karpenter._provisioner import (
     GPU_RESOURCE,
     NODECLAIM_API,
     known_instance_type,
     set_status_condition,
 )
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, owner_keys
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku
 
 WORKSPACE_API = "kaito.sh/v1beta1"
@@ -572,14 +572,3 @@ class WorkspaceController(Controller):
         if repr(status) != before:
             self.store.update_status(self.rt(WORKSPACE_API, "workspaces"), ws)
         return requeue
-
-
-def _controllers() -> tuple[type[Controller], ...]:
-    from pytest_aksai.sim._controllers._modelserving import ModelServingController
-    from pytest_aksai.sim._controllers._provisioner import ProvisionerController
-
-    return (ProvisionerController, WorkspaceController, ModelServingController)
-
-
-KAITO_CONTROLLERS = _controllers()
-"""The KAITO add-on's controllers, in start order: NodeClaim provisioner, workspace, model serving."""

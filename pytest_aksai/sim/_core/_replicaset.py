@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, split_key, watch_owned
-from pytest_aksai.sim._controllers._podutil import (
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
+from pytest_aksai.sim._core._podutil import (
     is_active,
     is_controlled_by,
     is_ready,

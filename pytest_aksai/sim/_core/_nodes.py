@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch
-from pytest_aksai.sim._controllers._podutil import set_condition
-from pytest_aksai.sim._controllers._predicates import tolerates
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch
+from pytest_aksai.sim._core._podutil import set_condition
+from pytest_aksai.sim._core._predicates import tolerates
 from pytest_aksai.sim.contract import Fault
 
 LEASE_NAMESPACE = "kube-node-lease"

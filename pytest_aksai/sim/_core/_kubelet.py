@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._controllers import _commands
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key, split_key
-from pytest_aksai.sim._controllers._nodes import kubelet_down
-from pytest_aksai.sim._controllers._podutil import set_condition
+from pytest_aksai.sim._core import _commands
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
+from pytest_aksai.sim._core._nodes import kubelet_down
+from pytest_aksai.sim._core._podutil import set_condition
 from pytest_aksai.sim.contract import Fault
 
 SANDBOX_SECONDS = 2.0

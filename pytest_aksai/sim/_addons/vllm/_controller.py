@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pytest_aksai.sim._addons.kaito import _presets as presets
+from pytest_aksai.sim._addons.vllm._server import EngineConfigError, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._controllers import _commands, _kubelet
-from pytest_aksai.sim._controllers import _kaito_presets as presets
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
-from pytest_aksai.sim._vllm import EngineConfigError, GpuPerf, ModelServer, ServedModel
+from pytest_aksai.sim._core import _commands, _kubelet
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key
 from pytest_aksai.sim.contract import Fault
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku
 

@@ -8,8 +8,8 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, split_key, watch_owned
-from pytest_aksai.sim._controllers._podutil import (
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
+from pytest_aksai.sim._core._podutil import (
     is_active,
     is_controlled_by,
     omit_zero,

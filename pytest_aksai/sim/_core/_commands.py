@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pytest_aksai.sim._controllers._resources import GPU_RESOURCE, parse_map
+from pytest_aksai.sim._core._resources import GPU_RESOURCE, parse_map
 from pytest_aksai.sim._scenarios._vmsizes import GPU_MODELS, VM_SIZES, GpuModel
 
 DEFAULT_DRIVER_VERSION = "550.144.03"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pytest_aksai.sim._controllers._resources import node_allocatable, pod_requests, sum_requests
+from pytest_aksai.sim._core._resources import node_allocatable, pod_requests, sum_requests
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NO_NODES_MESSAGE = "no nodes available to schedule pods"

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from pytest_aksai.sim._vllm import EngineConfig, EngineConfigError, GpuPerf, ServedModel
+from pytest_aksai.sim._addons.vllm._server import EngineConfig, EngineConfigError, GpuPerf, ServedModel
 from pytest_aksai.sizing import GpuSku, ModelSpec, default_catalog
 
 KAITO_BASE_IMAGE = "mcr.microsoft.com/aks/kaito/kaito-base:0.4.2"

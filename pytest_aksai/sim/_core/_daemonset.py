@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import (
+from pytest_aksai.sim._core._framework import (
     Controller,
     Obj,
     Watch,
@@ -15,9 +15,9 @@ from pytest_aksai.sim._controllers._framework import (
     split_key,
     watch_owned,
 )
-from pytest_aksai.sim._controllers._podutil import is_active, is_controlled_by, is_ready, template_hash
-from pytest_aksai.sim._controllers._predicates import matches_node_affinity, tolerates
-from pytest_aksai.sim._controllers._replicaset import pod_from_template
+from pytest_aksai.sim._core._podutil import is_active, is_controlled_by, is_ready, template_hash
+from pytest_aksai.sim._core._predicates import matches_node_affinity, tolerates
+from pytest_aksai.sim._core._replicaset import pod_from_template
 
 COMPONENT = "daemonset-controller"
 REVISION_LABEL = "controller-revision-hash"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .._faults import ActiveFaults
+from pytest_aksai.sim._faults import ActiveFaults
+
 from ._app import create_app, engine_of
 from ._config import EngineConfig, GpuPerf, ServedModel
 from ._engine import SimEngine

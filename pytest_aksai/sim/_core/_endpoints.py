@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key, split_key
-from pytest_aksai.sim._controllers._podutil import is_ready, is_terminal, owner_reference
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
+from pytest_aksai.sim._core._podutil import is_ready, is_terminal, owner_reference
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"

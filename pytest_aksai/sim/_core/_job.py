@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, split_key, watch_owned
-from pytest_aksai.sim._controllers._podutil import is_controlled_by, omit_zero, set_condition
-from pytest_aksai.sim._controllers._replicaset import pod_from_template
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
+from pytest_aksai.sim._core._podutil import is_controlled_by, omit_zero, set_condition
+from pytest_aksai.sim._core._replicaset import pod_from_template
 
 COMPONENT = "job-controller"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"

@@ -1,10 +1,9 @@
-"""Controllers of the simulated cluster.
+"""The sim's core: the generic controllers every cluster runs (nodes, scheduler, kubelet, workloads,
+endpoints) and the controller framework that add-ons (`pytest_aksai.sim._addons`) build on.
 
 The runtime calls `start(ctx)` once the API server's store is bootstrapped; it applies the scenario and
-returns the controllers' long-lived tasks, which the runtime cancels at shutdown.
-
-To add a controller: write a module here with a `Controller` subclass (see `_framework`) and append the
-class to `CONTROLLERS`.
+returns the long-lived tasks of the core controllers and of the scenario's add-ons, which the runtime
+cancels at shutdown.
 """
 
 from __future__ import annotations
@@ -15,22 +14,21 @@ from typing import Any
 
 from pytest_aksai.sim import contract
 from pytest_aksai.sim._apiserver._errors import ApiError
-from pytest_aksai.sim._controllers._daemonset import DaemonSetController
-from pytest_aksai.sim._controllers._deployment import DeploymentController
-from pytest_aksai.sim._controllers._endpoints import EndpointsController
-from pytest_aksai.sim._controllers._framework import Controller, run_all
-from pytest_aksai.sim._controllers._job import JobController
-from pytest_aksai.sim._controllers._kaito import KAITO_CONTROLLERS
-from pytest_aksai.sim._controllers._kubelet import KubeletController
-from pytest_aksai.sim._controllers._nodes import NodeController
-from pytest_aksai.sim._controllers._replicaset import ReplicaSetController
-from pytest_aksai.sim._controllers._scheduler import SchedulerController
-from pytest_aksai.sim._controllers._statefulset import StatefulSetController
+from pytest_aksai.sim._core._daemonset import DaemonSetController
+from pytest_aksai.sim._core._deployment import DeploymentController
+from pytest_aksai.sim._core._endpoints import EndpointsController
+from pytest_aksai.sim._core._framework import Controller, run_all
+from pytest_aksai.sim._core._job import JobController
+from pytest_aksai.sim._core._kubelet import KubeletController
+from pytest_aksai.sim._core._nodes import NodeController
+from pytest_aksai.sim._core._replicaset import ReplicaSetController
+from pytest_aksai.sim._core._scheduler import SchedulerController
+from pytest_aksai.sim._core._statefulset import StatefulSetController
 from pytest_aksai.sim._scenarios import Scenario, load_scenario, scenario_objects
 
 log = logging.getLogger("pytest_aksai.sim.controllers")
 
-CONTROLLERS: list[type[Controller]] = [
+CORE_CONTROLLERS: list[type[Controller]] = [
     NodeController,
     SchedulerController,
     KubeletController,
@@ -40,7 +38,6 @@ CONTROLLERS: list[type[Controller]] = [
     DaemonSetController,
     JobController,
     EndpointsController,
-    *KAITO_CONTROLLERS,
 ]
 
 
@@ -66,5 +63,9 @@ def apply_scenario(ctx: Any, scenario: Scenario) -> None:
 
 
 async def start(ctx: Any) -> list[asyncio.Task[None]]:
-    apply_scenario(ctx, load_scenario(ctx.scenario))
-    return await run_all(controller(ctx) for controller in CONTROLLERS)
+    from pytest_aksai.sim._addons import resolve
+
+    scenario = load_scenario(ctx.scenario)
+    apply_scenario(ctx, scenario)
+    controllers = [*CORE_CONTROLLERS, *(c for addon in resolve(scenario.addons) for c in addon.controllers())]
+    return await run_all(controller(ctx) for controller in controllers)

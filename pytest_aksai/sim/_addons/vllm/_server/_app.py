@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_aksai.sim._faults import ActiveFaults
 from pytest_aksai.sim.contract import Fault
 
-from .._faults import ActiveFaults
 from ._config import EngineConfig, GpuPerf, ServedModel
 from ._engine import EngineDeadError, EngineOverloadedError, EngineRequest, Output, SimEngine
 from ._metrics import VllmMetrics

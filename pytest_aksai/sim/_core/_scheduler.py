@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, object_key
-from pytest_aksai.sim._controllers._nodes import TAINT_NOT_READY
-from pytest_aksai.sim._controllers._podutil import is_terminal, set_condition
-from pytest_aksai.sim._controllers._predicates import NodeVerdict, filter_node, fit_error_message, score_node
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key
+from pytest_aksai.sim._core._nodes import TAINT_NOT_READY
+from pytest_aksai.sim._core._podutil import is_terminal, set_condition
+from pytest_aksai.sim._core._predicates import NodeVerdict, filter_node, fit_error_message, score_node
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 300.0

@@ -5,15 +5,15 @@ highest ordinal down on a template change (RollingUpdate)."""
 
 from __future__ import annotations
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch, split_key, watch_owned
-from pytest_aksai.sim._controllers._podutil import (
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
+from pytest_aksai.sim._core._podutil import (
     is_controlled_by,
     is_ready,
     is_terminal,
     omit_zero,
     template_hash,
 )
-from pytest_aksai.sim._controllers._replicaset import available, pod_from_template
+from pytest_aksai.sim._core._replicaset import available, pod_from_template
 
 COMPONENT = "statefulset-controller"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"

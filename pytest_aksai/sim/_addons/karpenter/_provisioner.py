@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_aksai.sim._controllers._framework import Controller, Obj, Watch
+from pytest_aksai.sim._core._framework import Controller, Obj, Watch
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, VmSize, capacity_and_allocatable
 from pytest_aksai.sizing import GpuSku, UnknownEntryError, gpu_sku
 
