@@ -67,7 +67,7 @@ def test_bad_scenarios_are_refused_with_the_key_and_the_fix(tmp_path: Path, text
 
 
 def test_unknown_scenario_names_list_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="built-in scenarios: default, gpu"):
+    with pytest.raises(ScenarioError, match="built-in scenarios: aks-ai-lab, default, gpu"):
         load_scenario("prod")
     with pytest.raises(ScenarioError, match="does not exist"):
         load_scenario(str(tmp_path / "missing.yaml"))

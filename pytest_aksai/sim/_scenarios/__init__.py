@@ -3,8 +3,9 @@
 A scenario names the AKS cluster (region, versions), its node pools (VM size, count, zones, labels, taints),
 the add-ons installed (their controllers' Deployments and Services appear in the cluster, and the list is
 advertised in the ConfigMap `kube-system/aksai-sim`), extra namespaces and any objects to create at start
-(including Nodes declared in full). `extends: <name>` starts from another scenario: lists are appended,
-the `cluster` table is merged, other keys are replaced.
+(including Nodes declared in full). `extends: <name>` starts from another scenario: lists are appended
+(an object of the same apiVersion, kind, namespace and name replaces the parent's in place), the `cluster` table is
+merged, other keys are replaced.
 """
 
 from __future__ import annotations
@@ -118,10 +119,20 @@ def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
     return data, source
 
 
+def _object_identity(obj: Any) -> tuple[str, ...]:
+    meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+    fields = (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace"), meta.get("name"))
+    return tuple(str(f or "") for f in fields) if isinstance(obj, dict) else (repr(obj),)
+
+
 def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     merged = dict(parent)
     for key, value in child.items():
-        if key in ("nodePools", "objects", "namespaces") and isinstance(value, list):
+        if key == "objects" and isinstance(value, list):
+            overrides = {_object_identity(o): o for o in value}
+            inherited = [overrides.pop(_object_identity(o), o) for o in parent.get(key) or []]
+            merged[key] = inherited + list(overrides.values())
+        elif key in ("nodePools", "namespaces") and isinstance(value, list):
             merged[key] = list(parent.get(key) or []) + value
         elif key == "cluster" and isinstance(value, dict):
             merged[key] = {**(parent.get(key) or {}), **value}
