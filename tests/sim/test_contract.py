@@ -64,3 +64,19 @@ def test_importing_the_sim_package_loads_no_server_code() -> None:
         [sys.executable, "-c", code, package_dir], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == ""
+
+
+def test_the_running_sim_loads_no_kubernetes_client_code() -> None:
+    code = (
+        "import sys, types\n"
+        "pkg = types.ModuleType('pytest_aksai'); pkg.__path__ = [sys.argv[1]]; sys.modules['pytest_aksai'] = pkg\n"
+        "from pytest_aksai.sim import SimCluster\n"
+        "with SimCluster() as sim:\n"
+        "    pass\n"
+        "print(','.join(m for m in sys.modules if m in ('kubernetes', 'pytest') or m.startswith(('kubernetes.', '_pytest.', 'pytest_aksai.kube'))))\n"
+    )
+    package_dir = str(SIM_SOURCES.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code, package_dir], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
-
-from kubernetes.utils import parse_quantity
 
 Resources = dict[str, Decimal]
 
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIXES = {
+    "": Decimal(1),
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+}
+
+
 def parse(value: object) -> Decimal:
-    """A Kubernetes quantity (`100m`, `16Gi`, `1`) as a Decimal; raises ValueError on malformed input."""
-    return Decimal(parse_quantity(value))
+    """A Kubernetes quantity (`100m`, `16Gi`, `1`, `1e3`) as a Decimal; raises ValueError on malformed input."""
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return Decimal(str(value))
+    match = _QUANTITY.match(str(value).strip())
+    if match is None or match.group(2) not in _SUFFIXES:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 100m, 16Gi, 2)")
+    try:
+        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 100m, 16Gi, 2)") from None
 
 
 def parse_map(values: Mapping[str, Any] | None) -> Resources:
