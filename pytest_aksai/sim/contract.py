@@ -113,8 +113,6 @@ def parse_fault(text: str) -> tuple[Fault, str]:
     name = name.strip()
     if name not in FAULTS:
         known = ", ".join(sorted(FAULTS))
-        raise UnknownFaultError(
-            f"unknown simulated-cluster fault {name!r} (--aksai-sim-fault / --fault); known faults: "
-            f"{known}; pass one of them, optionally as NAME=VALUE"
-        )
+        # The plugin prefixes the knob and its source, so the message starts with the bad value.
+        raise UnknownFaultError(f"unknown simulated-cluster fault {name!r}; known faults: {known}")
     return Fault(name), value.strip()

@@ -38,7 +38,10 @@ def test_parse_fault_names_the_option_and_the_known_faults() -> None:
         contract.Fault.VLLM_WRONG_SERVED_NAME,
         "foo",
     )
-    with pytest.raises(contract.UnknownFaultError, match=r"--aksai-sim-fault.*known faults: api-flaky"):
+    with pytest.raises(
+        contract.UnknownFaultError,
+        match=r"^unknown simulated-cluster fault 'vllm-nope'; known faults: api-flaky, ",
+    ):
         contract.parse_fault("vllm-nope")
 
 
