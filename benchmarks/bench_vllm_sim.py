@@ -21,8 +21,8 @@ from collections.abc import Awaitable
 import httpx
 from aiohttp import web
 
+from pytest_aksai.sim._addons.vllm._server import EngineConfig, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sim._faults import ActiveFaults
-from pytest_aksai.sim._vllm import EngineConfig, GpuPerf, ModelServer, ServedModel
 
 MODEL = ServedModel(
     "phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9

@@ -6,8 +6,9 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
-DEFAULT_TIME_SCALE = 60.0
-"""One cluster minute per wall second: a 10-minute NAP lifecycle takes ten seconds."""
+from pytest_aksai.sim.contract import DEFAULT_TIME_SCALE
+
+__all__ = ["DEFAULT_TIME_SCALE", "VirtualClock"]
 
 
 class VirtualClock:

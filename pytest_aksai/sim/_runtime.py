@@ -7,32 +7,29 @@ import contextlib
 import random
 import secrets
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from . import _controllers
+from pytest_aksai.sim import contract
+from pytest_aksai.sim.contract import Fault
+
+from . import _core
+from ._addons import resolve
 from ._apiserver import ApiError, ApiServer, Store
 from ._apiserver._http import error_response
 from ._apiserver._tls import make_serving_cert
 from ._clock import VirtualClock
 from ._context import SimContext
 from ._faults import FAULTS_CONFIGMAP_NAME, FAULTS_CONFIGMAP_NAMESPACE, ActiveFaults
+from ._scenarios import load_scenario
 
-SIM_CONFIGMAP = "aksai-sim"
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def sim_crds() -> list[dict[str, Any]]:
-    """The CustomResourceDefinitions the sim installs at start (package data `_crds/*.yaml`)."""
-    out: list[dict[str, Any]] = []
-    folder = resources.files("pytest_aksai.sim") / "_crds"
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            out.extend(d for d in yaml.safe_load_all(entry.read_text(encoding="utf-8")) if d)
-    return out
+def sim_crds(addons: Sequence[str]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions of the installed add-ons (each add-on's `crd-*.yaml`)."""
+    return [crd for addon in resolve(addons) for crd in addon.crds()]
 
 
 class Runtime:
@@ -58,11 +55,11 @@ class Runtime:
     @web.middleware
     async def _flaky_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if (
-            self.faults.is_active("api-flaky")
+            self.faults.is_active(Fault.API_FLAKY)
             and request.headers.get("Authorization", "")[7:] != self.internal_token
         ):
             try:
-                percent = float(self.faults.parameter("api-flaky", "20"))
+                percent = float(self.faults.parameter(Fault.API_FLAKY, "20"))
             except ValueError:
                 percent = 20.0
             if random.random() * 100 < percent:
@@ -120,7 +117,7 @@ class Runtime:
             ca_pem=self.tls.ca_pem,
         )
         self._tasks.append(asyncio.create_task(self._sync_faults(), name="aksai-sim-faults"))
-        self._tasks.extend(await _controllers.start(self.ctx))
+        self._tasks.extend(await _core.start(self.ctx))
         return self.server_url
 
     def _bootstrap(self) -> None:
@@ -129,17 +126,17 @@ class Runtime:
         for name in BOOTSTRAP_NAMESPACES:
             store.create_raw(namespaces, {"metadata": {"name": name}})
         crds = store.resource("apiextensions.k8s.io/v1", "customresourcedefinitions")
-        for crd in sim_crds():
+        for crd in sim_crds(load_scenario(self.scenario).addons):
             store.create_raw(crds, crd)
         configmaps = store.resource("v1", "configmaps")
         store.create_raw(
             configmaps,
             {
-                "metadata": {"name": SIM_CONFIGMAP, "namespace": "kube-system"},
+                "metadata": {"name": contract.SIM_CONFIGMAP, "namespace": contract.SIM_NAMESPACE},
                 "data": {
-                    "timeScale": repr(self.clock.time_scale),
-                    "scenario": self.scenario,
-                    "epoch": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    contract.KEY_TIME_SCALE: repr(self.clock.time_scale),
+                    contract.KEY_SCENARIO: self.scenario,
+                    contract.KEY_EPOCH: self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
                 },
             },
         )

@@ -13,8 +13,14 @@ def _rv(obj: Any) -> str:
     return str(obj["metadata"]["resourceVersion"] if isinstance(obj, dict) else obj.metadata.resource_version)
 
 
-def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what: str, *, timeout: float = 10.0,
-             **kwargs: Any) -> Any:
+def wait_for(
+    list_fn: Callable[..., Any],
+    predicate: Callable[[Any], bool],
+    what: str,
+    *,
+    timeout: float = 10.0,
+    **kwargs: Any,
+) -> Any:
     """The first listed or watched object satisfying `predicate`, within `timeout` wall seconds."""
     deadline = time.monotonic() + timeout
     listing = list_fn(**kwargs)
@@ -24,11 +30,16 @@ def wait_for(list_fn: Callable[..., Any], predicate: Callable[[Any], bool], what
         last = obj
         if predicate(obj):
             return obj
-    version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else listing.metadata.resource_version
+    version = (
+        listing["metadata"]["resourceVersion"]
+        if isinstance(listing, dict)
+        else listing.metadata.resource_version
+    )
     while (remaining := deadline - time.monotonic()) > 0:
         stream = watch.Watch()
-        for event in stream.stream(list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)),
-                                   **kwargs):
+        for event in stream.stream(
+            list_fn, resource_version=version, timeout_seconds=max(1, int(remaining)), **kwargs
+        ):
             obj = event["object"]
             version = _rv(obj)
             last = obj
@@ -49,10 +60,17 @@ def wait_gone(list_fn: Callable[..., Any], what: str, *, timeout: float = 10.0, 
         if not items:
             return
         stream = watch.Watch()
-        version = listing["metadata"]["resourceVersion"] if isinstance(listing, dict) else \
-            listing.metadata.resource_version
-        for event in stream.stream(list_fn, resource_version=version,
-                                   timeout_seconds=max(1, int(deadline - time.monotonic())), **kwargs):
+        version = (
+            listing["metadata"]["resourceVersion"]
+            if isinstance(listing, dict)
+            else listing.metadata.resource_version
+        )
+        for event in stream.stream(
+            list_fn,
+            resource_version=version,
+            timeout_seconds=max(1, int(deadline - time.monotonic())),
+            **kwargs,
+        ):
             if event["type"] == "DELETED":
                 stream.stop()
                 break

@@ -26,8 +26,9 @@ class Raw:
         self.token: str = config["users"][0]["user"]["token"]
         self.base = sim.server_url
         context = ssl.create_default_context(cadata=sim.ca_pem.decode())
-        self.client = httpx.Client(base_url=self.base, verify=context, timeout=30,
-                                   headers={"Authorization": f"Bearer {self.token}"})
+        self.client = httpx.Client(
+            base_url=self.base, verify=context, timeout=30, headers={"Authorization": f"Bearer {self.token}"}
+        )
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.client.request(method, path, **kw)
@@ -73,3 +74,60 @@ def watch_until() -> Callable[..., Any]:
 def watch_gone() -> Callable[..., None]:
     """`watch_gone(list_fn, what, timeout=10, **list_kwargs)`: returns once `list_fn` lists nothing."""
     return _watching.wait_gone
+
+
+WIDGET_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.test.aksai.dev"},
+    "spec": {
+        "group": "test.aksai.dev",
+        "scope": "Namespaced",
+        "names": {
+            "plural": "widgets",
+            "singular": "widget",
+            "kind": "Widget",
+            "shortNames": ["wd"],
+            "categories": ["all"],
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {
+                    "status": {},
+                    "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"},
+                },
+                "additionalPrinterColumns": [{"name": "Size", "type": "string", "jsonPath": ".spec.size"}],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "string", "enum": ["S", "M", "L"]},
+                                    "replicas": {"type": "integer", "minimum": 0, "default": 1},
+                                    "port": {"x-kubernetes-int-or-string": True},
+                                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                },
+                            },
+                            "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def widgets(api: kubernetes.client.ApiClient) -> Iterator[object]:
+    """A namespaced test CRD (`widgets.test.aksai.dev`), so API-server tests need no add-on's CRDs."""
+    ext = kubernetes.client.ApiextensionsV1Api(api)
+    crd = ext.create_custom_resource_definition(WIDGET_CRD)
+    yield crd
+    ext.delete_custom_resource_definition("widgets.test.aksai.dev")

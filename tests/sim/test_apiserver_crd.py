@@ -9,31 +9,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.test.aksai.dev"},
-    "spec": {"group": "test.aksai.dev", "scope": "Namespaced",
-             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"],
-                       "categories": ["all"]},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
-                                                                    "statusReplicasPath": ".status.replicas"}},
-                           "additionalPrinterColumns": [{"name": "Size", "type": "string", "jsonPath": ".spec.size"}],
-                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                               "spec": {"type": "object", "required": ["size"], "properties": {
-                                   "size": {"type": "string", "enum": ["S", "M", "L"]},
-                                   "replicas": {"type": "integer", "minimum": 0, "default": 1},
-                                   "port": {"x-kubernetes-int-or-string": True},
-                                   "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
-                               "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}}}}}}]}}
-
-
-@pytest.fixture(scope="module")
-def widgets(api):
-    ext = kubernetes.client.ApiextensionsV1Api(api)
-    crd = ext.create_custom_resource_definition(WIDGET_CRD)
-    yield crd
-    ext.delete_custom_resource_definition("widgets.test.aksai.dev")
+from tests.sim.conftest import WIDGET_CRD
 
 
 def _widget(name: str, **spec: object) -> dict:  # type: ignore[type-arg]
@@ -61,10 +37,14 @@ def test_structural_validation_is_422_with_field_paths(api, ns, widgets):
     cases = [
         (_widget("w1"), "spec.size: Required value"),
         (_widget("w2", size="XL"), 'spec.size: Unsupported value: "XL": supported values: "S", "M", "L"'),
-        (_widget("w3", size="S", replicas="two"),
-         'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"'),
-        (_widget("w4", size="S", replicas=-1),
-         "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"),
+        (
+            _widget("w3", size="S", replicas="two"),
+            'spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"',
+        ),
+        (
+            _widget("w4", size="S", replicas=-1),
+            "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0",
+        ),
     ]
     for body, message in cases:
         with pytest.raises(ApiException) as err:
@@ -72,26 +52,41 @@ def test_structural_validation_is_422_with_field_paths(api, ns, widgets):
         assert err.value.status == 422
         status = json.loads(err.value.body)
         assert status["reason"] == "Invalid"
-        assert status["message"] == f'Widget.test.aksai.dev "{body["metadata"]["name"]}" is invalid: {message}'
+        assert (
+            status["message"] == f'Widget.test.aksai.dev "{body["metadata"]["name"]}" is invalid: {message}'
+        )
         assert status["details"]["group"] == "test.aksai.dev"
 
 
 def test_pruning_defaults_and_preserved_fields(api, ns, widgets):
     custom = kubernetes.client.CustomObjectsApi(api)
-    created = custom.create_namespaced_custom_object("test.aksai.dev", "v1", ns, "widgets", {
-        **_widget("ok", size="M", port="http", unknown="dropped", extra={"anything": {"goes": 1}}), "top": 1})
+    created = custom.create_namespaced_custom_object(
+        "test.aksai.dev",
+        "v1",
+        ns,
+        "widgets",
+        {
+            **_widget("ok", size="M", port="http", unknown="dropped", extra={"anything": {"goes": 1}}),
+            "top": 1,
+        },
+    )
     assert created["spec"] == {"size": "M", "port": "http", "extra": {"anything": {"goes": 1}}, "replicas": 1}
     assert "top" not in created
     assert created["metadata"]["generation"] == 1
     with pytest.raises(ApiException) as err:
-        custom.create_namespaced_custom_object("test.aksai.dev", "v1", ns, "widgets",
-                                               _widget("bad-port", size="M", port=1.5))
+        custom.create_namespaced_custom_object(
+            "test.aksai.dev", "v1", ns, "widgets", _widget("bad-port", size="M", port=1.5)
+        )
     assert err.value.status == 422
 
 
 def test_strict_field_validation_rejects_unknown_fields(raw, ns, widgets):
-    response = raw.request("POST", f"/apis/test.aksai.dev/v1/namespaces/{ns}/widgets",
-                           params={"fieldValidation": "Strict"}, json=_widget("strict", size="S", bogus=1))
+    response = raw.request(
+        "POST",
+        f"/apis/test.aksai.dev/v1/namespaces/{ns}/widgets",
+        params={"fieldValidation": "Strict"},
+        json=_widget("strict", size="S", bogus=1),
+    )
     assert response.status_code == 400
     assert response.json()["reason"] == "BadRequest"
     assert 'unknown field "spec.bogus"' in response.json()["message"]
@@ -100,25 +95,41 @@ def test_strict_field_validation_rejects_unknown_fields(raw, ns, widgets):
 def test_custom_resources_get_generation_and_status_semantics(api, ns, widgets):
     custom = kubernetes.client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object("test.aksai.dev", "v1", ns, "widgets", _widget("g", size="S"))
-    patched = custom.patch_namespaced_custom_object("test.aksai.dev", "v1", ns, "widgets", "g",
-                                                    {"spec": {"size": "L"}, "status": {"replicas": 9}})
+    patched = custom.patch_namespaced_custom_object(
+        "test.aksai.dev", "v1", ns, "widgets", "g", {"spec": {"size": "L"}, "status": {"replicas": 9}}
+    )
     assert patched["metadata"]["generation"] == 2
     assert "status" not in patched
-    status = custom.patch_namespaced_custom_object_status("test.aksai.dev", "v1", ns, "widgets", "g",
-                                                          {"status": {"replicas": 3}})
+    status = custom.patch_namespaced_custom_object_status(
+        "test.aksai.dev", "v1", ns, "widgets", "g", {"status": {"replicas": 3}}
+    )
     assert status["status"] == {"replicas": 3}
     assert status["metadata"]["generation"] == 2
 
 
 def test_deleting_a_crd_removes_its_resources(api, raw):
     ext = kubernetes.client.ApiextensionsV1Api(api)
-    crd = json.loads(json.dumps(WIDGET_CRD).replace("widgets", "gadgets").replace("Widget", "Gadget")
-                     .replace('"widget"', '"gadget"').replace('"wd"', '"gd"'))
+    crd = json.loads(
+        json.dumps(WIDGET_CRD)
+        .replace("widgets", "gadgets")
+        .replace("Widget", "Gadget")
+        .replace('"widget"', '"gadget"')
+        .replace('"wd"', '"gd"')
+    )
     crd["spec"]["scope"] = "Cluster"
     ext.create_custom_resource_definition(crd)
     custom = kubernetes.client.CustomObjectsApi(api)
-    custom.create_cluster_custom_object("test.aksai.dev", "v1", "gadgets", {
-        "apiVersion": "test.aksai.dev/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": "S"}})
+    custom.create_cluster_custom_object(
+        "test.aksai.dev",
+        "v1",
+        "gadgets",
+        {
+            "apiVersion": "test.aksai.dev/v1",
+            "kind": "Gadget",
+            "metadata": {"name": "g"},
+            "spec": {"size": "S"},
+        },
+    )
     ext.delete_custom_resource_definition("gadgets.test.aksai.dev")
     deadline = time.monotonic() + 5
     while raw.request("GET", "/apis/test.aksai.dev/v1/gadgets").status_code != 404:
@@ -133,15 +144,25 @@ def test_invalid_crd_is_422(api):
     with pytest.raises(ApiException) as err:
         ext.create_custom_resource_definition(bad)
     assert err.value.status == 422
-    assert 'metadata.name: Invalid value: "wrong.test.aksai.dev": must be spec.names.plural+"."+spec.group' in \
-        json.loads(err.value.body)["message"]
+    assert (
+        'metadata.name: Invalid value: "wrong.test.aksai.dev": must be spec.names.plural+"."+spec.group'
+        in json.loads(err.value.body)["message"]
+    )
 
 
 def test_sim_workspace_is_served_in_both_versions(api, ns):
     custom = kubernetes.client.CustomObjectsApi(api)
-    body = {"apiVersion": "kaito.sh/v1beta1", "kind": "Workspace", "metadata": {"name": "ws"},
-            "resource": {"instanceType": "Standard_NC24ads_A100_v4", "labelSelector": {"matchLabels": {"a": "b"}}},
-            "inference": {"preset": {"name": "phi-4-mini-instruct"}}, "spec": {"dropped": True}}
+    body = {
+        "apiVersion": "kaito.sh/v1beta1",
+        "kind": "Workspace",
+        "metadata": {"name": "ws"},
+        "resource": {
+            "instanceType": "Standard_NC24ads_A100_v4",
+            "labelSelector": {"matchLabels": {"a": "b"}},
+        },
+        "inference": {"preset": {"name": "phi-4-mini-instruct"}},
+        "spec": {"dropped": True},
+    }
     created = custom.create_namespaced_custom_object("kaito.sh", "v1beta1", ns, "workspaces", body)
     assert "spec" not in created, "a v1beta1 Workspace has no spec; unknown fields are pruned"
     assert created["resource"]["count"] == 1
@@ -149,8 +170,17 @@ def test_sim_workspace_is_served_in_both_versions(api, ns):
     old = custom.get_namespaced_custom_object("kaito.sh", "v1alpha1", ns, "workspaces", "ws")
     assert old["apiVersion"] == "kaito.sh/v1alpha1"
     with pytest.raises(ApiException) as err:
-        custom.create_namespaced_custom_object("kaito.sh", "v1beta1", ns, "workspaces", {
-            "apiVersion": "kaito.sh/v1beta1", "kind": "Workspace", "metadata": {"name": "nores"},
-            "resource": {"instanceType": "x"}})
+        custom.create_namespaced_custom_object(
+            "kaito.sh",
+            "v1beta1",
+            ns,
+            "workspaces",
+            {
+                "apiVersion": "kaito.sh/v1beta1",
+                "kind": "Workspace",
+                "metadata": {"name": "nores"},
+                "resource": {"instanceType": "x"},
+            },
+        )
     assert err.value.status == 422
     assert "resource.labelSelector: Required value" in json.loads(err.value.body)["message"]

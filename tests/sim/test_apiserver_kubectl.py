@@ -41,8 +41,13 @@ spec:
 
 def _kubectl(sim: SimCluster, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     assert KUBECTL is not None
-    result = subprocess.run([KUBECTL, "--kubeconfig", str(sim.kubeconfig_path), *args], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(sim.kubeconfig_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -75,9 +80,17 @@ def test_kubectl_get_custom_resources_with_printer_columns(sim, api):
     out = _kubectl(sim, "get", "crd").stdout
     assert "workspaces.kaito.sh" in out
     custom = kubernetes.client.CustomObjectsApi(api)
-    custom.create_cluster_custom_object("karpenter.azure.com", "v1beta1", "aksnodeclasses", {
-        "apiVersion": "karpenter.azure.com/v1beta1", "kind": "AKSNodeClass", "metadata": {"name": "kubectl-nc"},
-        "spec": {"imageFamily": "AzureLinux"}})
+    custom.create_cluster_custom_object(
+        "karpenter.azure.com",
+        "v1beta1",
+        "aksnodeclasses",
+        {
+            "apiVersion": "karpenter.azure.com/v1beta1",
+            "kind": "AKSNodeClass",
+            "metadata": {"name": "kubectl-nc"},
+            "spec": {"imageFamily": "AzureLinux"},
+        },
+    )
     try:
         out = _kubectl(sim, "get", "aksnc", "kubectl-nc", "-o", "wide").stdout.splitlines()
         assert out[0].split() == ["NAME", "READY", "AGE", "IMAGEFAMILY"]
@@ -90,8 +103,13 @@ def test_kubectl_get_custom_resources_with_printer_columns(sim, api):
 @needs_kubectl
 def test_kubectl_logs(sim, api, ns):
     core = kubernetes.client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, {"metadata": {"name": "talker"}, "spec": {
-        "schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]}})
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "talker"},
+            "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]},
+        },
+    )
     done = threading.Event()
 
     def _write() -> None:
@@ -111,9 +129,23 @@ def test_kubectl_get_watch(sim, api, ns):
     core.create_namespaced_config_map(ns, {"metadata": {"name": "watched"}, "data": {"a": "1"}})
     # A list (not `get configmaps watched`): for a single named object kubectl watches from resourceVersion 0
     # and skips the first event, so a change made before its watch request lands would be lost on any server.
-    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(sim.kubeconfig_path), "get", "configmaps", "-n", ns,
-                             "--field-selector", "metadata.name=watched", "-w"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(sim.kubeconfig_path),
+            "get",
+            "configmaps",
+            "-n",
+            ns,
+            "--field-selector",
+            "metadata.name=watched",
+            "-w",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         header, first = proc.stdout.readline().split(), proc.stdout.readline().split()
@@ -130,9 +162,22 @@ def test_kubectl_get_watch(sim, api, ns):
 
 def test_serve_prints_ready_and_exits_cleanly(tmp_path: Path):
     kubeconfig = tmp_path / "sim.kubeconfig"
-    proc = subprocess.Popen([sys.executable, "-m", "pytest_aksai.sim", "serve", "--kubeconfig", str(kubeconfig),
-                             "--time-scale", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest_aksai.sim",
+            "serve",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--time-scale",
+            "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -149,11 +194,24 @@ def test_serve_prints_ready_and_exits_cleanly(tmp_path: Path):
             proc.kill()
 
 
-@pytest.mark.parametrize("args", [["serve"], ["serve", "--kubeconfig", "x", "--time-scale", "0"],
-                                  ["serve", "--kubeconfig", "x", "--fault", "no-such-fault"], ["bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve"],
+        ["serve", "--kubeconfig", "x", "--time-scale", "0"],
+        ["serve", "--kubeconfig", "x", "--fault", "no-such-fault"],
+        ["bogus"],
+    ],
+)
 def test_serve_rejects_bad_arguments(args: list[str], tmp_path: Path):
-    result = subprocess.run([sys.executable, "-m", "pytest_aksai.sim", *args], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_aksai.sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.startswith("error:") or "error:" in result.stderr
@@ -165,5 +223,7 @@ def test_kubectl_apply_rejects_unknown_fields_like_a_real_server(sim, ns, tmp_pa
     manifest.write_text(DEPLOYMENT.replace("replicas: 1", "replicass: 1"))
     result = _kubectl(sim, "apply", "-n", ns, "-f", str(manifest), check=False)
     assert result.returncode == 1
-    assert ('Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field '
-            '"spec.replicass"') in result.stderr
+    assert (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field '
+        '"spec.replicass"'
+    ) in result.stderr

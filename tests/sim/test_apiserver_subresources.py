@@ -19,9 +19,17 @@ from pytest_aksai.sim import SimCluster
 
 
 def _deployment() -> dict:  # type: ignore[type-arg]
-    return {"metadata": {"name": "d"}, "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "d"}}, "template": {
-        "metadata": {"labels": {"app": "d"}}, "spec": {"schedulerName": "nobody",
-                                                       "containers": [{"name": "c", "image": "i"}]}}}}
+    return {
+        "metadata": {"name": "d"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {
+                "metadata": {"labels": {"app": "d"}},
+                "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]},
+            },
+        },
+    }
 
 
 def test_status_subresource_separates_spec_and_status(api, ns):
@@ -29,8 +37,9 @@ def test_status_subresource_separates_spec_and_status(api, ns):
     apps.create_namespaced_deployment(ns, _deployment())
     main = apps.patch_namespaced_deployment("d", ns, {"status": {"observedGeneration": 99}})
     assert main.status.observed_generation != 99, "the main resource ignores status"
-    status = apps.patch_namespaced_deployment_status("d", ns, {"spec": {"replicas": 5},
-                                                               "status": {"observedGeneration": 1}})
+    status = apps.patch_namespaced_deployment_status(
+        "d", ns, {"spec": {"replicas": 5}, "status": {"observedGeneration": 1}}
+    )
     assert status.status.observed_generation == 1
     assert status.spec.replicas == 0, "the status subresource ignores spec"
     assert status.metadata.generation == 1
@@ -43,7 +52,9 @@ def test_scale_subresource_of_deployments(api, ns):
     assert scale.spec.replicas == 0
     assert scale.status.selector == "app=d"
     apps.patch_namespaced_deployment_scale("d", ns, {"spec": {"replicas": 0}})
-    out = apps.replace_namespaced_deployment_scale("d", ns, {"metadata": {"name": "d"}, "spec": {"replicas": 0}})
+    out = apps.replace_namespaced_deployment_scale(
+        "d", ns, {"metadata": {"name": "d"}, "spec": {"replicas": 0}}
+    )
     assert out.spec.replicas == 0
     with pytest.raises(ApiException) as err:
         apps.patch_namespaced_deployment_scale("d", ns, {"spec": {"replicas": -3}})
@@ -53,18 +64,38 @@ def test_scale_subresource_of_deployments(api, ns):
 
 def test_scale_subresource_of_custom_resources(api):
     custom = kubernetes.client.CustomObjectsApi(api)
-    body = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "scale-me"}, "spec": {
-        "template": {"spec": {"nodeClassRef": {"group": "karpenter.azure.com", "kind": "AKSNodeClass",
-                                               "name": "default"}, "requirements": []}}, "replicas": 0}}
+    body = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "scale-me"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.azure.com",
+                        "kind": "AKSNodeClass",
+                        "name": "default",
+                    },
+                    "requirements": [],
+                }
+            },
+            "replicas": 0,
+        },
+    }
     custom.create_cluster_custom_object("karpenter.sh", "v1", "nodepools", body)
     try:
         scale = custom.get_cluster_custom_object_scale("karpenter.sh", "v1", "nodepools", "scale-me")
         assert scale["kind"] == "Scale"
         assert scale["spec"]["replicas"] == 0
-        custom.patch_cluster_custom_object_scale("karpenter.sh", "v1", "nodepools", "scale-me",
-                                                 {"spec": {"replicas": 2}})
-        assert custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", "scale-me")["spec"][
-            "replicas"] == 2
+        custom.patch_cluster_custom_object_scale(
+            "karpenter.sh", "v1", "nodepools", "scale-me", {"spec": {"replicas": 2}}
+        )
+        assert (
+            custom.get_cluster_custom_object("karpenter.sh", "v1", "nodepools", "scale-me")["spec"][
+                "replicas"
+            ]
+            == 2
+        )
     finally:
         custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodepools", "scale-me")
 
@@ -73,8 +104,9 @@ def test_token_request_is_a_verifiable_rs256_jwt(api, raw, ns):
     core = kubernetes.client.CoreV1Api(api)
     core.create_namespaced_service_account(ns, {"metadata": {"name": "workload"}})
     sa = core.read_namespaced_service_account("workload", ns)
-    out = core.create_namespaced_service_account_token("workload", ns, {"spec": {
-        "audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}})
+    out = core.create_namespaced_service_account_token(
+        "workload", ns, {"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}
+    )
     token = out.status.token
     config = raw.request("GET", "/.well-known/openid-configuration", headers={"Authorization": ""}).json()
     assert config["issuer"] == raw.base
@@ -84,9 +116,14 @@ def test_token_request_is_a_verifiable_rs256_jwt(api, raw, ns):
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
     key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-    claims = jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"], audience="api://AzureADTokenExchange",
-                        issuer=config["issuer"], options={"verify_exp": False, "verify_iat": False,
-                                                          "verify_nbf": False})
+    claims = jwt.decode(
+        token,
+        jwt.PyJWK(key).key,
+        algorithms=["RS256"],
+        audience="api://AzureADTokenExchange",
+        issuer=config["issuer"],
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
     assert claims["sub"] == f"system:serviceaccount:{ns}:workload"
     assert claims["kubernetes.io"]["serviceaccount"]["uid"] == sa.metadata.uid
     assert claims["exp"] - claims["iat"] == 3600
@@ -100,7 +137,9 @@ def test_token_request_is_a_verifiable_rs256_jwt(api, raw, ns):
 
 def test_token_review_and_access_review(api, ns):
     core = kubernetes.client.CoreV1Api(api)
-    token = core.create_namespaced_service_account_token("default", ns, {"spec": {"audiences": ["a"]}}).status.token
+    token = core.create_namespaced_service_account_token(
+        "default", ns, {"spec": {"audiences": ["a"]}}
+    ).status.token
     auth = kubernetes.client.AuthenticationV1Api(api)
     review = auth.create_token_review({"spec": {"token": token, "audiences": ["a"]}})
     assert review.status.authenticated is True
@@ -108,19 +147,31 @@ def test_token_review_and_access_review(api, ns):
     bad = auth.create_token_review({"spec": {"token": token + "x"}})
     assert bad.status.authenticated is False
     authz = kubernetes.client.AuthorizationV1Api(api)
-    ssar = authz.create_self_subject_access_review({"spec": {"resourceAttributes": {"verb": "list",
-                                                                                    "resource": "pods"}}})
+    ssar = authz.create_self_subject_access_review(
+        {"spec": {"resourceAttributes": {"verb": "list", "resource": "pods"}}}
+    )
     assert ssar.status.allowed is True
 
 
 def test_pod_logs(sim: SimCluster, api, ns):
     core = kubernetes.client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {
-        "schedulerName": "nobody", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]}})
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "p"},
+            "spec": {
+                "schedulerName": "nobody",
+                "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}],
+            },
+        },
+    )
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("p", ns)
     assert err.value.status == 400
-    assert json.loads(err.value.body)["message"] == "a container name must be specified for pod p, choose one of: [a b]"
+    assert (
+        json.loads(err.value.body)["message"]
+        == "a container name must be specified for pod p, choose one of: [a b]"
+    )
     with pytest.raises(ApiException) as err:
         core.read_namespaced_pod_log("p", ns, container="a")
     assert err.value.status == 400
@@ -149,8 +200,13 @@ def upstream() -> Iterator[tuple[int, threading.Event]]:
     loop = asyncio.new_event_loop()
 
     async def hello(request: web.Request) -> web.Response:
-        return web.json_response({"path": request.path, "query": request.query_string,
-                                  "auth": request.headers.get("Authorization")})
+        return web.json_response(
+            {
+                "path": request.path,
+                "query": request.query_string,
+                "auth": request.headers.get("Authorization"),
+            }
+        )
 
     async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -185,16 +241,33 @@ def upstream() -> Iterator[tuple[int, threading.Event]]:
 def test_service_proxy_forwards_and_streams(api, raw, ns, upstream):
     port, gate = upstream
     core = kubernetes.client.CoreV1Api(api)
-    core.create_namespaced_service(ns, {"metadata": {"name": "model"}, "spec": {
-        "selector": {"app": "model"}, "ports": [{"name": "http", "port": 80, "targetPort": 5000}]}})
+    core.create_namespaced_service(
+        ns,
+        {
+            "metadata": {"name": "model"},
+            "spec": {
+                "selector": {"app": "model"},
+                "ports": [{"name": "http", "port": 80, "targetPort": 5000}],
+            },
+        },
+    )
     response = raw.request("GET", f"/api/v1/namespaces/{ns}/services/model:80/proxy/hello")
     assert response.status_code == 503
     assert response.json()["reason"] == "ServiceUnavailable"
-    core.create_namespaced_pod(ns, {"metadata": {"name": "m", "labels": {"app": "model"}, "annotations": {
-        "sim.aksai.dev/http-port": str(port)}}, "spec": {"schedulerName": "nobody",
-                                                            "containers": [{"name": "c", "image": "i"}]}})
-    core.patch_namespaced_pod_status("m", ns, {"status": {"phase": "Running", "conditions": [
-        {"type": "Ready", "status": "True"}]}})
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {
+                "name": "m",
+                "labels": {"app": "model"},
+                "annotations": {"sim.aksai.dev/http-port": str(port)},
+            },
+            "spec": {"schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]},
+        },
+    )
+    core.patch_namespaced_pod_status(
+        "m", ns, {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
+    )
     response = raw.request("GET", f"/api/v1/namespaces/{ns}/services/model:80/proxy/hello", params={"x": "1"})
     assert response.status_code == 200
     assert response.json() == {"path": "/hello", "query": "x=1", "auth": None}

@@ -39,8 +39,9 @@ def test_added_modified_deleted_with_resume(api, ns):
     core.patch_namespaced_config_map("a", ns, {"data": {"k": "v"}})
     core.delete_namespaced_config_map("a", ns)
     seen = []
-    for event in k8s_watch.Watch().stream(core.list_namespaced_config_map, ns, resource_version=start,
-                                          timeout_seconds=1):
+    for event in k8s_watch.Watch().stream(
+        core.list_namespaced_config_map, ns, resource_version=start, timeout_seconds=1
+    ):
         seen.append((event["type"], event["object"].metadata.name))
     assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
 
@@ -49,12 +50,15 @@ def test_watch_without_resource_version_starts_with_current_state(raw, api, ns):
     core = kubernetes.client.CoreV1Api(api)
     core.create_namespaced_config_map(ns, _cm("x"))
     events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "1"})
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events
-            if e["object"]["metadata"]["name"] == "x"] == [("ADDED", "x")]
+    assert [
+        (e["type"], e["object"]["metadata"]["name"]) for e in events if e["object"]["metadata"]["name"] == "x"
+    ] == [("ADDED", "x")]
 
 
 def test_compacted_resource_version_is_410_expired(api, raw, ns):
-    events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {"resourceVersion": "1", "timeoutSeconds": "5"})
+    events = _events(
+        raw, f"/api/v1/namespaces/{ns}/configmaps", {"resourceVersion": "1", "timeoutSeconds": "5"}
+    )
     assert len(events) == 1
     assert events[0]["type"] == "ERROR"
     status = events[0]["object"]
@@ -64,8 +68,9 @@ def test_compacted_resource_version_is_410_expired(api, raw, ns):
     assert status["message"].startswith("too old resource version: 1 (")
     core = kubernetes.client.CoreV1Api(api)
     with pytest.raises(ApiException) as err:
-        for _ in k8s_watch.Watch().stream(core.list_namespaced_config_map, ns, resource_version="1",
-                                          timeout_seconds=5):
+        for _ in k8s_watch.Watch().stream(
+            core.list_namespaced_config_map, ns, resource_version="1", timeout_seconds=5
+        ):
             pass
     assert err.value.status == 410
 
@@ -106,7 +111,9 @@ def test_continue_token_past_compaction_is_410():
 
 def test_server_side_timeout_ends_the_stream(raw, ns):
     started = time.monotonic()
-    events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "1", "resourceVersion": "0"})
+    events = _events(
+        raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "1", "resourceVersion": "0"}
+    )
     elapsed = time.monotonic() - started
     assert 0.9 <= elapsed < 5
     assert events == []
@@ -115,22 +122,35 @@ def test_server_side_timeout_ends_the_stream(raw, ns):
 def test_bookmarks_when_asked(raw, api, ns):
     core = kubernetes.client.CoreV1Api(api)
     rv = core.create_namespaced_config_map(ns, _cm("b")).metadata.resource_version
-    events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps",
-                     {"timeoutSeconds": "2", "allowWatchBookmarks": "true", "resourceVersion": rv})
+    events = _events(
+        raw,
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {"timeoutSeconds": "2", "allowWatchBookmarks": "true", "resourceVersion": rv},
+    )
     bookmarks = [e for e in events if e["type"] == "BOOKMARK"]
     assert bookmarks, events
     assert bookmarks[0]["object"]["kind"] == "ConfigMap"
     assert int(bookmarks[0]["object"]["metadata"]["resourceVersion"]) >= int(rv)
-    without = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "2", "resourceVersion": rv})
+    without = _events(
+        raw, f"/api/v1/namespaces/{ns}/configmaps", {"timeoutSeconds": "2", "resourceVersion": rv}
+    )
     assert not [e for e in without if e["type"] == "BOOKMARK"]
 
 
 def test_send_initial_events_ends_with_a_bookmark(raw, api, ns):
     core = kubernetes.client.CoreV1Api(api)
     core.create_namespaced_config_map(ns, _cm("i"))
-    events = _events(raw, f"/api/v1/namespaces/{ns}/configmaps", {
-        "sendInitialEvents": "true", "allowWatchBookmarks": "true", "resourceVersionMatch": "NotOlderThan",
-        "timeoutSeconds": "3"}, until=2)
+    events = _events(
+        raw,
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {
+            "sendInitialEvents": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "timeoutSeconds": "3",
+        },
+        until=2,
+    )
     names = [(e["type"], e["object"]["metadata"].get("name")) for e in events]
     assert ("ADDED", "i") in names
     assert events[-1]["type"] == "BOOKMARK"
@@ -148,25 +168,51 @@ def test_namespace_and_selector_filtering(api, ns):
         core.create_namespaced_config_map(other, _cm("elsewhere", tier="web"))
         core.patch_namespaced_config_map("nomatch", ns, {"metadata": {"labels": {"tier": "web"}}})
         core.patch_namespaced_config_map("match", ns, {"metadata": {"labels": {"tier": "db"}}})
-        seen = [(e["type"], e["object"].metadata.name) for e in k8s_watch.Watch().stream(
-            core.list_namespaced_config_map, ns, label_selector="tier=web", resource_version=start,
-            timeout_seconds=1)]
+        seen = [
+            (e["type"], e["object"].metadata.name)
+            for e in k8s_watch.Watch().stream(
+                core.list_namespaced_config_map,
+                ns,
+                label_selector="tier=web",
+                resource_version=start,
+                timeout_seconds=1,
+            )
+        ]
         # Objects that start or stop matching the selector are ADDED to / DELETED from the watch.
         assert seen == [("ADDED", "match"), ("ADDED", "nomatch"), ("DELETED", "match")]
     finally:
         core.delete_namespace(other)
 
 
-def test_watch_custom_resources(api, ns):
+def test_watch_custom_resources(api, ns, widgets):
     custom = kubernetes.client.CustomObjectsApi(api)
-    start = custom.list_namespaced_custom_object("keda.sh", "v1alpha1", ns, "triggerauthentications")[
-        "metadata"]["resourceVersion"]
-    custom.create_namespaced_custom_object("keda.sh", "v1alpha1", ns, "triggerauthentications", {
-        "apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": {"name": "ta"},
-        "spec": {"podIdentity": {"provider": "azure-workload"}}})
-    seen = [(e["type"], e["object"]["metadata"]["name"]) for e in k8s_watch.Watch().stream(
-        custom.list_namespaced_custom_object, "keda.sh", "v1alpha1", ns, "triggerauthentications",
-        resource_version=start, timeout_seconds=1)]
+    start = custom.list_namespaced_custom_object("test.aksai.dev", "v1", ns, "widgets")["metadata"][
+        "resourceVersion"
+    ]
+    custom.create_namespaced_custom_object(
+        "test.aksai.dev",
+        "v1",
+        ns,
+        "widgets",
+        {
+            "apiVersion": "test.aksai.dev/v1",
+            "kind": "Widget",
+            "metadata": {"name": "ta"},
+            "spec": {"size": "S"},
+        },
+    )
+    seen = [
+        (e["type"], e["object"]["metadata"]["name"])
+        for e in k8s_watch.Watch().stream(
+            custom.list_namespaced_custom_object,
+            "test.aksai.dev",
+            "v1",
+            ns,
+            "widgets",
+            resource_version=start,
+            timeout_seconds=1,
+        )
+    ]
     assert seen == [("ADDED", "ta")]
 
 
@@ -194,16 +240,29 @@ def test_in_process_watch_yields_copies():
 @pytest.fixture
 def labelled(api, ns):
     core = kubernetes.client.CoreV1Api(api)
-    for name, labels in [("a", {"app": "web", "tier": "front"}), ("b", {"app": "web", "tier": "back"}),
-                         ("c", {"app": "db"}), ("d", {})]:
+    for name, labels in [
+        ("a", {"app": "web", "tier": "front"}),
+        ("b", {"app": "web", "tier": "back"}),
+        ("c", {"app": "db"}),
+        ("d", {}),
+    ]:
         core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": labels}})
     return core
 
 
-@pytest.mark.parametrize(("selector", "expected"), [
-    ("app=web", ["a", "b"]), ("app==web", ["a", "b"]), ("app!=web", ["c", "d"]), ("app in (web,db)", ["a", "b", "c"]),
-    ("app notin (web)", ["c", "d"]), ("tier", ["a", "b"]), ("!tier", ["c", "d"]), ("app=web,tier=back", ["b"]),
-])
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("app=web", ["a", "b"]),
+        ("app==web", ["a", "b"]),
+        ("app!=web", ["c", "d"]),
+        ("app in (web,db)", ["a", "b", "c"]),
+        ("app notin (web)", ["c", "d"]),
+        ("tier", ["a", "b"]),
+        ("!tier", ["c", "d"]),
+        ("app=web,tier=back", ["b"]),
+    ],
+)
 def test_label_selectors(labelled, ns, selector, expected):
     names = [c.metadata.name for c in labelled.list_namespaced_config_map(ns, label_selector=selector).items]
     assert [n for n in names if n in "abcd"] == expected
@@ -219,8 +278,17 @@ def test_bad_label_selector_is_400(labelled, ns):
 def test_field_selectors(api, ns):
     core = kubernetes.client.CoreV1Api(api)
     for name, policy in [("p1", "Always"), ("p2", "Never")]:
-        core.create_namespaced_pod(ns, {"metadata": {"name": name}, "spec": {
-            "restartPolicy": policy, "schedulerName": "nobody", "containers": [{"name": "c", "image": "i"}]}})
+        core.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "restartPolicy": policy,
+                    "schedulerName": "nobody",
+                    "containers": [{"name": "c", "image": "i"}],
+                },
+            },
+        )
     by_policy = core.list_namespaced_pod(ns, field_selector="spec.restartPolicy=Never").items
     assert [p.metadata.name for p in by_policy] == ["p2"]
     unbound = core.list_namespaced_pod(ns, field_selector="spec.nodeName=").items
@@ -229,7 +297,9 @@ def test_field_selectors(api, ns):
     assert [p.metadata.name for p in by_name] == ["p1"]
     not_name = core.list_namespaced_pod(ns, field_selector="metadata.name!=p1,metadata.namespace=" + ns).items
     assert [p.metadata.name for p in not_name] == ["p2"]
-    pending = core.list_pod_for_all_namespaces(field_selector=f"status.phase=Succeeded,metadata.namespace={ns}")
+    pending = core.list_pod_for_all_namespaces(
+        field_selector=f"status.phase=Succeeded,metadata.namespace={ns}"
+    )
     assert pending.items == []
     with pytest.raises(ApiException) as err:
         core.list_namespaced_pod(ns, field_selector="spec.bogus=x")

@@ -12,26 +12,37 @@ from typing import Any
 import pytest
 
 from pytest_aksai.sim._clock import VirtualClock
-from pytest_aksai.sim._controllers import _commands
-from pytest_aksai.sim._controllers._framework import WorkQueue
-from pytest_aksai.sim._controllers._predicates import (
+from pytest_aksai.sim._core import _commands
+from pytest_aksai.sim._core._framework import WorkQueue
+from pytest_aksai.sim._core._predicates import (
     NO_NODES_MESSAGE,
     filter_node,
     fit_error_message,
     matches_node_affinity,
     tolerates,
 )
-from pytest_aksai.sim._controllers._resources import pod_requests
+from pytest_aksai.sim._core._resources import pod_requests
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, capacity_and_allocatable, kube_reserved_cpu_millis
 
 
-def _node(name: str, *, cpu: str = "3860m", memory: str = "12Gi", pods: str = "110", gpu: str | None = None,
-          labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def _node(
+    name: str,
+    *,
+    cpu: str = "3860m",
+    memory: str = "12Gi",
+    pods: str = "110",
+    gpu: str | None = None,
+    labels: dict[str, str] | None = None,
+    taints: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     allocatable = {"cpu": cpu, "memory": memory, "pods": pods}
     if gpu is not None:
         allocatable["nvidia.com/gpu"] = gpu
-    return {"metadata": {"name": name, "labels": labels or {}}, "spec": {"taints": taints or []},
-            "status": {"allocatable": allocatable}}
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"taints": taints or []},
+        "status": {"allocatable": allocatable},
+    }
 
 
 def _pod(requests: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -82,8 +93,13 @@ def test_node_selector_and_required_affinity() -> None:
     assert not matches_node_affinity(_pod(nodeSelector={"agentpool": "system"}), node)
 
     def affinity(*terms: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]}}}
+        return {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": t} for t in terms]
+                }
+            }
+        }
 
     gt = {"key": "karpenter.azure.com/sku-gpu-count", "operator": "Gt", "values": ["1"]}
     not_in = {"key": "agentpool", "operator": "NotIn", "values": ["gpu"]}
@@ -95,12 +111,18 @@ def test_node_selector_and_required_affinity() -> None:
 
 
 def test_pod_requests_count_init_containers_sidecars_and_limits_only() -> None:
-    pod = {"spec": {
-        "containers": [{"name": "a", "resources": {"requests": {"cpu": "250m"}}},
-                       {"name": "b", "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}}],
-        "initContainers": [{"name": "init", "resources": {"requests": {"cpu": "2"}}},
-                           {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m"}}}],
-    }}
+    pod = {
+        "spec": {
+            "containers": [
+                {"name": "a", "resources": {"requests": {"cpu": "250m"}}},
+                {"name": "b", "resources": {"limits": {"nvidia.com/gpu": "1", "memory": "1Gi"}}},
+            ],
+            "initContainers": [
+                {"name": "init", "resources": {"requests": {"cpu": "2"}}},
+                {"name": "sidecar", "restartPolicy": "Always", "resources": {"requests": {"cpu": "100m"}}},
+            ],
+        }
+    }
     requests = pod_requests(pod)
     assert requests["cpu"] == Decimal("2.1")  # the init container, plus the sidecar started before it
     assert requests["nvidia.com/gpu"] == 1
@@ -114,7 +136,15 @@ def test_d4ds_v5_allocatable_follows_the_aks_reservations() -> None:
     assert allocatable["cpu"] == "3860m"
     reserved_ki = int(capacity["memory"][:-2]) - int(allocatable["memory"][:-2])
     assert reserved_ki == (20 * 110 + 50 + 100) * 1024
-    assert [kube_reserved_cpu_millis(c) for c in (1, 2, 4, 8, 16, 32, 64)] == [60, 100, 140, 180, 260, 420, 740]
+    assert [kube_reserved_cpu_millis(c) for c in (1, 2, 4, 8, 16, 32, 64)] == [
+        60,
+        100,
+        140,
+        180,
+        260,
+        420,
+        740,
+    ]
     assert "nvidia.com/gpu" not in capacity
     gpu_capacity, _ = capacity_and_allocatable(VM_SIZES["Standard_NC12s_v3"])
     assert gpu_capacity["nvidia.com/gpu"] == "2"
@@ -124,20 +154,36 @@ NOW = datetime(2026, 11, 28, 4, 12, tzinfo=UTC)
 
 
 def _run(argv: list[str], labels: dict[str, str], gpus: int = 1) -> _commands.CommandResult:
-    container = {"name": "c", "image": "ubuntu", "command": argv[:1], "args": argv[1:],
-                 "resources": {"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {}}
+    container = {
+        "name": "c",
+        "image": "ubuntu",
+        "command": argv[:1],
+        "args": argv[1:],
+        "resources": {"limits": {"nvidia.com/gpu": str(gpus)}} if gpus else {},
+    }
     return _commands.run({}, container, {"metadata": {"name": "n", "labels": labels}}, NOW)
 
 
-@pytest.mark.parametrize(("labels", "model"), [
-    ({"karpenter.azure.com/sku-gpu-name": "T4"}, "Tesla T4"),
-    ({"nvidia.com/gpu.product": "NVIDIA-A100-80GB-PCIe"}, "NVIDIA A100 80GB PCIe"),
-    ({"node.kubernetes.io/instance-type": "Standard_NC40ads_H100_v5"}, "NVIDIA H100 NVL"),
-])
+@pytest.mark.parametrize(
+    ("labels", "model"),
+    [
+        ({"karpenter.azure.com/sku-gpu-name": "T4"}, "Tesla T4"),
+        ({"nvidia.com/gpu.product": "NVIDIA-A100-80GB-PCIe"}, "NVIDIA A100 80GB PCIe"),
+        ({"node.kubernetes.io/instance-type": "Standard_NC40ads_H100_v5"}, "NVIDIA H100 NVL"),
+    ],
+)
 def test_nvidia_smi_prints_the_table_for_the_nodes_gpu(labels: dict[str, str], model: str) -> None:
-    result = _run(["nvidia-smi"], {**labels, "nvidia.com/cuda.driver.major": "535",
-                                   "nvidia.com/cuda.driver.minor": "161", "nvidia.com/cuda.driver.rev": "08",
-                                   "nvidia.com/cuda.runtime.major": "12", "nvidia.com/cuda.runtime.minor": "2"})
+    result = _run(
+        ["nvidia-smi"],
+        {
+            **labels,
+            "nvidia.com/cuda.driver.major": "535",
+            "nvidia.com/cuda.driver.minor": "161",
+            "nvidia.com/cuda.driver.rev": "08",
+            "nvidia.com/cuda.runtime.major": "12",
+            "nvidia.com/cuda.runtime.minor": "2",
+        },
+    )
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].startswith("Sat Nov 28 04:12:00 2026")
@@ -156,8 +202,10 @@ def test_nvidia_smi_without_a_gpu_fails_like_the_real_one() -> None:
     assert (no_device.exit_code, no_device.output) == (6, "No devices were found\n")
     listing = _run(["nvidia-smi", "-L"], {"karpenter.azure.com/sku-gpu-name": "V100"}, gpus=2)
     assert listing.output.count("Tesla V100-PCIE-16GB") == 2
-    query = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                 {"karpenter.azure.com/sku-gpu-name": "T4"})
+    query = _run(
+        ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        {"karpenter.azure.com/sku-gpu-name": "T4"},
+    )
     assert query.output == "Tesla T4, 15360 MiB\n"
 
 
@@ -165,7 +213,10 @@ def test_shell_scripts_run_simple_commands_in_order() -> None:
     def sh(script: str) -> _commands.CommandResult:
         return _run(["sh", "-c", script], {}, gpus=0)
 
-    assert (sh("echo hi && false; echo next").output, sh("echo a && false; echo b").exit_code) == ("hi\nnext\n", 0)
+    assert (sh("echo hi && false; echo next").output, sh("echo a && false; echo b").exit_code) == (
+        "hi\nnext\n",
+        0,
+    )
     assert sh("false && echo never").output == ""
     assert sh("echo bye; exit 3").exit_code == 3
     assert sh("sleep 30").duration == 30

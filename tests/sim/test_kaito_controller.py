@@ -26,8 +26,6 @@ wait_for = functools.partial(_watching.wait_for, timeout=WAIT)
 wait_gone = functools.partial(_watching.wait_gone, timeout=WAIT)
 
 
-
-
 def conditions(ws: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in (ws.get("status") or {}).get("conditions") or []}
 
@@ -40,6 +38,7 @@ def named(name: str, inner: Callable[[Any], bool]) -> Callable[[Any], bool]:
     def check(obj: Any) -> bool:
         obj_name = obj["metadata"]["name"] if isinstance(obj, dict) else obj.metadata.name
         return bool(obj_name == name and inner(obj))
+
     return check
 
 
@@ -52,15 +51,21 @@ class Kube:
     def workspaces(self, namespace: str) -> Callable[..., Any]:
         def list_fn(**kw: Any) -> Any:
             return self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "workspaces", **kw)
+
         return list_fn
 
     def nodeclaims(self, **kw: Any) -> Any:
         return self.custom.list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", **kw)
 
-    def wait_workspace(self, namespace: str, name: str, predicate: Callable[[Any], bool], what: str,
-                       timeout: float = WAIT) -> dict[str, Any]:
-        result: dict[str, Any] = wait_for(self.workspaces(namespace), named(name, predicate),
-                                          f"workspace {namespace}/{name} {what}", timeout=timeout)
+    def wait_workspace(
+        self, namespace: str, name: str, predicate: Callable[[Any], bool], what: str, timeout: float = WAIT
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = wait_for(
+            self.workspaces(namespace),
+            named(name, predicate),
+            f"workspace {namespace}/{name} {what}",
+            timeout=timeout,
+        )
         return result
 
 
@@ -69,9 +74,12 @@ def kube(api: client.ApiClient) -> Kube:
     return Kube(api)
 
 
-def _workspace(name: str, namespace: str, preset: str, selector: dict[str, str], config: str | None) -> dict[str, Any]:
+def _workspace(
+    name: str, namespace: str, preset: str, selector: dict[str, str], config: str | None
+) -> dict[str, Any]:
     ws: dict[str, Any] = {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Workspace",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workspace",
         "metadata": {"name": name, "namespace": namespace},
         "resource": {"instanceType": T4_SKU, "labelSelector": {"matchLabels": selector}},
         "inference": {"preset": {"name": preset}},
@@ -82,8 +90,12 @@ def _workspace(name: str, namespace: str, preset: str, selector: dict[str, str],
 
 
 def _config(name: str, namespace: str, text: str, key: str = "inference_config.yaml") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace},
-            "data": {key: text}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: text},
+    }
 
 
 # ---- the default scenario ------------------------------------------------------------------------------
@@ -92,21 +104,30 @@ def test_default_phi4_workspace_becomes_ready_with_upstream_conditions(kube: Kub
     ws = kube.wait_workspace(namespace, name, state_is("Ready"), "to reach state Ready")
     conds = conditions(ws)
     expected = {
-        "NodeClaimReady": "NodeClaimsReady", "NodesReady": "NodesReady",
-        "ResourceReady": "workspaceResourceStatusSuccess", "InferenceReady": "WorkspaceInferenceStatusSuccess",
+        "NodeClaimReady": "NodeClaimsReady",
+        "NodesReady": "NodesReady",
+        "ResourceReady": "workspaceResourceStatusSuccess",
+        "InferenceReady": "WorkspaceInferenceStatusSuccess",
         "WorkspaceSucceeded": "workspaceSucceeded",
     }
     assert {t: (conds[t]["status"], conds[t]["reason"]) for t in expected} == {
-        t: ("True", reason) for t, reason in expected.items()}
+        t: ("True", reason) for t, reason in expected.items()
+    }
     assert "workspace.finalizer.kaito.sh" in ws["metadata"]["finalizers"]
 
-    claims = kube.nodeclaims(label_selector=f"kaito.sh/workspace={name},kaito.sh/workspacenamespace={namespace}")
+    claims = kube.nodeclaims(
+        label_selector=f"kaito.sh/workspace={name},kaito.sh/workspacenamespace={namespace}"
+    )
     assert len(claims["items"]) == 1
     claim = claims["items"][0]
     assert claim["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
     assert claim["metadata"]["labels"]["apps"] == "phi4-mini-inference"
     assert {c["type"]: c["status"] for c in claim["status"]["conditions"]} == {
-        "Launched": "True", "Registered": "True", "Initialized": "True", "Ready": "True"}
+        "Launched": "True",
+        "Registered": "True",
+        "Initialized": "True",
+        "Ready": "True",
+    }
     assert claim["status"]["providerID"].startswith("azure:///subscriptions/")
 
     node = kube.core.read_node(claim["status"]["nodeName"])
@@ -124,7 +145,10 @@ def test_default_phi4_workspace_becomes_ready_with_upstream_conditions(kube: Kub
     container = ss.spec.template.spec.containers[0]
     assert container.name == name
     assert container.resources.requests["nvidia.com/gpu"] == "1"
-    assert container.readiness_probe.http_get.path == "/health" and container.readiness_probe.http_get.port == 5000
+    assert (
+        container.readiness_probe.http_get.path == "/health"
+        and container.readiness_probe.http_get.port == 5000
+    )
     assert "--served-model-name=phi-4-mini-instruct" in container.command[-1]
     assert ss.spec.template.metadata.labels["kaito.sh/workspace"] == name
     assert any(t.key == "sku" and t.value == "gpu" for t in ss.spec.template.spec.tolerations)
@@ -134,7 +158,10 @@ def test_default_phi4_workspace_becomes_ready_with_upstream_conditions(kube: Kub
     svc = kube.core.read_namespaced_service(name, namespace)
     http = next(p for p in svc.spec.ports if p.name == "http")
     assert (http.port, str(http.target_port)) == (80, "5000")
-    assert svc.spec.selector == {"kaito.sh/workspace": name, "statefulset.kubernetes.io/pod-name": f"{name}-0"}
+    assert svc.spec.selector == {
+        "kaito.sh/workspace": name,
+        "statefulset.kubernetes.io/pod-name": f"{name}-0",
+    }
     headless = kube.core.read_namespaced_service(f"{name}-headless", namespace)
     assert headless.spec.cluster_ip == "None"
     owners = {(o.kind, o.name) for o in svc.metadata.owner_references}
@@ -144,11 +171,17 @@ def test_default_phi4_workspace_becomes_ready_with_upstream_conditions(kube: Kub
 def test_phi4_answers_through_the_service_proxy(kube: Kube) -> None:
     namespace, name = PHI4
     kube.wait_workspace(namespace, name, state_is("Ready"), "to reach state Ready")
-    wait_for(kube.core.list_namespaced_pod, lambda p: p.metadata.name == f"{name}-0"
-             and "sim.aksai.dev/http-port" in (p.metadata.annotations or {}),
-             "the model server of pod workspace-phi4-mini-0 to be up", namespace=namespace)
-    response = kube.core.connect_get_namespaced_service_proxy_with_path(f"{name}:80", namespace, "v1/models",
-                                                                        _preload_content=False)
+    wait_for(
+        kube.core.list_namespaced_pod,
+        lambda p: (
+            p.metadata.name == f"{name}-0" and "sim.aksai.dev/http-port" in (p.metadata.annotations or {})
+        ),
+        "the model server of pod workspace-phi4-mini-0 to be up",
+        namespace=namespace,
+    )
+    response = kube.core.connect_get_namespaced_service_proxy_with_path(
+        f"{name}:80", namespace, "v1/models", _preload_content=False
+    )
     assert response.status == 200
     models = json.loads(response.data)
     assert [m["id"] for m in models["data"]] == ["phi-4-mini-instruct"]
@@ -159,8 +192,9 @@ def test_phi4_answers_through_the_service_proxy(kube: Kube) -> None:
 def test_new_workspace_goes_all_the_way_and_deletion_cleans_up(kube: Kube, ns: str) -> None:
     kube.core.create_namespaced_config_map(ns, _config("cfg", ns, "vllm:\n  max-model-len: 2048\n"))
     selector = {"apps": f"phi35-{ns}"}
-    kube.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "workspaces",
-                                                _workspace("ws-phi35", ns, "phi-3.5-mini-instruct", selector, "cfg"))
+    kube.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, "workspaces", _workspace("ws-phi35", ns, "phi-3.5-mini-instruct", selector, "cfg")
+    )
     ws = kube.wait_workspace(ns, "ws-phi35", state_is("Ready"), "to reach state Ready")
     assert conditions(ws)["InferenceReady"]["reason"] == "WorkspaceInferenceStatusSuccess"
     claim_selector = f"kaito.sh/workspace=ws-phi35,kaito.sh/workspacenamespace={ns}"
@@ -178,65 +212,115 @@ def test_new_workspace_goes_all_the_way_and_deletion_cleans_up(kube: Kube, ns: s
 
 def test_ready_matching_node_is_reused_instead_of_a_nodeclaim(kube: Kube, ns: str) -> None:
     node_name = f"byo-{uuid.uuid4().hex[:6]}"
-    labels = {"apps": f"byo-{ns}", "node.kubernetes.io/instance-type": T4_SKU, "kubernetes.io/os": "linux",
-              "nvidia.com/gpu.present": "true"}
-    kube.core.create_node({"metadata": {"name": node_name, "labels": labels},
-                           "status": {"capacity": {"cpu": "4", "memory": "28Gi", "pods": "110", "nvidia.com/gpu": "1"},
-                                      "allocatable": {"cpu": "3860m", "memory": "25Gi", "pods": "110",
-                                                      "nvidia.com/gpu": "1"}}})
+    labels = {
+        "apps": f"byo-{ns}",
+        "node.kubernetes.io/instance-type": T4_SKU,
+        "kubernetes.io/os": "linux",
+        "nvidia.com/gpu.present": "true",
+    }
+    kube.core.create_node(
+        {
+            "metadata": {"name": node_name, "labels": labels},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "28Gi", "pods": "110", "nvidia.com/gpu": "1"},
+                "allocatable": {"cpu": "3860m", "memory": "25Gi", "pods": "110", "nvidia.com/gpu": "1"},
+            },
+        }
+    )
     try:
-        wait_for(kube.core.list_node, lambda n: any(c.type == "Ready" and c.status == "True"
-                                                    for c in n.status.conditions or []),
-                 f"node {node_name} to be Ready", field_selector=f"metadata.name={node_name}")
+        wait_for(
+            kube.core.list_node,
+            lambda n: any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []),
+            f"node {node_name} to be Ready",
+            field_selector=f"metadata.name={node_name}",
+        )
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, "workspaces", _workspace("ws-byo", ns, "phi-4-mini-instruct", {"apps": f"byo-{ns}"},
-                                                         None))
+            GROUP,
+            VERSION,
+            ns,
+            "workspaces",
+            _workspace("ws-byo", ns, "phi-4-mini-instruct", {"apps": f"byo-{ns}"}, None),
+        )
         ws = kube.wait_workspace(ns, "ws-byo", state_is("Ready"), "to reach state Ready on the existing node")
         assert ws["status"]["workerNodes"] == [node_name]
         assert conditions(ws)["NodeClaimReady"]["status"] == "True"
-        assert kube.nodeclaims(label_selector=f"kaito.sh/workspace=ws-byo,kaito.sh/workspacenamespace={ns}")[
-            "items"] == []
+        assert (
+            kube.nodeclaims(label_selector=f"kaito.sh/workspace=ws-byo,kaito.sh/workspacenamespace={ns}")[
+                "items"
+            ]
+            == []
+        )
         pod = kube.core.read_namespaced_pod("ws-byo-0", ns)
         assert pod.spec.node_name == node_name
     finally:
         kube.core.delete_node(node_name)
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    (_config("bad", "", "vllm:\n  max-model-len: 200000\n"),
-     "max-model-len 200000 exceeds model's maximum supported context window 131072 (ModelTokenLimit)"),
-    (_config("bad", "", "vllm:\n  max-num-seqs: 64\n", key="config.yaml"),
-     "missing field(s): inference_config.yaml in ConfigMap"),
-    (None, "ConfigMap 'bad' specified in 'config' not found"),
-], ids=["max-model-len-over-limit", "missing-key", "missing-configmap"])
-def test_invalid_inference_config_fails_with_kaitos_message(kube: Kube, ns: str, config: dict[str, Any] | None,
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            _config("bad", "", "vllm:\n  max-model-len: 200000\n"),
+            "max-model-len 200000 exceeds model's maximum supported context window 131072 (ModelTokenLimit)",
+        ),
+        (
+            _config("bad", "", "vllm:\n  max-num-seqs: 64\n", key="config.yaml"),
+            "missing field(s): inference_config.yaml in ConfigMap",
+        ),
+        (None, "ConfigMap 'bad' specified in 'config' not found"),
+    ],
+    ids=["max-model-len-over-limit", "missing-key", "missing-configmap"],
+)
+def test_invalid_inference_config_fails_with_kaitos_message(
+    kube: Kube, ns: str, config: dict[str, Any] | None, message: str
+) -> None:
     if config is not None:
         config["metadata"]["namespace"] = ns
         kube.core.create_namespaced_config_map(ns, config)
     kube.custom.create_namespaced_custom_object(
-        GROUP, VERSION, ns, "workspaces", _workspace("ws-bad", ns, "phi-4-mini-instruct", {"apps": "bad"}, "bad"))
+        GROUP,
+        VERSION,
+        ns,
+        "workspaces",
+        _workspace("ws-bad", ns, "phi-4-mini-instruct", {"apps": "bad"}, "bad"),
+    )
     ws = kube.wait_workspace(ns, "ws-bad", state_is("Failed"), "to fail")
     cond = conditions(ws)["InferenceReady"]
     assert (cond["status"], cond["reason"]) == ("False", "InvalidInferenceConfig")
     assert message in cond["message"]
     assert kube.apps.list_namespaced_stateful_set(ns).items == []
-    assert kube.nodeclaims(label_selector=f"kaito.sh/workspace=ws-bad,kaito.sh/workspacenamespace={ns}")[
-        "items"] == []
+    assert (
+        kube.nodeclaims(label_selector=f"kaito.sh/workspace=ws-bad,kaito.sh/workspacenamespace={ns}")["items"]
+        == []
+    )
 
 
 def test_pod_that_fits_no_node_gives_unschedulable(kube: Kube, ns: str) -> None:
     node_name = f"nogpu-{uuid.uuid4().hex[:6]}"
     labels = {"apps": f"nogpu-{ns}", "node.kubernetes.io/instance-type": T4_SKU, "kubernetes.io/os": "linux"}
-    kube.core.create_node({"metadata": {"name": node_name, "labels": labels},
-                           "status": {"capacity": {"cpu": "4", "memory": "28Gi", "pods": "110"},
-                                      "allocatable": {"cpu": "3860m", "memory": "25Gi", "pods": "110"}}})
+    kube.core.create_node(
+        {
+            "metadata": {"name": node_name, "labels": labels},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "28Gi", "pods": "110"},
+                "allocatable": {"cpu": "3860m", "memory": "25Gi", "pods": "110"},
+            },
+        }
+    )
     try:
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, "workspaces",
-            _workspace("ws-nogpu", ns, "phi-4-mini-instruct", {"apps": f"nogpu-{ns}"}, None))
-        ws = kube.wait_workspace(ns, "ws-nogpu", lambda w: conditions(w).get("InferenceReady", {}).get("reason")
-                                 == "Unschedulable", "to report InferenceReady reason Unschedulable")
+            GROUP,
+            VERSION,
+            ns,
+            "workspaces",
+            _workspace("ws-nogpu", ns, "phi-4-mini-instruct", {"apps": f"nogpu-{ns}"}, None),
+        )
+        ws = kube.wait_workspace(
+            ns,
+            "ws-nogpu",
+            lambda w: conditions(w).get("InferenceReady", {}).get("reason") == "Unschedulable",
+            "to report InferenceReady reason Unschedulable",
+        )
         assert "nvidia.com/gpu" in conditions(ws)["InferenceReady"]["message"]
         assert ws["status"]["state"] == "Pending"
     finally:
@@ -246,18 +330,30 @@ def test_pod_that_fits_no_node_gives_unschedulable(kube: Kube, ns: str) -> None:
 def test_image_pull_failure_gives_image_pull_error(kube: Kube, ns: str) -> None:
     faults = kube.core.read_namespaced_config_map("aksai-sim-faults", "kube-system")
     before = dict(faults.data or {})
-    kube.core.patch_namespaced_config_map("aksai-sim-faults", "kube-system",
-                                          {"data": {"image-pull-backoff": "aks/kaito/kaito-base"}})
+    kube.core.patch_namespaced_config_map(
+        "aksai-sim-faults", "kube-system", {"data": {"image-pull-backoff": "aks/kaito/kaito-base"}}
+    )
     try:
         kube.custom.create_namespaced_custom_object(
-            GROUP, VERSION, ns, "workspaces", _workspace("ws-pull", ns, "phi-4-mini-instruct", {"apps": f"pull-{ns}"},
-                                                         None))
-        ws = kube.wait_workspace(ns, "ws-pull", lambda w: conditions(w).get("InferenceReady", {}).get("reason")
-                                 == "ImagePullError", "to report InferenceReady reason ImagePullError")
+            GROUP,
+            VERSION,
+            ns,
+            "workspaces",
+            _workspace("ws-pull", ns, "phi-4-mini-instruct", {"apps": f"pull-{ns}"}, None),
+        )
+        ws = kube.wait_workspace(
+            ns,
+            "ws-pull",
+            lambda w: conditions(w).get("InferenceReady", {}).get("reason") == "ImagePullError",
+            "to report InferenceReady reason ImagePullError",
+        )
         assert "kaito-base" in conditions(ws)["InferenceReady"]["message"]
     finally:
-        kube.core.replace_namespaced_config_map("aksai-sim-faults", "kube-system", {
-            "metadata": {"name": "aksai-sim-faults", "namespace": "kube-system"}, "data": before})
+        kube.core.replace_namespaced_config_map(
+            "aksai-sim-faults",
+            "kube-system",
+            {"metadata": {"name": "aksai-sim-faults", "namespace": "kube-system"}, "data": before},
+        )
 
 
 # ---- faults --------------------------------------------------------------------------------------------
@@ -270,8 +366,11 @@ def oom_kube() -> Iterator[Kube]:
 def test_inference_oom_fault_gives_container_oom_killed(oom_kube: Kube) -> None:
     namespace, name = PHI4
     ws = oom_kube.wait_workspace(
-        namespace, name, lambda w: conditions(w).get("InferenceReady", {}).get("reason") == "ContainerOOMKilled",
-        "to report InferenceReady=False reason ContainerOOMKilled")
+        namespace,
+        name,
+        lambda w: conditions(w).get("InferenceReady", {}).get("reason") == "ContainerOOMKilled",
+        "to report InferenceReady=False reason ContainerOOMKilled",
+    )
     cond = conditions(ws)["InferenceReady"]
     assert cond["status"] == "False"
     assert "OOMKilled" in cond["message"] and f"{name}-0" in cond["message"]

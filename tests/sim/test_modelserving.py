@@ -13,29 +13,34 @@ import pytest
 from kubernetes import client
 from test_kaito_controller import T4_SKU, Kube, wait_for, wait_gone
 
-from pytest_aksai.sim._controllers import _kaito_presets as presets
-from pytest_aksai.sim._controllers._kaito import statefulset_manifest
-from pytest_aksai.sim._controllers._modelserving import HTTP_PORT_ANNOTATION, inference_argv, preset_of
-from pytest_aksai.sim._controllers._provisioner import node_labels
+from pytest_aksai.sim._addons.kaito import _presets as presets
+from pytest_aksai.sim._addons.kaito._controller import statefulset_manifest
+from pytest_aksai.sim._addons.karpenter._provisioner import node_labels
+from pytest_aksai.sim._addons.vllm._controller import HTTP_PORT_ANNOTATION, inference_argv, preset_of
 from pytest_aksai.sizing import model_spec
 
 
 def _claim(name: str, instance_type: str, labels: dict[str, str]) -> dict[str, Any]:
     return {
-        "apiVersion": "karpenter.sh/v1", "kind": "NodeClaim",
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodeClaim",
         "metadata": {"name": name, "labels": {"karpenter.sh/nodepool": "gpu", **labels}},
         "spec": {
             "nodeClassRef": {"group": "karpenter.azure.com", "kind": "AKSNodeClass", "name": "default"},
             "taints": [{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
-            "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance_type]}],
+            "requirements": [
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": [instance_type]}
+            ],
         },
     }
 
 
 def _claim_named(kube: Kube, name: str) -> Any:
     def list_fn(**kw: Any) -> Any:
-        return kube.custom.list_cluster_custom_object("karpenter.sh", "v1", "nodeclaims",
-                                                      field_selector=f"metadata.name={name}", **kw)
+        return kube.custom.list_cluster_custom_object(
+            "karpenter.sh", "v1", "nodeclaims", field_selector=f"metadata.name={name}", **kw
+        )
+
     return list_fn
 
 
@@ -52,10 +57,16 @@ def _stamp(value: Any) -> datetime:
 def test_preset_table_comes_from_the_sizing_catalog() -> None:
     entry = presets.preset("phi-4-mini-instruct")
     spec = model_spec("phi-4-mini-instruct")
-    assert (entry.hf_id, entry.weights_bytes, entry.token_limit) == (spec.hf_id, spec.weights_bytes, spec.max_context)
+    assert (entry.hf_id, entry.weights_bytes, entry.token_limit) == (
+        spec.hf_id,
+        spec.weights_bytes,
+        spec.max_context,
+    )
     assert presets.preset("mistral-7b-instruct").served_name == "mistral-7b-instruct-v0.3"
     served = presets.served_model(entry)
-    assert served.kv_bytes_per_token == spec.kv_bytes_per_token and served.served_name == "phi-4-mini-instruct"
+    assert (
+        served.kv_bytes_per_token == spec.kv_bytes_per_token and served.served_name == "phi-4-mini-instruct"
+    )
     with pytest.raises(presets.UnknownPresetError, match="phi-4-mini-instruct"):
         presets.preset("no-such-model")
 
@@ -65,17 +76,24 @@ def test_load_time_grows_with_the_weights() -> None:
     assert presets.load_seconds(small) > presets.ENGINE_START_SECONDS
     assert presets.load_seconds(large) > presets.load_seconds(small)
     weights_part = presets.load_seconds(large) - presets.ENGINE_START_SECONDS
-    assert weights_part == pytest.approx(large.weights_bytes * (1 / presets.HF_DOWNLOAD_BYTES_PER_S
-                                                                + 1 / presets.GPU_LOAD_BYTES_PER_S))
+    assert weights_part == pytest.approx(
+        large.weights_bytes * (1 / presets.HF_DOWNLOAD_BYTES_PER_S + 1 / presets.GPU_LOAD_BYTES_PER_S)
+    )
 
 
 def test_the_statefulset_command_is_recognised_as_a_vllm_process() -> None:
-    ws = {"metadata": {"name": "w", "namespace": "n", "uid": "u"}, "resource": {}, "inference": {"config": "c"}}
+    ws = {
+        "metadata": {"name": "w", "namespace": "n", "uid": "u"},
+        "resource": {},
+        "inference": {"config": "c"},
+    }
     entry = presets.preset("phi-3.5-mini-instruct")
     container = statefulset_manifest(ws, entry, 2, "1")["spec"]["template"]["spec"]["containers"][0]
     argv = inference_argv(container)
     assert argv is not None and preset_of(argv) == entry
-    assert "--tensor-parallel-size=2" in argv and "--kaito-config-file=/mnt/config/inference_config.yaml" in argv
+    assert (
+        "--tensor-parallel-size=2" in argv and "--kaito-config-file=/mnt/config/inference_config.yaml" in argv
+    )
     assert inference_argv({"command": ["python3", "server.py"]}) is None
 
 
@@ -101,21 +119,34 @@ def test_node_labels_of_a_gpu_sku() -> None:
 # ---- the provisioner -----------------------------------------------------------------------------------
 def test_nodeclaim_becomes_a_ready_gpu_node_and_deleting_it_removes_the_node(kube: Kube) -> None:
     name = "claim-provision"
-    kube.custom.create_cluster_custom_object("karpenter.sh", "v1", "nodeclaims",
-                                             _claim(name, T4_SKU, {"team": "ml"}))
-    claim = wait_for(_claim_named(kube, name), lambda c: any(
-        x["type"] == "Ready" and x["status"] == "True" for x in (c.get("status") or {}).get("conditions") or []),
-        f"NodeClaim {name} to be Ready")
+    kube.custom.create_cluster_custom_object(
+        "karpenter.sh", "v1", "nodeclaims", _claim(name, T4_SKU, {"team": "ml"})
+    )
+    claim = wait_for(
+        _claim_named(kube, name),
+        lambda c: any(
+            x["type"] == "Ready" and x["status"] == "True"
+            for x in (c.get("status") or {}).get("conditions") or []
+        ),
+        f"NodeClaim {name} to be Ready",
+    )
     status = claim["status"]
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
-        "Launched": "True", "Registered": "True", "Initialized": "True", "Ready": "True"}
+        "Launched": "True",
+        "Registered": "True",
+        "Initialized": "True",
+        "Ready": "True",
+    }
     assert status["capacity"]["nvidia.com/gpu"] == "1"
     node = kube.core.read_node(status["nodeName"])
     assert node.spec.provider_id == status["providerID"]
     labels = node.metadata.labels
     assert labels["karpenter.sh/nodepool"] == "gpu" and labels["team"] == "ml"
     assert labels["karpenter.sh/registered"] == "true" and labels["karpenter.sh/initialized"] == "true"
-    assert labels["karpenter.azure.com/sku-name"] == T4_SKU and labels["karpenter.azure.com/sku-gpu-name"] == "T4"
+    assert (
+        labels["karpenter.azure.com/sku-name"] == T4_SKU
+        and labels["karpenter.azure.com/sku-gpu-name"] == "T4"
+    )
     assert any(t.key == "sku" and t.value == "gpu" for t in node.spec.taints)
     created = _stamp(claim["metadata"]["creationTimestamp"])
     registered = next(c for c in status["conditions"] if c["type"] == "Registered")
@@ -123,16 +154,27 @@ def test_nodeclaim_becomes_a_ready_gpu_node_and_deleting_it_removes_the_node(kub
 
     kube.custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", name)
     wait_gone(_claim_named(kube, name), f"NodeClaim {name}")
-    wait_gone(kube.core.list_node, f"node {status['nodeName']}", field_selector=f"metadata.name={status['nodeName']}")
+    wait_gone(
+        kube.core.list_node,
+        f"node {status['nodeName']}",
+        field_selector=f"metadata.name={status['nodeName']}",
+    )
 
 
 def test_nodeclaim_of_an_unknown_size_fails_to_launch(kube: Kube) -> None:
     name = "claim-unknown"
-    kube.custom.create_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", _claim(name, "Standard_Z9_v9", {}))
+    kube.custom.create_cluster_custom_object(
+        "karpenter.sh", "v1", "nodeclaims", _claim(name, "Standard_Z9_v9", {})
+    )
     try:
-        claim = wait_for(_claim_named(kube, name), lambda c: any(
-            x["type"] == "Launched" and x["status"] == "False" for x in (c.get("status") or {}).get("conditions") or []),
-            f"NodeClaim {name} to fail its launch")
+        claim = wait_for(
+            _claim_named(kube, name),
+            lambda c: any(
+                x["type"] == "Launched" and x["status"] == "False"
+                for x in (c.get("status") or {}).get("conditions") or []
+            ),
+            f"NodeClaim {name} to fail its launch",
+        )
         launched = next(c for c in claim["status"]["conditions"] if c["type"] == "Launched")
         assert launched["reason"] == "LaunchFailed" and "Standard_Z9_v9" in launched["message"]
     finally:
@@ -142,28 +184,52 @@ def test_nodeclaim_of_an_unknown_size_fails_to_launch(kube: Kube) -> None:
 # ---- model serving -------------------------------------------------------------------------------------
 def test_a_vllm_pod_serves_after_loading_and_stops_with_the_pod(kube: Kube, ns: str) -> None:
     claim_name = f"claim-{ns}"
-    kube.custom.create_cluster_custom_object("karpenter.sh", "v1", "nodeclaims",
-                                             _claim(claim_name, T4_SKU, {"serve": ns}))
+    kube.custom.create_cluster_custom_object(
+        "karpenter.sh", "v1", "nodeclaims", _claim(claim_name, T4_SKU, {"serve": ns})
+    )
     try:
         entry = presets.preset("phi-4-mini-instruct")
         command = presets.inference_command(entry, 1, with_config=False)
-        command[-1] = command[-1].replace("--served-model-name=phi-4-mini-instruct", "--served-model-name=phi4")
-        kube.core.create_namespaced_pod(ns, {"metadata": {"name": "vllm"}, "spec": {
-            "nodeSelector": {"serve": ns},
-            "tolerations": [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}],
-            "containers": [{"name": "vllm", "image": presets.KAITO_BASE_IMAGE, "command": command,
-                            "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}})
-        pod = wait_for(kube.core.list_namespaced_pod,
-                       lambda p: HTTP_PORT_ANNOTATION in (p.metadata.annotations or {}),
-                       "the model server of pod vllm to be up", namespace=ns)
+        command[-1] = command[-1].replace(
+            "--served-model-name=phi-4-mini-instruct", "--served-model-name=phi4"
+        )
+        kube.core.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"name": "vllm"},
+                "spec": {
+                    "nodeSelector": {"serve": ns},
+                    "tolerations": [
+                        {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+                    ],
+                    "containers": [
+                        {
+                            "name": "vllm",
+                            "image": presets.KAITO_BASE_IMAGE,
+                            "command": command,
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                },
+            },
+        )
+        pod = wait_for(
+            kube.core.list_namespaced_pod,
+            lambda p: HTTP_PORT_ANNOTATION in (p.metadata.annotations or {}),
+            "the model server of pod vllm to be up",
+            namespace=ns,
+        )
         started = pod.status.container_statuses[0].state.running.started_at
-        events = kube.core.list_namespaced_event(ns, field_selector="involvedObject.name=vllm,reason=ModelServing")
+        events = kube.core.list_namespaced_event(
+            ns, field_selector="involvedObject.name=vllm,reason=ModelServing"
+        )
         assert events.items, "no ModelServing event"
         serving_since = _stamp(events.items[0].first_timestamp or events.items[0].event_time)
         assert (serving_since - _stamp(started)).total_seconds() >= presets.load_seconds(entry) - 1
 
-        response = kube.core.connect_get_namespaced_pod_proxy_with_path("vllm:5000", ns, "v1/models",
-                                                                        _preload_content=False)
+        response = kube.core.connect_get_namespaced_pod_proxy_with_path(
+            "vllm:5000", ns, "v1/models", _preload_content=False
+        )
         models = json.loads(response.data)["data"]
         assert [m["id"] for m in models] == ["phi4"]
         # No inference ConfigMap: KAITO's max-model-len=auto picks the largest context that fits one T4.
@@ -174,7 +240,9 @@ def test_a_vllm_pod_serves_after_loading_and_stops_with_the_pod(kube: Kube, ns: 
         wait_gone(kube.core.list_namespaced_pod, "pod vllm", namespace=ns)
         deadline = time.monotonic() + 10
         while _port_open(port):
-            assert time.monotonic() < deadline, f"the model server on port {port} still answers after its pod is gone"
+            assert time.monotonic() < deadline, (
+                f"the model server on port {port} still answers after its pod is gone"
+            )
     finally:
         kube.custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", claim_name)
 

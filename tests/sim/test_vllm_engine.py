@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pytest_aksai.sim._vllm import (
+from pytest_aksai.sim._addons.vllm._server import (
     EngineConfig,
     EngineConfigError,
     GpuPerf,
@@ -14,11 +14,13 @@ from pytest_aksai.sim._vllm import (
     SimEngine,
     kv_cache_blocks,
 )
-from pytest_aksai.sim._vllm._engine import EngineOverloadedError, EngineRequest, Output
-from pytest_aksai.sim._vllm._metrics import VllmMetrics, build_1_2_5_buckets
-from pytest_aksai.sim._vllm._text import generate, tokenize
+from pytest_aksai.sim._addons.vllm._server._engine import EngineOverloadedError, EngineRequest, Output
+from pytest_aksai.sim._addons.vllm._server._metrics import VllmMetrics, build_1_2_5_buckets
+from pytest_aksai.sim._addons.vllm._server._text import generate, tokenize
 
-PHI4 = ServedModel("phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9)
+PHI4 = ServedModel(
+    "phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9
+)
 MISTRAL = ServedModel("mistral-7b-instruct-v0.3", "mistralai/Mistral-7B-Instruct-v0.3", 32768, 14_500_000_000,
                       131072, 7.25e9)  # fmt: skip
 T4 = GpuPerf("Tesla T4", 1, 16, 320, 65)
@@ -48,7 +50,9 @@ def test_lab_vllm_map_parses() -> None:
         ({"enable-prefix-caching": "yes"}, ["enable-prefix-caching", "'yes'", "true or false"]),
     ],
 )
-def test_bad_engine_arguments_name_the_flag_value_and_fix(vllm_map: dict[str, object], names: list[str]) -> None:
+def test_bad_engine_arguments_name_the_flag_value_and_fix(
+    vllm_map: dict[str, object], names: list[str]
+) -> None:
     with pytest.raises(EngineConfigError) as caught:
         EngineConfig.from_vllm_map(vllm_map, default_max_model_len=4096)
     for name in names:
@@ -103,7 +107,11 @@ def test_latency_follows_model_size_and_gpu() -> None:
     config = EngineConfig(max_model_len=4096)
     decode = {"prefill_tokens": 0, "decode_seqs": 1, "kv_tokens": 1500}
     prefill = {"prefill_tokens": 1500, "decode_seqs": 0, "kv_tokens": 1500}
-    phi_a10, phi_t4, mistral_a10 = _engine(PHI4, a10, config), _engine(PHI4, T4, config), _engine(MISTRAL, a10, config)
+    phi_a10, phi_t4, mistral_a10 = (
+        _engine(PHI4, a10, config),
+        _engine(PHI4, T4, config),
+        _engine(MISTRAL, a10, config),
+    )
     for step in (decode, prefill):
         assert mistral_a10.step_seconds(**step) > 1.4 * phi_a10.step_seconds(**step)
         assert phi_t4.step_seconds(**step) > 1.4 * phi_a10.step_seconds(**step)

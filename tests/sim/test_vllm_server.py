@@ -19,12 +19,14 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pytest_aksai.sim._addons.vllm._server import EngineConfig, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sim._faults import ActiveFaults, parse_fault
-from pytest_aksai.sim._vllm import EngineConfig, GpuPerf, ModelServer, ServedModel
 
 T = TypeVar("T")
 
-PHI4 = ServedModel("phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9)
+PHI4 = ServedModel(
+    "phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9
+)
 MISTRAL = ServedModel("mistral-7b-instruct-v0.3", "mistralai/Mistral-7B-Instruct-v0.3", 32768, 14_500_000_000,
                       131072, 7.25e9)  # fmt: skip
 T4 = GpuPerf("Tesla T4", 1, 16, 320, 65)
@@ -116,7 +118,9 @@ def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def value(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, model: str = NAME,
           **labels: str) -> float:  # fmt: skip
     key = (name, frozenset({"model_name": model, "engine": "0", **labels}.items()))
-    assert key in metrics, f"{name}{labels} for model_name={model} not exposed; have {sorted({k[0] for k in metrics})}"
+    assert key in metrics, (
+        f"{name}{labels} for model_name={model} not exposed; have {sorted({k[0] for k in metrics})}"
+    )
     return metrics[key]
 
 
@@ -229,8 +233,9 @@ def test_stop_string_cuts_the_text(serve: Callable[..., Served]) -> None:
     assert cut.choices[0].model_extra == {"stop_reason": stop, "prompt_logprobs": None}
     streamed = "".join(
         chunk.choices[0].text
-        for chunk in client.completions.create(model=NAME, prompt="stop test", max_tokens=200, stop=stop,
-                                               stream=True)
+        for chunk in client.completions.create(
+            model=NAME, prompt="stop test", max_tokens=200, stop=stop, stream=True
+        )
     )
     assert streamed == cut.choices[0].text
 
@@ -261,7 +266,10 @@ def test_chat_stream_wire_format(serve: Callable[..., Served]) -> None:
 def test_sdk_streams_chat_with_usage(serve: Callable[..., Served]) -> None:
     served = serve()
     stream = served.client().chat.completions.create(
-        model=NAME, messages=[{"role": "user", "content": "hi"}], max_tokens=5, stream=True,
+        model=NAME,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=5,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -280,7 +288,9 @@ def test_streaming_streams_and_the_buffered_fault_does_not(serve: Callable[..., 
     body = {"model": NAME, "prompt": "timing", "max_tokens": 30, "stream": True}
 
     def arrival(frames: list[tuple[float, str]]) -> tuple[float, float]:
-        content = [t for t, payload in frames if payload != "[DONE]" and json.loads(payload)["choices"][0]["text"]]
+        content = [
+            t for t, payload in frames if payload != "[DONE]" and json.loads(payload)["choices"][0]["text"]
+        ]
         return content[0], content[-1]
 
     streamed = sse_frames(served.url, "/v1/completions", body)
@@ -341,10 +351,13 @@ def test_over_max_model_len_is_400_with_vllms_sentence(serve: Callable[..., Serv
     [
         ("/v1/chat/completions", b"{not json", "not valid JSON"),
         ("/v1/chat/completions", b'{"model": "phi-4-mini-instruct"}', "messages"),
-        ("/v1/completions", b'{"model": "phi-4-mini-instruct", "prompt": "x", "max_tokens": "many"}',
-         "max_tokens"),
+        (
+            "/v1/completions",
+            b'{"model": "phi-4-mini-instruct", "prompt": "x", "max_tokens": "many"}',
+            "max_tokens",
+        ),
         ("/v1/completions", b'{"model": "phi-4-mini-instruct", "prompt": "x", "n": 2}', "n=2"),
-        ("/v1/completions", b'[1, 2]', "JSON object"),
+        ("/v1/completions", b"[1, 2]", "JSON object"),
     ],
 )
 def test_bad_requests_are_400(serve: Callable[..., Served], path: str, payload: bytes, message: str) -> None:
@@ -358,7 +371,9 @@ def test_bad_requests_are_400(serve: Callable[..., Served], path: str, payload: 
 
 
 def test_overload_answers_429_and_disconnects_free_the_batch(serve: Callable[..., Served]) -> None:
-    engine = EngineConfig.from_vllm_map({**LAB_MAP, "max-num-seqs": 1}, default_max_model_len=PHI4.max_model_len)
+    engine = EngineConfig.from_vllm_map(
+        {**LAB_MAP, "max-num-seqs": 1}, default_max_model_len=PHI4.max_model_len
+    )
     served = serve(engine=engine, speedup=1.0)
     body = {"model": NAME, "prompt": "long", "max_tokens": 2000, "stream": True}
 
@@ -417,7 +432,9 @@ def test_metrics_move_with_traffic(serve: Callable[..., Served]) -> None:
 
 
 def test_gauges_follow_running_and_waiting_requests(serve: Callable[..., Served]) -> None:
-    engine = EngineConfig.from_vllm_map({**LAB_MAP, "max-num-seqs": 2}, default_max_model_len=PHI4.max_model_len)
+    engine = EngineConfig.from_vllm_map(
+        {**LAB_MAP, "max-num-seqs": 2}, default_max_model_len=PHI4.max_model_len
+    )
     served = serve(engine=engine, speedup=1.0)
     body = {"model": NAME, "prompt": "busy " * 300, "max_tokens": 2000, "stream": True}
 
@@ -515,7 +532,11 @@ def test_fault_wrong_served_name(serve: Callable[..., Served]) -> None:
     served.set_faults()
     assert [m.id for m in client.models.list().data] == [NAME]
     assert client.completions.create(model=NAME, prompt="x", max_tokens=2).model == NAME
-    gauges = {dict(labels)["model_name"] for name, labels in scrape(served.url) if name == "vllm:num_requests_running"}
+    gauges = {
+        dict(labels)["model_name"]
+        for name, labels in scrape(served.url)
+        if name == "vllm:num_requests_running"
+    }
     assert gauges == {NAME}
 
 

@@ -119,9 +119,11 @@ def test_without_manifests_the_suite_checks_the_clusters_objects(suite: pytest.P
     r.stdout.fnmatch_lines(
         [
             "*[[]cluster:sim::Workspace/workspace-phi4-mini::weights-fit[]] PASSED*",
-            "*max-num-seqs 64 > 12 sequences of max-model-len 4096*",
+            "*[[]cluster:sim::Workspace/workspace-phi4-mini::kv-concurrency[]] PASSED*",
         ]
     )
+    # The default lab is configured correctly: no sizing warning (the seed lab's is in scenario aks-ai-lab).
+    assert "AksaiSizingWarning" not in r.stdout.str()
 
 
 def test_collect_only_does_not_read_the_cluster(suite: pytest.Pytester) -> None:

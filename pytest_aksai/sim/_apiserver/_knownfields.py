@@ -1,13 +1,16 @@
-"""Unknown-field detection for built-in kinds, from the field tables of the installed `kubernetes` client's
-models (generated from the upstream OpenAPI document), for `fieldValidation` Strict/Warn/Ignore."""
+"""Unknown-field detection for built-in kinds, for `fieldValidation` Strict/Warn/Ignore.
+
+The field tables are package data (`knownfields.json`: model name → JSON field → type name), extracted once
+from the official `kubernetes` client's models (themselves generated from the upstream OpenAPI document) by
+`tools/gen_knownfields.py`, so the sim loads no client code."""
 
 from __future__ import annotations
 
+import json
 import re
-from functools import lru_cache
+from functools import cache
+from importlib import resources
 from typing import Any
-
-import kubernetes.client.models as _models
 
 from ._types import ResourceType
 
@@ -17,15 +20,16 @@ _SCALARS = frozenset({"str", "int", "float", "bool", "datetime", "date", "object
 _SPECIAL = {("", "Event"): "CoreV1Event", ("events.k8s.io", "Event"): "EventsV1Event"}
 
 
-@lru_cache(maxsize=256)
-def _model(name: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """(JSON field name → type name) of a model class, or None when unknown."""
-    cls = getattr(_models, name, None)
-    types = getattr(cls, "openapi_types", None)
-    names = getattr(cls, "attribute_map", None)
-    if not isinstance(types, dict) or not isinstance(names, dict):
-        return None
-    return {names[attr]: kind for attr, kind in types.items() if attr in names}, {}
+@cache
+def _tables() -> dict[str, dict[str, str]]:
+    text = (resources.files(__package__ or __name__) / "knownfields.json").read_text(encoding="utf-8")
+    tables: dict[str, dict[str, str]] = json.loads(text)["models"]
+    return tables
+
+
+def _model(name: str) -> dict[str, str] | None:
+    """JSON field name → type name of a built-in model, or None when unknown."""
+    return _tables().get(name)
 
 
 def model_name(rt: ResourceType) -> str | None:
@@ -63,7 +67,7 @@ def _walk(value: Any, type_name: str, path: str, out: list[str]) -> None:
         return
     for key, item in value.items():
         child = f"{path}.{key}" if path else key
-        field_type = fields[0].get(key)
+        field_type = fields.get(key)
         if field_type is None:
             out.append(child)
         else:

@@ -14,6 +14,8 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from pytest_aksai.sim.contract import HTTP_PORT_ANNOTATION as HTTP_PORT_ANNOTATION
+
 from ._errors import ApiError, FieldError, invalid, not_found
 from ._http import discovery_routes, error_response, json_response
 from ._store import Store, Watch
@@ -21,7 +23,6 @@ from ._tokens import DEFAULT_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenIs
 from ._types import ResourceType
 
 _log = logging.getLogger(__name__)
-HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 _PUBLIC_PATHS = frozenset(
     {
         "/version",

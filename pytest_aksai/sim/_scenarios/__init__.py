@@ -3,14 +3,14 @@
 A scenario names the AKS cluster (region, versions), its node pools (VM size, count, zones, labels, taints),
 the add-ons installed (their controllers' Deployments and Services appear in the cluster, and the list is
 advertised in the ConfigMap `kube-system/aksai-sim`), extra namespaces and any objects to create at start
-(including Nodes declared in full). `extends: <name>` starts from another scenario: lists are appended,
-the `cluster` table is merged, other keys are replaced.
+(including Nodes declared in full). `extends: <name>` starts from another scenario: lists are appended
+(an object of the same apiVersion, kind, namespace and name replaces the parent's in place), the `cluster` table is
+merged, other keys are replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -18,10 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pytest_aksai.sim._addons import Component, resolve
 from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES, capacity_and_allocatable, vm_size
-
-ADDONS_KEY = "addons"
-"""Key of the ConfigMap `kube-system/aksai-sim` listing the installed add-ons (comma-separated)."""
 
 
 class ScenarioError(ValueError):
@@ -65,20 +63,6 @@ class NodePool(_Model):
         return values
 
 
-class Addon(_Model):
-    """One controller Deployment of an add-on (and optionally a Service in front of it)."""
-
-    name: str
-    namespace: str = "kube-system"
-    image: str
-    replicas: int = 1
-    labels: dict[str, str] = Field(default_factory=dict)
-    cpu: str = "100m"
-    memory: str = "128Mi"
-    ports: dict[str, int] = Field(default_factory=dict)
-    """Service port name → port (the Service is named after the component when ports are given)."""
-
-
 class Scenario(_Model):
     name: str = ""
     description: str = ""
@@ -92,12 +76,7 @@ class Scenario(_Model):
     @field_validator("addons")
     @classmethod
     def _known_addons(cls, values: list[str]) -> list[str]:
-        catalog = addon_catalog()
-        unknown = [a for a in values if a not in catalog]
-        if unknown:
-            raise ValueError(
-                f"unknown add-on(s) {', '.join(unknown)}; known add-ons: {', '.join(sorted(catalog))}"
-            )
+        resolve(values)
         return values
 
 
@@ -111,17 +90,9 @@ def _parse_taint(text: str) -> dict[str, str]:
     return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}
 
 
-@cache
-def addon_catalog() -> dict[str, tuple[Addon, ...]]:
-    raw = yaml.safe_load((resources.files(__name__) / "addons.yaml").read_text(encoding="utf-8"))
-    return {name: tuple(Addon.model_validate(c) for c in components) for name, components in raw.items()}
-
-
 def available_scenarios() -> list[str]:
     return sorted(
-        e.name[: -len(".yaml")]
-        for e in resources.files(__name__).iterdir()
-        if e.name.endswith(".yaml") and e.name != "addons.yaml"
+        e.name[: -len(".yaml")] for e in resources.files(__name__).iterdir() if e.name.endswith(".yaml")
     )
 
 
@@ -148,10 +119,20 @@ def _read(name_or_path: str) -> tuple[dict[str, Any], str]:
     return data, source
 
 
+def _object_identity(obj: Any) -> tuple[str, ...]:
+    meta = (obj.get("metadata") or {}) if isinstance(obj, dict) else {}
+    fields = (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace"), meta.get("name"))
+    return tuple(str(f or "") for f in fields) if isinstance(obj, dict) else (repr(obj),)
+
+
 def _merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     merged = dict(parent)
     for key, value in child.items():
-        if key in ("nodePools", "objects", "namespaces") and isinstance(value, list):
+        if key == "objects" and isinstance(value, list):
+            overrides = {_object_identity(o): o for o in value}
+            inherited = [overrides.pop(_object_identity(o), o) for o in parent.get(key) or []]
+            merged[key] = inherited + list(overrides.values())
+        elif key in ("nodePools", "namespaces") and isinstance(value, list):
             merged[key] = list(parent.get(key) or []) + value
         elif key == "cluster" and isinstance(value, dict):
             merged[key] = {**(parent.get(key) or {}), **value}
@@ -308,7 +289,7 @@ def pool_nodes(scenario: Scenario, pool: NodePool, first_index: int, now: str) -
     return nodes
 
 
-def addon_objects(addon: Addon) -> list[dict[str, Any]]:
+def addon_objects(addon: Component) -> list[dict[str, Any]]:
     labels = {"app": addon.name, **addon.labels}
     container: dict[str, Any] = {
         "name": addon.name,
@@ -363,10 +344,9 @@ def scenario_objects(scenario: Scenario, now: str) -> list[dict[str, Any]]:
     for pool in scenario.node_pools:
         objects.extend(pool_nodes(scenario, pool, index, now))
         index += pool.count
-    catalog = addon_catalog()
     namespaces = set(scenario.namespaces)
-    for name in scenario.addons:
-        for component in catalog[name]:
+    for addon in resolve(scenario.addons):
+        for component in addon.components:
             if component.namespace not in namespaces:
                 namespaces.add(component.namespace)
                 objects.append(
