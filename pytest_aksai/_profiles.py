@@ -25,7 +25,7 @@ from pydantic import (
 from pytest_aksai._areas import AREA_BY_NAME, AREAS
 from pytest_aksai._errors import AksaiError
 from pytest_aksai._knobs import BUILTIN_PROFILE
-from pytest_aksai.sim._clock import DEFAULT_TIME_SCALE
+from pytest_aksai.sim.contract import DEFAULT_TIME_SCALE
 from pytest_aksai.sizing import SizingProfile
 
 AREA_KEYS = {

@@ -27,6 +27,7 @@ from pytest_aksai._profiles import (
     load_profiles,
 )
 from pytest_aksai._public import public
+from pytest_aksai.sim.contract import KUBECONFIG_CONTEXT
 
 
 class SettingsError(AksaiError):
@@ -210,7 +211,7 @@ def _to_allow(value: Any, source: str) -> frozenset[str]:
 
 
 def _to_faults(value: Any, source: str) -> tuple[str, ...]:
-    from pytest_aksai.sim._faults import UnknownFaultError, parse_fault
+    from pytest_aksai.sim.contract import UnknownFaultError, parse_fault
 
     items = value if isinstance(value, list | tuple) else str(value).split(",")
     faults = tuple(str(item).strip() for item in items if str(item).strip())
@@ -360,7 +361,9 @@ def header_line(settings: Settings) -> str:
     parts = [
         item("cluster", settings.cluster, "cluster"),
         f"provider={settings.provider} (profile {settings.cluster})",
-        item("context", settings.context or ("aksai-sim" if settings.is_sim else "current"), "context"),
+        item(
+            "context", settings.context or (KUBECONFIG_CONTEXT if settings.is_sim else "current"), "context"
+        ),
         item("allow", allow, "allow"),
         item("timeout-scale", settings.timeout_scale, "timeout-scale"),
     ]

@@ -12,6 +12,7 @@ import pytest
 from pytest_aksai._areas import AREAS
 from pytest_aksai._errors import ConnectError
 from pytest_aksai._settings import Settings, settings_of
+from pytest_aksai.sim.contract import KUBECONFIG_CONTEXT
 
 if TYPE_CHECKING:
     from pytest_aksai.kube import Cluster, RunScope
@@ -82,7 +83,7 @@ class ClusterRuntime:
             faults=self.settings.sim_faults,
             kubeconfig_path=kubeconfig,
         ).start()
-        return self._sim.kubeconfig_path, "aksai-sim"
+        return self._sim.kubeconfig_path, KUBECONFIG_CONTEXT
 
     def _create_kind_cluster(self) -> Path:
         """A throwaway kind cluster through pytest-kubernetes (which drives the `kind` and `kubectl` binaries)."""

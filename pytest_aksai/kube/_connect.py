@@ -189,7 +189,9 @@ def connect(
 
 
 SIM_CONFIGMAP = ("kube-system", "aksai-sim")
-"""Where the simulated cluster advertises itself (docs/reference/sim-contract.md); absent on a live cluster."""
+"""Where the simulated cluster advertises itself; absent on a live cluster. The names are the sim's wire
+contract (`pytest_aksai.sim.contract`, docs/reference/sim-contract.md), repeated here because `kube` reaches
+any cluster only over the wire; `tests/plugin/test_sim_contract.py` keeps the two equal."""
 SIM_TIME_SCALE_KEY = "timeScale"
 
 

@@ -74,11 +74,11 @@ def test_latency_grows_with_the_batch() -> None:
 
 
 def test_the_simulated_engine_paces_itself_with_the_same_step_time() -> None:
-    """Until the sim calls `Roofline.step_seconds` itself, its own copy must agree with it."""
-    from pytest_aksai.sim._controllers._kaito_presets import gpu_perf, preset, served_model
-    from pytest_aksai.sim._vllm._config import EngineConfig
-    from pytest_aksai.sim._vllm._engine import SimEngine
-    from pytest_aksai.sim._vllm._metrics import VllmMetrics
+    """The sim's model server paces its steps with the recommender's roofline (one latency model)."""
+    from pytest_aksai.sim._addons.kaito._presets import gpu_perf, preset, served_model
+    from pytest_aksai.sim._addons.vllm._server._config import EngineConfig
+    from pytest_aksai.sim._addons.vllm._server._engine import SimEngine
+    from pytest_aksai.sim._addons.vllm._server._metrics import VllmMetrics
 
     sku = gpu_sku("Standard_NC48ads_A100_v4")
     entry = preset("mistral-7b-instruct")

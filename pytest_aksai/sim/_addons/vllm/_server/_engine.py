@@ -3,12 +3,13 @@
 One engine step runs every scheduled sequence once: a newly admitted sequence is prefilled (its whole
 prompt) and gets its first token; every other running sequence decodes one token. The step lasts
 
-    overhead + max(FLOPs / (fp16 FLOP/s × COMPUTE_EFFICIENCY), bytes / (HBM bytes/s × BANDWIDTH_EFFICIENCY))
+    overhead + max(FLOPs / effective FLOP/s, bytes / effective HBM bytes/s)
 
 with FLOPs = 2 × parameters × tokens processed in the step, and bytes = the weights (read once per step)
 plus the KV cache of every running sequence. So a lone decode step is memory bound (weights / bandwidth:
 ~30 ms for a 3.8 B fp16 model on a T4), a long prefill is compute bound, and a big batch shares each
-step: every running sequence gets one token per step. Times are real wall-clock seconds divided by
+step: every running sequence gets one token per step. The step time is `pytest_aksai.sizing.Roofline`'s,
+the same model the sizing recommender predicts latency with. Times are real wall-clock seconds divided by
 `speedup` (not cluster time: a client measures TTFT/ITL with its own wall clock, and the sizing model's
 milliseconds are what a user compares against).
 """
@@ -22,17 +23,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from pytest_aksai.sizing import Roofline
+
 from ._config import GIB, EngineConfig, EngineConfigError, GpuPerf, ServedModel
 from ._metrics import VllmMetrics
 
-COMPUTE_EFFICIENCY = 0.5
-"""Share of peak FP16 tensor throughput a prefill reaches (typical model FLOPs utilisation)."""
-BANDWIDTH_EFFICIENCY = 0.75
-"""Share of peak HBM bandwidth a decode step reaches."""
-TENSOR_PARALLEL_EFFICIENCY = 0.85
-"""Per-GPU scaling when a model is split over several GPUs (all-reduce per layer costs the rest)."""
-STEP_OVERHEAD_S = 0.002
-"""Scheduler, sampling and kernel-launch time per step."""
 NON_KV_OVERHEAD_BYTES_PER_GPU = 1 * GIB
 """Activations, CUDA graphs and the CUDA context: what vLLM's memory profiling leaves outside the KV cache."""
 
@@ -108,10 +103,14 @@ class SimEngine:
         self.steps = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        tp = engine.tensor_parallel_size
-        scale = tp * (TENSOR_PARALLEL_EFFICIENCY if tp > 1 else 1.0)
-        self._flops_per_s = gpu.fp16_tflops * 1e12 * COMPUTE_EFFICIENCY * scale
-        self._bytes_per_s = gpu.memory_bandwidth_gbps * 1e9 * BANDWIDTH_EFFICIENCY * scale
+        self._roofline = Roofline.of(
+            parameters=model.parameter_count(),
+            weights_bytes=model.weights_bytes,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+            dense_fp16_tflops=gpu.fp16_tflops,
+            bandwidth_gbs=gpu.memory_bandwidth_gbps,
+            tensor_parallel_size=engine.tensor_parallel_size,
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,9 +168,9 @@ class SimEngine:
 
     # --- timing model ----------------------------------------------------------------------------------
     def step_seconds(self, *, prefill_tokens: int, decode_seqs: int, kv_tokens: int) -> float:
-        flops = 2.0 * self.model.parameter_count() * (prefill_tokens + decode_seqs)
-        read_bytes = self.model.weights_bytes + kv_tokens * self.model.kv_bytes_per_token
-        seconds = STEP_OVERHEAD_S + max(flops / self._flops_per_s, read_bytes / self._bytes_per_s)
+        seconds = self._roofline.step_seconds(
+            prefill_tokens=prefill_tokens, decode_seqs=decode_seqs, kv_tokens=kv_tokens
+        )
         return seconds / self.speedup
 
     # --- the loop --------------------------------------------------------------------------------------
