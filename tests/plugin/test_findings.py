@@ -162,3 +162,23 @@ def test_measurements_are_junit_properties_without_a_warning(pytester: pytest.Py
     case = next(ET.parse(pytester.path / "junit.xml").getroot().iter("testcase"))
     properties = {p.attrib["name"]: float(p.attrib["value"]) for p in case.iter("property")}
     assert properties["cold_start_model_load_s"] > 0 and properties["cold_start_node_provisioning_s"] > 0
+
+
+def test_an_area_check_skips_naming_the_add_on_the_cluster_lacks(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", aksai=FAST_SIM)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.keda
+        def test_scales_to_zero(aksai_cluster):
+            raise AssertionError("must not run on a cluster without KEDA")
+
+        @pytest.mark.kaito
+        def test_kaito_is_served(aksai_cluster):
+            assert aksai_cluster.serves("kaito.sh")
+        """
+    )
+    result = pytester.runpytest_subprocess("--aksai-cluster=fast", "-rs", timeout=120)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*KEDA is not installed on cluster 'fast' (no keda.sh API group)"])
