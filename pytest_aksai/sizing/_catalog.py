@@ -188,6 +188,73 @@ class Catalog:
         return Catalog([*self.skus, *skus], [*self.models, *models], [*self.apis, *apis])
 
 
+class GpuModel(BaseModel):
+    """What a node with this GPU shows: the nvidia-smi name, the GPU feature discovery label, memory, power."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    nvidia_smi_name: str
+    gfd_product_label: str
+    memory_mib: int = Field(gt=0)
+    power_cap_w: int = Field(gt=0)
+
+
+class VmSize(BaseModel):
+    """An Azure VM size as a node: vCPUs, memory and its GPUs (none for system sizes)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    series: str
+    vcpu: int = Field(gt=0)
+    ram_gib: float = Field(gt=0)
+    gpu: GpuModel | None = None
+    gpu_count: int = 0
+    price_per_hour: float | None = None
+
+    @property
+    def family(self) -> str:
+        """The size's family letters (`D`, `NC`, `ND`, `NV`); NAP's `sku-family` label is the first."""
+        stem = self.name.removeprefix("Standard_")
+        return stem[: len(stem) - len(stem.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))]
+
+
+@cache
+def vm_sizes() -> dict[str, VmSize]:
+    """Every packaged VM size a node can have: the system sizes and every GPU SKU, by name."""
+    data = _read_package_yaml("gpus.yaml")
+    models = gpu_models()
+    sizes = {raw["name"]: VmSize.model_validate(raw) for raw in data.get("system_skus") or []}
+    for sku in default_catalog().skus:
+        sizes[sku.name] = VmSize(
+            name=sku.name,
+            series=sku.series,
+            vcpu=sku.vcpu,
+            ram_gib=sku.ram_gib,
+            gpu=models.get(sku.gpu_model),
+            gpu_count=sku.gpu_count,
+            price_per_hour=sku.price_per_hour,
+        )
+    return sizes
+
+
+@cache
+def gpu_models() -> dict[str, GpuModel]:
+    """The packaged GPU models by catalog key (`T4`, `A100-80GB-PCIe`, ...)."""
+    gpus: Mapping[str, Mapping[str, Any]] = _read_package_yaml("gpus.yaml").get("gpus") or {}
+    return {
+        key: GpuModel(
+            key=key,
+            nvidia_smi_name=g["nvidia_smi_name"],
+            gfd_product_label=g["gfd_product_label"],
+            memory_mib=g["memory_mib"],
+            power_cap_w=g["power_cap_w"],
+        )
+        for key, g in gpus.items()
+    }
+
+
 def _read_package_yaml(name: str) -> Any:
     return yaml.safe_load(resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
 

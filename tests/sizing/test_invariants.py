@@ -379,3 +379,17 @@ def test_real_lab_manifests() -> None:
         ].status
         == "pass"
     )
+
+
+def test_one_catalog_the_sims_nodes_come_from_the_sizing_catalog() -> None:
+    """Every GPU SKU sizing knows is a VM size the simulated cluster can run, with the same GPUs."""
+    from pytest_aksai.sim._scenarios._vmsizes import VM_SIZES
+    from pytest_aksai.sizing import default_catalog, vm_sizes
+
+    for sku in default_catalog().skus:
+        node = VM_SIZES[sku.name]
+        assert (node.vcpus, node.gpu_count) == (sku.vcpu, sku.gpu_count), sku.name
+        assert node.gpu is not None and node.gpu.key == sku.gpu_model, sku.name
+    system = {name for name, size in vm_sizes().items() if size.gpu is None}
+    assert {"Standard_D2ds_v5", "Standard_D4ds_v5", "Standard_D8ds_v5", "Standard_D16ds_v5"} <= system
+    assert all(VM_SIZES[name].gpu is None for name in system)

@@ -1,11 +1,14 @@
 """The Azure VM sizes the sim can run as nodes, and what AKS makes of them (capacity, allocatable, labels).
 
-A small catalog on purpose: the sizes the lab uses. It belongs with the sizing catalogs once those exist.
+The sizes and their GPUs come from the one catalog, `pytest_aksai.sizing` (gpus.yaml); what AKS makes of a
+size (capacity, allocatable, reservations) is the simulated cluster's own arithmetic, here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from pytest_aksai import sizing
 
 
 @dataclass(frozen=True)
@@ -29,38 +32,31 @@ class VmSize:
     gpu_count: int = 0
 
 
-GPU_MODELS: dict[str, GpuModel] = {
-    g.key: g
-    for g in (
-        GpuModel("T4", "Tesla T4", "Tesla-T4", 15360, 70),
-        GpuModel("V100", "Tesla V100-PCIE-16GB", "Tesla-V100-PCIE-16GB", 16384, 250),
-        GpuModel("A100", "NVIDIA A100 80GB PCIe", "NVIDIA-A100-80GB-PCIe", 81920, 300),
-        GpuModel("H100", "NVIDIA H100 NVL", "NVIDIA-H100-NVL", 95830, 400),
-    )
-}
+def _gpu_models() -> dict[str, GpuModel]:
+    models: dict[str, GpuModel] = {}
+    for key, g in sizing.gpu_models().items():
+        model = GpuModel(key, g.nvidia_smi_name, g.gfd_product_label, g.memory_mib, g.power_cap_w)
+        models[key] = model
+        # Karpenter's `sku-gpu-name` label names the GPU without its variant (`A100`): the first variant wins.
+        models.setdefault(key.split("-")[0], model)
+    return models
 
-_T4, _V100, _A100, _H100 = (GPU_MODELS[k] for k in ("T4", "V100", "A100", "H100"))
+
+GPU_MODELS: dict[str, GpuModel] = _gpu_models()
+"""By the sizing catalog's key (`A100-80GB-PCIe`) and by the bare GPU name Karpenter labels (`A100`)."""
 
 VM_SIZES: dict[str, VmSize] = {
-    s.name: s
-    for s in (
-        VmSize("Standard_D2ds_v5", "D", 2, 8),
-        VmSize("Standard_D4ds_v5", "D", 4, 16),
-        VmSize("Standard_D8ds_v5", "D", 8, 32),
-        VmSize("Standard_D16ds_v5", "D", 16, 64),
-        VmSize("Standard_NC4as_T4_v3", "NC", 4, 28, _T4, 1),
-        VmSize("Standard_NC8as_T4_v3", "NC", 8, 56, _T4, 1),
-        VmSize("Standard_NC16as_T4_v3", "NC", 16, 110, _T4, 1),
-        VmSize("Standard_NC64as_T4_v3", "NC", 64, 440, _T4, 4),
-        VmSize("Standard_NC6s_v3", "NC", 6, 112, _V100, 1),
-        VmSize("Standard_NC12s_v3", "NC", 12, 224, _V100, 2),
-        VmSize("Standard_NC24s_v3", "NC", 24, 448, _V100, 4),
-        VmSize("Standard_NC24ads_A100_v4", "NC", 24, 220, _A100, 1),
-        VmSize("Standard_NC48ads_A100_v4", "NC", 48, 440, _A100, 2),
-        VmSize("Standard_NC96ads_A100_v4", "NC", 96, 880, _A100, 4),
-        VmSize("Standard_NC40ads_H100_v5", "NC", 40, 320, _H100, 1),
+    name: VmSize(
+        name,
+        size.family,
+        size.vcpu,
+        int(size.ram_gib),
+        GPU_MODELS[size.gpu.key] if size.gpu is not None else None,
+        size.gpu_count,
     )
+    for name, size in sizing.vm_sizes().items()
 }
+"""Every VM size of the sizing catalog (pytest_aksai/sizing/gpus.yaml): the one catalog."""
 
 EVICTION_HARD_MEMORY_MI = 100
 
