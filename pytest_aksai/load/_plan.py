@@ -21,7 +21,7 @@ class LoadInputError(AksaiError):
 
 def bad_input(knob: str, value: object, valid: str, fix: str) -> LoadInputError:
     return LoadInputError(
-        f"The load {knob} {value!r} is not valid", expected=f"{knob} {valid}", observed=repr(value), fix=fix
+        f"The load {knob} {value!r} is not valid", expected=f"{knob}: {valid}", observed=repr(value), fix=fix
     )
 
 
