@@ -2,7 +2,7 @@
 
 Every response writes its first content token `ttft_ms` after the request arrived and each further one
 `itl_ms` later, on an absolute schedule; with both at 0 the whole stream goes out in one write. Counts are
-honest (`usage.prompt_tokens` = words of the prompt). Used by the benchmark and the tests, in its own
+honest (`usage.prompt_tokens` = words of the prompt); `--fail-every N` answers every Nth request with a 500. Used by the benchmark and the tests, in its own
 process: `python -m pytest_aksai.load._fake_server --ttft-ms 20 --itl-ms 5 --tokens 64` prints `PORT <n>`.
 """
 
@@ -47,10 +47,16 @@ def _frames(chat: bool, tokens: int, prompt_tokens: int) -> tuple[bytes, ...]:
     return (*head, *body, _frame({**base, "choices": [], "usage": usage}), b"data: [DONE]\n\n")
 
 
-def create_app(*, ttft_ms: float, itl_ms: float, tokens: int) -> web.Application:
+def create_app(*, ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0) -> web.Application:
+    served = 0
+
     async def serve(request: web.Request) -> web.StreamResponse:
+        nonlocal served
         arrived = asyncio.get_running_loop().time()
         body = await request.json()
+        served += 1
+        if fail_every and served % fail_every == 0:
+            return web.json_response({"error": {"message": "scheduled failure"}}, status=500)
         chat = request.path.endswith("/chat/completions")
         text = body["messages"][-1]["content"] if chat else body["prompt"]
         prompt_tokens = len(str(text).split())
@@ -85,7 +91,7 @@ def create_app(*, ttft_ms: float, itl_ms: float, tokens: int) -> web.Application
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    runner = web.AppRunner(create_app(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, tokens=args.tokens),
+    runner = web.AppRunner(create_app(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, tokens=args.tokens, fail_every=args.fail_every),
                            access_log=None)  # fmt: skip
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)
@@ -101,6 +107,7 @@ def main() -> None:
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--fail-every", type=int, default=0, help="answer every Nth request with HTTP 500")
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
