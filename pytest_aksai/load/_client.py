@@ -11,9 +11,10 @@ import itertools
 import json
 import random
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -43,18 +44,27 @@ class Progress:
     in_flight: int
 
 
-class _Request:
-    """One measured request; times are `perf_counter()` seconds."""
+class _Done(NamedTuple):
+    """A finished request, kept as a tuple of untracked values so thousands of them cost the GC nothing."""
 
-    __slots__ = ("content_times", "end", "error", "output_tokens", "prompt_tokens", "sent", "status")
+    sent: float
+    end: float
+    content_times: array[float]
+    output_tokens: int
+    prompt_tokens: int
+    error: str | None
+
+
+class _Request:
+    """One request in flight; times are `perf_counter()` seconds."""
+
+    __slots__ = ("content_times", "error", "output_tokens", "prompt_tokens", "sent")
 
     def __init__(self, sent: float) -> None:
         self.sent = sent
-        self.end = sent
         self.content_times: list[float] = []
         self.output_tokens = 0
         self.prompt_tokens = 0
-        self.status = 0
         self.error: str | None = None
 
 
@@ -72,7 +82,7 @@ class _Runner:
         self.url = base + ("/chat/completions" if self.chat else "/completions")
         self.on_progress = on_progress
         self.bodies: Iterator[bytes] = iter(())
-        self.records: list[_Request] = []
+        self.records: list[_Done] = []
         self.in_flight = 0
         self.issued = 0
         self.measuring = False
@@ -134,7 +144,6 @@ class _Runner:
         self.in_flight += 1
         try:
             async with session.post(self.url, data=next(self.bodies), headers=_HEADERS) as response:
-                request.status = response.status
                 if response.status != 200:
                     await response.read()
                     request.error = f"http_{response.status}"
@@ -144,10 +153,11 @@ class _Runner:
                     self._read_whole(json.loads(await response.read()), request)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             request.error = type(exc).__name__
-        request.end = time.perf_counter()
+        end = time.perf_counter()
         self.in_flight -= 1
         if self.measuring:
-            self.records.append(request)
+            self.records.append(_Done(request.sent, end, array("d", request.content_times), request.output_tokens,
+                                      request.prompt_tokens, request.error))  # fmt: skip
 
     async def _read_stream(self, response: aiohttp.ClientResponse, request: _Request) -> None:
         chat = self.chat

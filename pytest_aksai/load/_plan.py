@@ -109,7 +109,9 @@ class LoadPlan:
                             "exactly one of concurrency (closed loop) or rate (open loop)",
                             "Give either --concurrency N or --rate R, not both and not neither.")  # fmt: skip
         if self.concurrency is not None and not self.concurrency >= 1:
-            raise bad_input("concurrency", self.concurrency, "a whole number ≥ 1", "Give e.g. --concurrency 64.")
+            raise bad_input(
+                "concurrency", self.concurrency, "a whole number ≥ 1", "Give e.g. --concurrency 64."
+            )
         if self.rate is not None and not self.rate > 0:
             raise bad_input("rate", self.rate, "a number of requests per second > 0", "Give e.g. --rate 20.")
         if self.arrival not in get_args(Arrival):
@@ -132,7 +134,9 @@ class LoadPlan:
                 "prompt tokens", self.prompt_tokens, "a whole number ≥ 1", "Give e.g. --prompt-tokens 256."
             )
         if not self.max_tokens >= 1:
-            raise bad_input("max tokens", self.max_tokens, "a whole number ≥ 1", "Give e.g. --max-tokens 128.")
+            raise bad_input(
+                "max tokens", self.max_tokens, "a whole number ≥ 1", "Give e.g. --max-tokens 128."
+            )
 
     @property
     def closed_loop(self) -> bool:
