@@ -7,6 +7,7 @@ CPU 1; both clients run here, one after the other, pinned to CPU 0. Part 1: 64-t
 inter-token latency at 16, 64 and 256 streams: req/s and client CPU ms per request, this client over the
 reference. Part 2: 20 ms TTFT and 5 ms ITL on the server's schedule, 64 streams: TTFT and ITL error
 (client-measured minus server-scheduled) and the share of configured streams in flight.
+Throughput runs alternate reference and client `--rounds` times and keep the best of each.
 Targets (issue 13): ≥ 0.8× reference req/s, CPU/request ≤ 1.25×, TTFT error p50 ≤ 1.5 ms / p99 ≤ 6 ms,
 ≥ 95 % streams in flight.
 """
@@ -116,6 +117,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternated runs per concurrency (best is kept)"
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {CLIENT_CPU})
@@ -125,8 +129,13 @@ def main() -> None:
     )
     with fake_server(0, 0) as url:
         for streams in (16, 64, 256):
-            reference = asyncio.run(_reference(url, streams, args.seconds))
-            ours = _client(url, streams, args.seconds)
+            # Alternated twice, best of each: other processes on a shared machine slow one run, not the client.
+            references, runs = [], []
+            for _ in range(args.rounds):
+                references.append(asyncio.run(_reference(url, streams, args.seconds)))
+                runs.append(_client(url, streams, args.seconds))
+            reference = max(references, key=lambda m: m.req_per_s)
+            ours = max(runs, key=lambda r: r.req_per_s)
             rate, cpu = (
                 ours.req_per_s / reference.req_per_s,
                 ours.client_cpu_ms_per_request / reference.cpu_ms_per_request,
