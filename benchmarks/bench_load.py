@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,6 +105,15 @@ def _client(url: str, streams: int, seconds: float) -> LoadResult:
     return run_load(plan)
 
 
+def _server_lateness(url: str, *, reset: bool) -> dict[str, dict[str, float]]:
+    """How late the fake server itself wrote tokens (part of the measured error that is not the client's)."""
+    request = urllib.request.Request(url.removesuffix("/v1") + ("/lateness/reset" if reset else "/lateness"),
+                                     method="POST" if reset else "GET")  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        data: dict[str, dict[str, float]] = json.load(response)
+    return data
+
+
 def _percentile(values: list[float], p: float) -> float:
     return values[min(int(len(values) * p / 100), len(values) - 1)]
 
@@ -148,7 +158,9 @@ def main() -> None:
           "error = client-measured minus scheduled (ms)")  # fmt: skip
     with fake_server(SCHEDULED_TTFT_MS, SCHEDULED_ITL_MS) as url:
         reference = asyncio.run(_reference(url, streams, args.seconds))
+        _server_lateness(url, reset=True)
         ours = _client(url, streams, args.seconds)
+        lateness = _server_lateness(url, reset=False)
     ttft_p50 = (ours.ttft.percentile_ms(50) or 0) - SCHEDULED_TTFT_MS
     ttft_p99 = (ours.ttft.percentile_ms(99) or 0) - SCHEDULED_TTFT_MS
     itl_p50 = (ours.itl.percentile_ms(50) or 0) - SCHEDULED_ITL_MS
@@ -161,6 +173,9 @@ def main() -> None:
           f"streams in flight {in_flight:.1%} ({_verdict(in_flight >= 0.95)}); "
           f"client CPU {ours.client_cpu_ms_per_request:.2f} ms/request, loop lag p99 "
           f"{ours.loop_lag.percentile_ms(99) or 0:.1f} ms; valid {ours.valid} {[r.resource for r in ours.invalid_reasons]}")  # fmt: skip
+    first, later = lateness["first_token_late_ms"], lateness["token_late_ms"]
+    print(f"  of which the server wrote late: first token p50 {first['p50']:.2f} p99 {first['p99']:.2f}, "
+          f"later tokens p50 {later['p50']:.2f} p99 {later['p99']:.2f}")  # fmt: skip
     print(f"  reference:   TTFT error p50 {ref_p50:.2f} p99 {ref_p99:.2f}; "
           f"{reference.req_per_s:.0f} req/s, client CPU {reference.cpu_ms_per_request:.2f} ms/request")  # fmt: skip
 

@@ -2,8 +2,10 @@
 
 Every response writes its first content token `ttft_ms` after the request arrived and each further one
 `itl_ms` later, on an absolute schedule; with both at 0 the whole stream goes out in one write. Counts are
-honest (`usage.prompt_tokens` = words of the prompt); `--fail-every N` answers every Nth request with a 500. Used by the benchmark and the tests, in its own
-process: `python -m pytest_aksai.load._fake_server --ttft-ms 20 --itl-ms 5 --tokens 64` prints `PORT <n>`.
+honest (`usage.prompt_tokens` = words of the prompt); `--fail-every N` answers every Nth request with a
+500; `GET /lateness` says how late the server itself wrote first and later tokens against the schedule.
+Used by the benchmark and the tests, in its own process:
+`python -m pytest_aksai.load._fake_server --ttft-ms 20 --itl-ms 5 --tokens 64` prints `PORT <n>`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from functools import cache
 from typing import Any
 
 from aiohttp import web
+
+from ._histogram import LatencyHistogram
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
@@ -49,6 +53,9 @@ def _frames(chat: bool, tokens: int, prompt_tokens: int) -> tuple[bytes, ...]:
 
 def create_app(*, ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 0) -> web.Application:
     served = 0
+    # How late the server itself wrote each token against its schedule: the part of the client's measured
+    # error that is not the client's (GET /lateness, POST /lateness/reset).
+    first_token_late, token_late = LatencyHistogram(), LatencyHistogram()
 
     async def serve(request: web.Request) -> web.StreamResponse:
         nonlocal served
@@ -79,12 +86,25 @@ def create_app(*, ttft_ms: float, itl_ms: float, tokens: int, fail_every: int = 
                 delay = arrived + (ttft_ms + i * itl_ms) / 1000 - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                (token_late if i else first_token_late).record_seconds([max(-delay, 0.0)])
                 await response.write(frame)
             await response.write(b"".join(frames[first + count :]))
         await response.write_eof()
         return response
 
+    async def lateness(request: web.Request) -> web.Response:
+        nonlocal first_token_late, token_late
+        summary = {
+            "first_token_late_ms": first_token_late.summary_ms(),
+            "token_late_ms": token_late.summary_ms(),
+        }
+        if request.method == "POST":
+            first_token_late, token_late = LatencyHistogram(), LatencyHistogram()
+        return web.json_response(summary)
+
     app = web.Application()
+    app.router.add_get("/lateness", lateness)
+    app.router.add_post("/lateness/reset", lateness)
     app.router.add_post("/v1/chat/completions", serve)
     app.router.add_post("/v1/completions", serve)
     return app
