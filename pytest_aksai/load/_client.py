@@ -68,10 +68,7 @@ class _Request:
         self.error: str | None = None
 
 
-def _content(choice: dict[str, Any], chat: bool) -> Any:
-    if chat:
-        return choice.get("delta", {}).get("content")
-    return choice.get("text")
+_NO_DELTA: dict[str, Any] = {}
 
 
 class _Runner:
@@ -173,8 +170,10 @@ class _Runner:
                     continue
                 data = json.loads(payload)
                 choices = data.get("choices")
-                if choices and _content(choices[0], chat):
-                    content_times.append(now)
+                if choices:
+                    choice = choices[0]
+                    if choice.get("delta", _NO_DELTA).get("content") if chat else choice.get("text"):
+                        content_times.append(now)
                 usage = data.get("usage")
                 if usage:
                     request.output_tokens = usage.get("completion_tokens") or 0
@@ -189,13 +188,13 @@ class _Runner:
 
     # -- load shapes -----------------------------------------------------------------------------------
     def _may_issue(self) -> bool:
-        plan = self.plan
-        if self.issue_end is None and (
-            time.perf_counter() - self.window_start >= plan.duration_s
-            or (plan.requests is not None and self.issued >= plan.requests)
-        ):
-            self.issue_end = time.perf_counter()
         if self.issue_end is not None:
+            return False
+        plan, now = self.plan, time.perf_counter()
+        if now - self.window_start >= plan.duration_s or (
+            plan.requests is not None and self.issued >= plan.requests
+        ):
+            self.issue_end = now
             return False
         self.issued += 1
         return True
