@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
@@ -10,9 +11,19 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_aksai.load import LoadPlan, ValidityLimits, _cli
 from pytest_aksai.load._cli import EXIT_BAD_INPUT, EXIT_INVALID_RUN, EXIT_OK, EXIT_SLO_MISSED, main
 
 BASE = ["run", "--url", "http://127.0.0.1:9/v1", "--model", "m", "--duration", "1"]
+
+
+@pytest.fixture
+def shared_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other processes share this machine's cores and one preemption is a loop-lag p99 over 50 samples:
+    runs that must be valid relax only the loop-lag limit (the concurrency and CPU checks keep theirs)."""
+    monkeypatch.setattr(
+        _cli, "LoadPlan", functools.partial(LoadPlan, limits=ValidityLimits(max_loop_lag_p99_ms=50))
+    )
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -59,6 +70,7 @@ def test_an_unreachable_server_exits_2_naming_the_url() -> None:
     assert "--url" in err
 
 
+@pytest.mark.usefixtures("shared_machine")
 def test_json_run_prints_one_object_and_exits_0(fake_server: Callable[..., str]) -> None:
     url = fake_server(ttft_ms=10, itl_ms=20, tokens=8)
     code, out, _ = run_cli(["run", "--url", url, "--model", "m", "--concurrency", "2", "--duration", "0.5",
@@ -72,6 +84,7 @@ def test_json_run_prints_one_object_and_exits_0(fake_server: Callable[..., str])
                                 "met": True}]  # fmt: skip
 
 
+@pytest.mark.usefixtures("shared_machine")
 def test_a_missed_slo_exits_1_and_the_table_says_which(fake_server: Callable[..., str]) -> None:
     url = fake_server(ttft_ms=10, itl_ms=20, tokens=8)
     code, out, _ = run_cli(["run", "--url", url, "--model", "m", "--concurrency", "2", "--duration", "0.5",
