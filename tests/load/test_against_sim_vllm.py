@@ -10,8 +10,8 @@ import pytest
 
 from pytest_aksai.load import LoadPlan, LoadTargetError, ValidityLimits, run_load
 from pytest_aksai.load._plan import Endpoint
+from pytest_aksai.sim._addons.vllm._server import EngineConfig, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sim._faults import ActiveFaults
-from pytest_aksai.sim._vllm import EngineConfig, GpuPerf, ModelServer, ServedModel
 
 PHI4 = ServedModel(
     "phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", 131072, 7_680_000_000, 131072, 3.84e9

@@ -215,7 +215,7 @@ def test_how_to_examples_run(page: Path, tmp_path: Path) -> None:
         (tmp_path / "aksai.toml").write_text("\n".join(tomls))
     live = {name for name, provider in _profile_names(tomls).items() if provider != "sim"}
     for block in _blocks(page, "bash"):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             if not line:
                 continue
@@ -234,6 +234,12 @@ def test_how_to_examples_run(page: Path, tmp_path: Path) -> None:
                     assert " passed" in done.stdout, (
                         f"{page.name}: `{line}` ran nothing:\n{done.stdout[-2000:]}"
                     )
+            elif words[:4] == ["python", "-m", "pytest_aksai.load", "run"]:
+                # A load test needs a model server: the example's plan is built and validated, not sent.
+                from pytest_aksai.load._cli import plan_from_args
+
+                plan, _ = plan_from_args(words[3:])
+                assert plan.url and plan.model, f"{page.name}: `{line}` names no URL or model"
             elif words[:3] == ["python", "-m", "pytest_aksai"]:
                 done = _run([sys.executable, *words[1:]], tmp_path)
                 assert done.returncode == 0, f"{page.name}: `{line}` exited {done.returncode}\n{done.stderr}"
