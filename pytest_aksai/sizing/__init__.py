@@ -29,6 +29,8 @@ from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingErr
 from pytest_aksai.sizing._latency import Roofline
 from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
 from pytest_aksai.sizing._profile import SizingProfile
+from pytest_aksai.sizing._recommend import NothingFits
+from pytest_aksai.sizing._resolve import RefusedInput
 
 
 @public
@@ -48,6 +50,8 @@ __all__ = [
     "GpuSku",
     "ManifestError",
     "ModelSpec",
+    "NothingFits",
+    "RefusedInput",
     "Roofline",
     "ServingConfig",
     "SettingError",

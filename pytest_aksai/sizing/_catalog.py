@@ -12,13 +12,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai._public import public
 
 GIB = 1024**3
 
 
 @public
-class UnknownEntryError(LookupError):
+class UnknownEntryError(AksaiError, LookupError):
     """A model or SKU name that the catalog does not hold."""
 
     def __init__(self, what: str, name: str, known: Iterable[str]) -> None:
@@ -286,7 +287,7 @@ def _skus_from_data(data: Mapping[str, Any], origin: str) -> list[GpuSku]:
     return out
 
 
-class CatalogError(ValueError):
+class CatalogError(AksaiError, ValueError):
     def __init__(self, origin: str, problem: str) -> None:
         super().__init__(f"sizing catalog {origin}: {problem}")
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai.sizing import _arith as A
 from pytest_aksai.sizing._catalog import GpuSku, ModelSpec
 
@@ -22,7 +23,7 @@ class Check:
     message: str
 
 
-class SettingError(ValueError):
+class SettingError(AksaiError, ValueError):
     """A vLLM setting this tool cannot interpret (e.g. an unknown --quantization)."""
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai._public import public
 from pytest_aksai.sizing import _arith as A
 from pytest_aksai.sizing._catalog import Catalog, GpuSku, ModelSpec, UnknownEntryError, default_catalog
@@ -52,7 +53,7 @@ class Finding:
         return out
 
 
-class ManifestError(ValueError):
+class ManifestError(AksaiError, ValueError):
     """A manifest file that cannot be read or parsed."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai.sizing import _arith as A
 from pytest_aksai.sizing._catalog import ApiPrice, GpuSku, ModelSpec
 from pytest_aksai.sizing._fit import FitReport, ServingConfig, evaluate
@@ -143,7 +144,7 @@ class Recommendation:
     """Three other SKUs, one per other GPU model first, cheapest node first, each with the reason it lost."""
 
 
-class NothingFits(ValueError):
+class NothingFits(AksaiError, ValueError):
     """No SKU holds the load: the message lists why for the most promising ones."""
 
 

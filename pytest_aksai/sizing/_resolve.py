@@ -7,10 +7,11 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 
+from pytest_aksai._errors import AksaiError
 from pytest_aksai.sizing._catalog import Catalog, GpuSku, ModelSpec, UnknownEntryError
 
 
-class RefusedInput(ValueError):
+class RefusedInput(AksaiError, ValueError):
     """An input the sizing tools refuse: one paragraph naming the knob, the value, the valid values, the fix."""
 
     def __init__(self, knob: str, value: object, problem: str, valid: str, fix: str) -> None:
