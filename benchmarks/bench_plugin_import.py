@@ -24,8 +24,14 @@ def _median_ms(args: list[str], cwd: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *args], cwd=cwd, capture_output=True, check=False
+        )
         times.append((time.perf_counter() - started) * 1000)
+        if done.returncode != 0:  # a run that crashed early is fast for the wrong reason
+            raise SystemExit(
+                f"`pytest {' '.join(args)}` exited {done.returncode}:\n{done.stdout.decode()[-2000:]}"
+            )
     return statistics.median(times)
 
 

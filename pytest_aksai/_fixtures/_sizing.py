@@ -5,20 +5,28 @@ Static mode (`--aksai-manifests`) analyses YAML files; otherwise the cluster's o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_aksai._fixtures._cluster import cluster_during_collection
 from pytest_aksai._settings import settings_of
-from pytest_aksai.sizing import SizingCheck
+
+if TYPE_CHECKING:
+    from pytest_aksai.sizing import SizingCheck
 
 ARGNAME = "aksai_sizing_check"
-_KEY = pytest.StashKey[list[SizingCheck]]()
+_KEY = pytest.StashKey["list[SizingCheck]"]()
 
 
 def _build(config: pytest.Config) -> list[SizingCheck]:
-    from pytest_aksai.sizing import CatalogError, ManifestError, analyze_objects, load_manifests
+    from pytest_aksai.sizing import (
+        CatalogError,
+        ManifestError,
+        SizingCheck,
+        analyze_objects,
+        load_manifests,
+    )
 
     settings = settings_of(config)
     if settings.is_absent("sizing"):
@@ -84,6 +92,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def aksai_sizing_check(request: pytest.FixtureRequest) -> SizingCheck:
     """One sizing check (a `SizingCheck`); tests requesting it are parametrized over every finding."""
+    from pytest_aksai.sizing import SizingCheck
+
     check = getattr(request, "param", None)
     if not isinstance(check, SizingCheck):
         pytest.fail(

@@ -1,41 +1,88 @@
 """Sizing: GPU and model catalogs, memory and cost arithmetic, invariants, manifest analysis.
 
-Pure domain code: no pytest import, no I/O beyond reading YAML/TOML files.
+Pure domain code: no pytest import, no I/O beyond reading YAML/TOML files. Names are imported on first use
+(PEP 562): the plugin's profiles need only `SizingProfile`, on every pytest run.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from pytest_aksai._public import public
 from pytest_aksai._warnings import AksaiWarning
-from pytest_aksai.sizing._catalog import (
-    ApiPrice,
-    Catalog,
-    CatalogError,
-    GpuModel,
-    GpuSku,
-    ModelSpec,
-    UnknownEntryError,
-    VmSize,
-    default_catalog,
-    gpu_models,
-    gpu_sku,
-    load_catalog_file,
-    model_spec,
-    served_name_of,
-    vm_sizes,
-)
-from pytest_aksai.sizing._check import SizingCheck
-from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
-from pytest_aksai.sizing._latency import Roofline
-from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
-from pytest_aksai.sizing._profile import SizingProfile
-from pytest_aksai.sizing._recommend import NothingFits
-from pytest_aksai.sizing._resolve import RefusedInput
+
+if TYPE_CHECKING:
+    from pytest_aksai.sizing._catalog import (
+        ApiPrice,
+        Catalog,
+        CatalogError,
+        GpuModel,
+        GpuSku,
+        ModelSpec,
+        UnknownEntryError,
+        VmSize,
+        default_catalog,
+        gpu_models,
+        gpu_sku,
+        load_catalog_file,
+        model_spec,
+        served_name_of,
+        vm_sizes,
+    )
+    from pytest_aksai.sizing._check import SizingCheck
+    from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
+    from pytest_aksai.sizing._latency import Roofline
+    from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
+    from pytest_aksai.sizing._profile import SizingProfile
+    from pytest_aksai.sizing._recommend import NothingFits
+    from pytest_aksai.sizing._resolve import RefusedInput
+
+_LAZY = {
+    "ApiPrice": "_catalog",
+    "Catalog": "_catalog",
+    "CatalogError": "_catalog",
+    "GpuModel": "_catalog",
+    "GpuSku": "_catalog",
+    "ModelSpec": "_catalog",
+    "UnknownEntryError": "_catalog",
+    "VmSize": "_catalog",
+    "default_catalog": "_catalog",
+    "gpu_models": "_catalog",
+    "gpu_sku": "_catalog",
+    "load_catalog_file": "_catalog",
+    "model_spec": "_catalog",
+    "served_name_of": "_catalog",
+    "vm_sizes": "_catalog",
+    "SizingCheck": "_check",
+    "Check": "_fit",
+    "FitReport": "_fit",
+    "ServingConfig": "_fit",
+    "SettingError": "_fit",
+    "evaluate": "_fit",
+    "Roofline": "_latency",
+    "Finding": "_manifests",
+    "ManifestError": "_manifests",
+    "analyze_objects": "_manifests",
+    "load_manifests": "_manifests",
+    "SizingProfile": "_profile",
+    "NothingFits": "_recommend",
+    "RefusedInput": "_resolve",
+}
 
 
 @public
 class AksaiSizingWarning(AksaiWarning):
     """A sizing invariant that holds only with a caveat (e.g. max-num-seqs above what the KV cache holds)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
