@@ -6,10 +6,10 @@ are imported on first use (PEP 562), so loading the plugin in a project that nev
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_aksai._errors import AksaiError, ConnectError, Finding
+from pytest_aksai._lazy import lazy_getattr
 from pytest_aksai._warnings import AksaiWarning
 
 if TYPE_CHECKING:
@@ -44,43 +44,36 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, tuple[str, str]] = {
-    "kinds": ("pytest_aksai.kinds", ""),
-    "Settings": ("pytest_aksai._settings", "Settings"),
-    "Cluster": ("pytest_aksai.kube", "Cluster"),
-    "Endpoint": ("pytest_aksai.kube", "Endpoint"),
-    "Condition": ("pytest_aksai.kube", "Condition"),
-    "NodeClaim": ("pytest_aksai.kube", "NodeClaim"),
-    "Workspace": ("pytest_aksai.kube", "Workspace"),
-    "expected_served_name": ("pytest_aksai.kube", "expected_served_name"),
-    "inference_config": ("pytest_aksai.kube", "inference_config"),
-    "Observation": ("pytest_aksai.kube", "Observation"),
-    "WaitAborted": ("pytest_aksai.kube", "WaitAborted"),
-    "WaitFailed": ("pytest_aksai.kube", "WaitFailed"),
-    "WaitResult": ("pytest_aksai.kube", "WaitResult"),
-    "WaitTimeout": ("pytest_aksai.kube", "WaitTimeout"),
-    "condition": ("pytest_aksai.kube", "condition"),
-    "wait_for": ("pytest_aksai.kube", "wait_for"),
-    "MetricsSnapshot": ("pytest_aksai.load", "MetricsSnapshot"),
-    "parse_metrics": ("pytest_aksai.load", "parse_metrics"),
-    "AksaiSizingWarning": ("pytest_aksai.sizing", "AksaiSizingWarning"),
-    "ModelSpec": ("pytest_aksai.sizing", "ModelSpec"),
-    "UnknownEntryError": ("pytest_aksai.sizing", "UnknownEntryError"),
-    "gpu_sku": ("pytest_aksai.sizing", "gpu_sku"),
-    "model_spec": ("pytest_aksai.sizing", "model_spec"),
-    "SizingCheck": ("pytest_aksai.sizing", "SizingCheck"),
-    "SizingFinding": ("pytest_aksai.sizing", "Finding"),
+_LAZY: dict[str, str] = {
+    "kinds": "pytest_aksai.kinds:",
+    "Settings": "pytest_aksai._settings",
+    "Cluster": "pytest_aksai.kube",
+    "Endpoint": "pytest_aksai.kube",
+    "Condition": "pytest_aksai.kube",
+    "NodeClaim": "pytest_aksai.kube",
+    "Workspace": "pytest_aksai.kube",
+    "expected_served_name": "pytest_aksai.kube",
+    "inference_config": "pytest_aksai.kube",
+    "Observation": "pytest_aksai.kube",
+    "WaitAborted": "pytest_aksai.kube",
+    "WaitFailed": "pytest_aksai.kube",
+    "WaitResult": "pytest_aksai.kube",
+    "WaitTimeout": "pytest_aksai.kube",
+    "condition": "pytest_aksai.kube",
+    "wait_for": "pytest_aksai.kube",
+    "MetricsSnapshot": "pytest_aksai.load",
+    "parse_metrics": "pytest_aksai.load",
+    "AksaiSizingWarning": "pytest_aksai.sizing",
+    "ModelSpec": "pytest_aksai.sizing",
+    "UnknownEntryError": "pytest_aksai.sizing",
+    "gpu_sku": "pytest_aksai.sizing",
+    "model_spec": "pytest_aksai.sizing",
+    "SizingCheck": "pytest_aksai.sizing",
+    "SizingFinding": "pytest_aksai.sizing:Finding",
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _LAZY.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = import_module(where[0])
-    value = getattr(module, where[1]) if where[1] else module
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -6,10 +6,10 @@ lazily (PEP 562): `import pytest_aksai.kube` loads no client code until a name i
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_aksai._errors import ConnectError
+from pytest_aksai._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from pytest_aksai.kube._connect import (
@@ -75,63 +75,57 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
-    "API_GROUPS_OF_THE_LAB": "_connect",
-    "Cluster": "_connect",
-    "connect": "_connect",
-    "load_client": "_connect",
-    "MANAGED_BY_LABEL": "_scope",
-    "MANAGED_BY_VALUE": "_scope",
-    "RUN_LABEL": "_scope",
-    "RunScope": "_scope",
-    "namespace_name": "_scope",
-    "run_labels": "_scope",
-    "run_selector": "_scope",
-    "Kind": "_rest",
-    "Obj": "_rest",
-    "CONFIGMAPS": "_rest",
-    "DEPLOYMENTS": "_rest",
-    "ENDPOINTS": "_rest",
-    "EVENTS": "_rest",
-    "NAMESPACES": "_rest",
-    "NODECLAIMS": "_rest",
-    "NODEPOOLS": "_rest",
-    "NODES": "_rest",
-    "PODS": "_rest",
-    "SCALEDOBJECTS": "_rest",
-    "HTTPSCALEDOBJECTS": "_rest",
-    "SERVICES": "_rest",
-    "STATEFULSETS": "_rest",
-    "WORKSPACES": "_rest",
-    "Endpoint": "_endpoint",
-    "workspace_endpoint": "_endpoint",
-    "Condition": "_kaito",
-    "NodeClaim": "_kaito",
-    "Workspace": "_kaito",
-    "expected_served_name": "_kaito",
-    "inference_config": "_kaito",
-    "nothing_found": "_kaito",
-    "read_workspace": "_kaito",
-    "wait_workspace_ready": "_kaito",
-    "workspace_evidence": "_kaito",
-    "workspace_refs": "_kaito",
-    "Observation": "_wait",
-    "WaitAborted": "_wait",
-    "WaitFailed": "_wait",
-    "WaitResult": "_wait",
-    "WaitTimeout": "_wait",
-    "condition": "_wait",
-    "wait_for": "_wait",
-    "sizing_objects": "_inventory",
+    "API_GROUPS_OF_THE_LAB": "._connect",
+    "Cluster": "._connect",
+    "connect": "._connect",
+    "load_client": "._connect",
+    "MANAGED_BY_LABEL": "._scope",
+    "MANAGED_BY_VALUE": "._scope",
+    "RUN_LABEL": "._scope",
+    "RunScope": "._scope",
+    "namespace_name": "._scope",
+    "run_labels": "._scope",
+    "run_selector": "._scope",
+    "Kind": "._rest",
+    "Obj": "._rest",
+    "CONFIGMAPS": "._rest",
+    "DEPLOYMENTS": "._rest",
+    "ENDPOINTS": "._rest",
+    "EVENTS": "._rest",
+    "NAMESPACES": "._rest",
+    "NODECLAIMS": "._rest",
+    "NODEPOOLS": "._rest",
+    "NODES": "._rest",
+    "PODS": "._rest",
+    "SCALEDOBJECTS": "._rest",
+    "HTTPSCALEDOBJECTS": "._rest",
+    "SERVICES": "._rest",
+    "STATEFULSETS": "._rest",
+    "WORKSPACES": "._rest",
+    "Endpoint": "._endpoint",
+    "workspace_endpoint": "._endpoint",
+    "Condition": "._kaito",
+    "NodeClaim": "._kaito",
+    "Workspace": "._kaito",
+    "expected_served_name": "._kaito",
+    "inference_config": "._kaito",
+    "nothing_found": "._kaito",
+    "read_workspace": "._kaito",
+    "wait_workspace_ready": "._kaito",
+    "workspace_evidence": "._kaito",
+    "workspace_refs": "._kaito",
+    "Observation": "._wait",
+    "WaitAborted": "._wait",
+    "WaitFailed": "._wait",
+    "WaitResult": "._wait",
+    "WaitTimeout": "._wait",
+    "condition": "._wait",
+    "wait_for": "._wait",
+    "sizing_objects": "._inventory",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = [

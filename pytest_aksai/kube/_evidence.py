@@ -7,6 +7,7 @@ from kubernetes.client.exceptions import ApiException
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._rest import Obj
+from pytest_aksai.kube._wait import events_about
 
 LOG_TAIL_LINES = 20
 EVENTS_PER_OBJECT = 10
@@ -14,15 +15,9 @@ EVENTS_PER_OBJECT = 10
 
 def _events(cluster: Cluster, obj: Obj) -> list[str]:
     meta = obj.get("metadata") or {}
-    namespace = meta.get("namespace") or "default"
-    selector = f"involvedObject.name={meta.get('name')}"
-    if obj.get("kind"):
-        selector += f",involvedObject.kind={obj['kind']}"
-    try:
-        events = _rest.items(cluster._api, _rest.EVENTS, namespace, field_selector=selector)
-    except ApiException:
-        return []
-    events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    events = events_about(
+        cluster, str(meta.get("name")), meta.get("namespace") or "default", obj.get("kind", "")
+    )
     return [
         f"{e.get('lastTimestamp') or e.get('eventTime') or ''} {e.get('type', 'Normal')} {e.get('reason')}: "
         f"{e.get('message')}".strip()

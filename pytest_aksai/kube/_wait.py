@@ -162,15 +162,20 @@ def describe_object(obj: Obj | None) -> str:
     return ", ".join(parts) or "no status yet"
 
 
-def recent_events(cluster: Cluster, name: str, namespace: str | None, limit: int = 5) -> list[str]:
-    """The last events about an object, as `Reason: message` lines (newest last)."""
-    selector = f"involvedObject.name={name}"
+def events_about(cluster: Cluster, name: str, namespace: str | None, kind: str = "") -> list[Obj]:
+    """The events about an object, oldest first; none when they cannot be read."""
+    selector = f"involvedObject.name={name}" + (f",involvedObject.kind={kind}" if kind else "")
     try:
         events = _rest.items(cluster._api, _rest.EVENTS, namespace, field_selector=selector)
     except ApiException:
         return []
-    events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-    return [f"{e.get('type', 'Normal')} {e.get('reason')}: {e.get('message')}" for e in events[-limit:]]
+    return sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+
+
+def recent_events(cluster: Cluster, name: str, namespace: str | None, limit: int = 5) -> list[str]:
+    """The last events about an object, as `Reason: message` lines (newest last)."""
+    events = events_about(cluster, name, namespace)[-limit:]
+    return [f"{e.get('type', 'Normal')} {e.get('reason')}: {e.get('message')}" for e in events]
 
 
 def _explain(

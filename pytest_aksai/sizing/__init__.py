@@ -6,9 +6,9 @@ Pure domain code: no pytest import, no I/O beyond reading YAML/TOML files. Names
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pytest_aksai._lazy import lazy_getattr
 from pytest_aksai._public import public
 from pytest_aksai._warnings import AksaiWarning
 
@@ -39,35 +39,35 @@ if TYPE_CHECKING:
     from pytest_aksai.sizing._resolve import RefusedInput
 
 _LAZY = {
-    "ApiPrice": "_catalog",
-    "Catalog": "_catalog",
-    "CatalogError": "_catalog",
-    "GpuModel": "_catalog",
-    "GpuSku": "_catalog",
-    "ModelSpec": "_catalog",
-    "UnknownEntryError": "_catalog",
-    "VmSize": "_catalog",
-    "default_catalog": "_catalog",
-    "gpu_models": "_catalog",
-    "gpu_sku": "_catalog",
-    "load_catalog_file": "_catalog",
-    "model_spec": "_catalog",
-    "served_name_of": "_catalog",
-    "vm_sizes": "_catalog",
-    "SizingCheck": "_check",
-    "Check": "_fit",
-    "FitReport": "_fit",
-    "ServingConfig": "_fit",
-    "SettingError": "_fit",
-    "evaluate": "_fit",
-    "Roofline": "_latency",
-    "Finding": "_manifests",
-    "ManifestError": "_manifests",
-    "analyze_objects": "_manifests",
-    "load_manifests": "_manifests",
-    "SizingProfile": "_profile",
-    "NothingFits": "_recommend",
-    "RefusedInput": "_resolve",
+    "ApiPrice": "._catalog",
+    "Catalog": "._catalog",
+    "CatalogError": "._catalog",
+    "GpuModel": "._catalog",
+    "GpuSku": "._catalog",
+    "ModelSpec": "._catalog",
+    "UnknownEntryError": "._catalog",
+    "VmSize": "._catalog",
+    "default_catalog": "._catalog",
+    "gpu_models": "._catalog",
+    "gpu_sku": "._catalog",
+    "load_catalog_file": "._catalog",
+    "model_spec": "._catalog",
+    "served_name_of": "._catalog",
+    "vm_sizes": "._catalog",
+    "SizingCheck": "._check",
+    "Check": "._fit",
+    "FitReport": "._fit",
+    "ServingConfig": "._fit",
+    "SettingError": "._fit",
+    "evaluate": "._fit",
+    "Roofline": "._latency",
+    "Finding": "._manifests",
+    "ManifestError": "._manifests",
+    "analyze_objects": "._manifests",
+    "load_manifests": "._manifests",
+    "SizingProfile": "._profile",
+    "NothingFits": "._recommend",
+    "RefusedInput": "._resolve",
 }
 
 
@@ -76,13 +76,7 @@ class AksaiSizingWarning(AksaiWarning):
     """A sizing invariant that holds only with a caveat (e.g. max-num-seqs above what the KV cache holds)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = [
