@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         workspace_evidence,
         workspace_refs,
     )
+    from pytest_aksai.kube._ledger import GpuNodeLedger, GpuNodeUse
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -122,6 +123,8 @@ _LAZY = {
     "condition": "._wait",
     "wait_for": "._wait",
     "sizing_objects": "._inventory",
+    "GpuNodeLedger": "._ledger",
+    "GpuNodeUse": "._ledger",
 }
 
 
@@ -151,6 +154,8 @@ __all__ = [
     "Condition",
     "ConnectError",
     "Endpoint",
+    "GpuNodeLedger",
+    "GpuNodeUse",
     "Kind",
     "NodeClaim",
     "Obj",
