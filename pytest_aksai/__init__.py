@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from pytest_aksai import kinds
     from pytest_aksai._settings import Settings
     from pytest_aksai.kube import (
+        AKSNodeClass,
         Cluster,
         Condition,
         Endpoint,
+        IdleNode,
         NodeClaim,
+        NodePool,
         Observation,
+        ProbeRun,
         WaitAborted,
         WaitFailed,
         WaitResult,
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
         Workspace,
         condition,
         expected_served_name,
+        idle_gpu_nodes,
         inference_config,
         wait_for,
     )
@@ -51,6 +56,11 @@ _LAZY: dict[str, str] = {
     "Endpoint": "pytest_aksai.kube",
     "Condition": "pytest_aksai.kube",
     "NodeClaim": "pytest_aksai.kube",
+    "AKSNodeClass": "pytest_aksai.kube",
+    "IdleNode": "pytest_aksai.kube",
+    "NodePool": "pytest_aksai.kube",
+    "ProbeRun": "pytest_aksai.kube",
+    "idle_gpu_nodes": "pytest_aksai.kube",
     "Workspace": "pytest_aksai.kube",
     "expected_served_name": "pytest_aksai.kube",
     "inference_config": "pytest_aksai.kube",
@@ -81,6 +91,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AKSNodeClass",
     "AksaiError",
     "AksaiSizingWarning",
     "AksaiWarning",
@@ -89,10 +100,13 @@ __all__ = [
     "ConnectError",
     "Endpoint",
     "Finding",
+    "IdleNode",
     "MetricsSnapshot",
     "ModelSpec",
     "NodeClaim",
+    "NodePool",
     "Observation",
+    "ProbeRun",
     "Settings",
     "SizingCheck",
     "SizingFinding",
@@ -106,6 +120,7 @@ __all__ = [
     "condition",
     "expected_served_name",
     "gpu_sku",
+    "idle_gpu_nodes",
     "inference_config",
     "kinds",
     "model_spec",
