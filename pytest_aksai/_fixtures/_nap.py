@@ -203,6 +203,8 @@ def aksai_gpu_probe(
     from pytest_aksai.kube import cleanup_probe, probe_evidence
 
     settings = settings_of(request.config)
+    if settings.manifests is not None:
+        pytest.skip("static mode (--aksai-manifests) reads files; the GPU probe needs a cluster")
     name = f"aksai-gpu-probe-{settings.run_id}"
 
     try:
