@@ -857,6 +857,8 @@ def deprovision_after_probe(cluster: Cluster, run: ProbeRun, timeout: float) -> 
         await_deprovision(cluster, run, budget)
     except Finding as exc:
         run.deprovision_error = exc
+        # The probe caused this node: remove it now rather than let it bill (and count as idle) until teardown.
+        cleanup_probe(cluster, run, run.namespace, 60.0)
 
 
 def cleanup_probe(cluster: Cluster, run_or_name: ProbeRun | str, namespace: str, timeout: float) -> list[str]:
