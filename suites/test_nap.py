@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aksai import Cluster, IdleNode, NodePool, ProbeRun, Settings, gpu_sku, idle_gpu_nodes
+from pytest_aksai import CheckReport, Cluster, IdleNode, NodePool, ProbeRun, Settings, gpu_sku, idle_gpu_nodes
 
 pytestmark = pytest.mark.nap
 
@@ -79,22 +79,34 @@ def test_nodeclass_is_ready(
 @pytest.mark.costly
 @pytest.mark.disruptive
 def test_gpu_node_comes_for_a_pending_gpu_pod(
-    aksai_measure: Callable[[str, float], None], aksai_gpu_probe: ProbeRun
+    aksai_measure: Callable[[str, float], None], aksai_report: CheckReport, aksai_gpu_probe: ProbeRun
 ) -> None:
     """A pod asking for a GPU gets a NodeClaim within seconds, Launched, Registered and Initialized, and runs."""
-    for phase, seconds in aksai_gpu_probe.phases.items():
+    run = aksai_gpu_probe
+    for phase, seconds in run.phases.items():
         aksai_measure(f"nap_{phase}", seconds)
     expected = ["nodeclaim_created_s", "launched_s", "registered_s", "initialized_s", "probe_succeeded_s"]
-    missing = [p for p in expected if p not in aksai_gpu_probe.phases]
+    missing = [p for p in expected if p not in run.phases]
     assert not missing, f"phases not measured: {missing}"
-    order = [aksai_gpu_probe.phases[p] for p in expected]
+    order = [run.phases[p] for p in expected]
     assert order == sorted(order), f"phases out of order: {dict(zip(expected, order, strict=True))}"
-    it = aksai_gpu_probe.instance_type
-    sku = gpu_sku(it) if it != "?" else None
+    timeline = aksai_report.timeline("nap-gpu-probe", f"GPU probe on {run.instance_type}", "cluster")
+    starts = [0.0, *order[:-1]]
+    for label, start, end in zip(
+        ["NodeClaim created", "launch", "boot + join", "GPU advertised", "probe ran"],
+        starts,
+        order,
+        strict=True,
+    ):
+        timeline.phase(label, start, end)
+    sku = gpu_sku(run.instance_type) if run.instance_type != "?" else None
     if sku is not None and sku.price_per_hour is not None:
-        gpu_hours = (aksai_gpu_probe.phases.get("node_gone_after_probe_s", 0.0) + order[-1] - order[1]) / 3600
-        aksai_measure("nap_probe_gpu_minutes", round(gpu_hours * 60 * sku.gpu_count, 2))
-        aksai_measure("nap_probe_cost_usd", round(gpu_hours * sku.price_per_hour, 4))
+        node_hours = (run.phases.get("node_gone_after_probe_s", 0.0) + order[-1] - order[1]) / 3600
+        aksai_measure("nap_probe_gpu_minutes", round(node_hours * 60 * sku.gpu_count, 2))
+        aksai_measure("nap_probe_cost_usd", round(node_hours * sku.price_per_hour, 4))
+        aksai_report.cost.add_gpu_use(
+            sku.name, node_hours * 60, node_hours * sku.price_per_hour, "nap GPU probe"
+        )
 
 
 @pytest.mark.costly
@@ -153,7 +165,10 @@ def test_empty_node_is_consolidated(
 
 
 def test_idle_cost_floor(
-    aksai_settings: Settings, aksai_cluster: Cluster, aksai_measure: Callable[[str, float], None]
+    aksai_settings: Settings,
+    aksai_cluster: Cluster,
+    aksai_measure: Callable[[str, float], None],
+    aksai_report: CheckReport,
 ) -> None:
     """With no inference traffic, which GPU nodes still run, why, and what they cost per day (catalog prices)."""
     if aksai_settings.manifests is not None:
@@ -164,6 +179,11 @@ def test_idle_cost_floor(
     total = sum(known)
     aksai_measure("nap_idle_gpu_nodes", len(nodes))
     aksai_measure("nap_idle_cost_per_day_usd", round(total, 2))
+    aksai_report.cost.idle_floor_usd_per_day = round(total, 2)
+    aksai_report.cost.idle_nodes = [
+        {"node": n.node, "sku": n.instance_type, "usd_per_day": n.cost_per_day, "why": n.pinned_by}
+        for n in nodes
+    ]
     if budget is None:
         pytest.skip(
             f"{len(nodes)} GPU node(s) cost ${total:.2f}/day with no traffic; set idle_cost_per_day_max in the "
