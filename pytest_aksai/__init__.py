@@ -17,11 +17,15 @@ if TYPE_CHECKING:
     from pytest_aksai._fixtures._report import CheckReport
     from pytest_aksai._settings import Settings
     from pytest_aksai.kube import (
+        AKSNodeClass,
         Cluster,
         Condition,
         Endpoint,
+        IdleNode,
         NodeClaim,
+        NodePool,
         Observation,
+        ProbeRun,
         WaitAborted,
         WaitFailed,
         WaitResult,
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
         Workspace,
         condition,
         expected_served_name,
+        idle_gpu_nodes,
         inference_config,
         wait_for,
     )
@@ -57,6 +62,11 @@ _LAZY: dict[str, str] = {
     "Endpoint": "pytest_aksai.kube",
     "Condition": "pytest_aksai.kube",
     "NodeClaim": "pytest_aksai.kube",
+    "AKSNodeClass": "pytest_aksai.kube",
+    "IdleNode": "pytest_aksai.kube",
+    "NodePool": "pytest_aksai.kube",
+    "ProbeRun": "pytest_aksai.kube",
+    "idle_gpu_nodes": "pytest_aksai.kube",
     "Workspace": "pytest_aksai.kube",
     "expected_served_name": "pytest_aksai.kube",
     "inference_config": "pytest_aksai.kube",
@@ -87,6 +97,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AKSNodeClass",
     "AksaiError",
     "AksaiSizingWarning",
     "AksaiWarning",
@@ -97,10 +108,13 @@ __all__ = [
     "Distribution",
     "Endpoint",
     "Finding",
+    "IdleNode",
     "MetricsSnapshot",
     "ModelSpec",
     "NodeClaim",
+    "NodePool",
     "Observation",
+    "ProbeRun",
     "Settings",
     "SizingCheck",
     "SizingFinding",
@@ -116,6 +130,7 @@ __all__ = [
     "condition",
     "expected_served_name",
     "gpu_sku",
+    "idle_gpu_nodes",
     "inference_config",
     "kinds",
     "model_spec",

@@ -20,7 +20,9 @@ def _node(name: str, *, gpus: str | None = None, label_gpus: str | None = None, 
 
 def test_a_node_is_a_gpu_node_by_its_capacity_or_before_that_by_its_sku_label() -> None:
     assert gpu_count(_node("a", gpus="1")) == 1
-    assert gpu_count(_node("b", label_gpus="4")) == 4, "still registering: the device plugin has not advertised"
+    assert gpu_count(_node("b", label_gpus="4")) == 4, (
+        "still registering: the device plugin has not advertised"
+    )
     assert gpu_count(_node("c")) == 0
     assert gpu_count(_node("d", gpus="0", label_gpus="0")) == 0
 
