@@ -34,7 +34,7 @@ def test_builtin_scenarios_load() -> None:
     [pool] = default.node_pools
     assert (pool.name, pool.mode, pool.vm_size, pool.count) == ("system", "System", "Standard_D4ds_v5", 2)
     assert "inference" in default.namespaces
-    assert default.addons == ["core", "kaito", "vllm", "karpenter"]
+    assert default.addons == ["core", "kaito", "vllm", "karpenter", "azure"]
     gpu = load_scenario("gpu")
     assert [p.name for p in gpu.node_pools] == ["system", "gpu"]
     assert gpu.node_pools[1].taints == ["sku=gpu:NoSchedule"]
@@ -109,7 +109,7 @@ def test_default_lab_namespaces_and_addons(api: client.ApiClient, watch_until: C
     names = {ns.metadata.name for ns in core.list_namespace().items}
     assert {"inference", "kube-system", "kube-node-lease", "default"} <= names
     sim = core.read_namespaced_config_map("aksai-sim", "kube-system").data
-    assert sim["addons"] == "core,kaito,vllm,karpenter"
+    assert sim["addons"] == "core,kaito,vllm,karpenter,azure"
     for deployment in ("kaito-workspace", "coredns", "metrics-server"):
         available = watch_until(
             apps.list_namespaced_deployment,
