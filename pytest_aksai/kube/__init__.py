@@ -22,6 +22,16 @@ if TYPE_CHECKING:
         Endpoint,
         workspace_endpoint,
     )
+    from pytest_aksai.kube._identity import (
+        SECRETPROVIDERCLASSES,
+        SERVICEACCOUNTS,
+        create_probe_pod,
+        delete_pod,
+        identity_objects,
+        pod_env,
+        projected_token_volumes,
+        request_token,
+    )
     from pytest_aksai.kube._inventory import (
         sizing_objects,
     )
@@ -75,6 +85,19 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    **{
+        name: "._identity"
+        for name in (
+            "SECRETPROVIDERCLASSES",
+            "SERVICEACCOUNTS",
+            "create_probe_pod",
+            "delete_pod",
+            "identity_objects",
+            "pod_env",
+            "projected_token_volumes",
+            "request_token",
+        )
+    },
     "API_GROUPS_OF_THE_LAB": "._connect",
     "Cluster": "._connect",
     "connect": "._connect",
@@ -144,6 +167,8 @@ __all__ = [
     "PODS",
     "RUN_LABEL",
     "SCALEDOBJECTS",
+    "SECRETPROVIDERCLASSES",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "STATEFULSETS",
     "WORKSPACES",
@@ -163,12 +188,18 @@ __all__ = [
     "Workspace",
     "condition",
     "connect",
+    "create_probe_pod",
+    "delete_pod",
     "expected_served_name",
+    "identity_objects",
     "inference_config",
     "load_client",
     "namespace_name",
     "nothing_found",
+    "pod_env",
+    "projected_token_volumes",
     "read_workspace",
+    "request_token",
     "run_labels",
     "run_selector",
     "sizing_objects",
