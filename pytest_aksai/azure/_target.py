@@ -11,6 +11,7 @@ one: constructor keyword arguments of the unchanged SDKs, gathered here.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,8 +53,8 @@ class AzureTarget:
     def secret_client_kwargs(self) -> dict[str, Any]:
         return {"verify_challenge_resource": False, **self._verify()} if self.simulated else self._verify()
 
-    def http_verify(self) -> str | bool:
-        return self.ca_bundle or True
+    def http_verify(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
     def credential(self, tenant_id: str, client_id: str, assertion: Callable[[], str]) -> Any:
         from azure.identity import ClientAssertionCredential
