@@ -257,9 +257,9 @@ class SecretRead:
 
     def __str__(self) -> str:
         if self.ok:
-            return f"{self.vault}/{self.name}: {self.fingerprint}"
+            return f"{self.vault}/{self.name} read ({self.fingerprint})"
         inner = f" ({self.inner_code})" if self.inner_code else ""
-        return f"{self.vault}/{self.name}: HTTP {self.status} {self.code}{inner}: {self.message}"
+        return f"{self.vault}/{self.name} answered HTTP {self.status} {self.code}{inner}: {self.message}"
 
 
 def read_secret(target: AzureTarget, vault: str, name: str, credential: Any) -> SecretRead:

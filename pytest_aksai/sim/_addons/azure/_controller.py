@@ -235,7 +235,15 @@ class FaultedObjects(Controller):
     def _keys(self) -> set[tuple[str, str]]:
         return {tuple(k.split("/", 1)) for k in (*self._client_ids, *self._moved)}  # type: ignore[misc]
 
+    def start(self) -> list[asyncio.Task[None]]:
+        self._apply()  # before the first pods exist, so faults given at start hold from the beginning
+        return super().start()
+
     async def reconcile(self, key: str) -> float | None:
+        self._apply()
+        return None
+
+    def _apply(self) -> None:
         faults = self.ctx.faults
         sa_rt = self.rt("v1", "serviceaccounts")
         for sa in self._service_accounts():
@@ -263,7 +271,6 @@ class FaultedObjects(Controller):
             if changed:
                 self.store.update(sa_rt, sa)
         self._secret_provider_classes()
-        return None
 
     def _other_client_id(self) -> str:
         """The KEDA identity's client id: a real identity, federated for another ServiceAccount."""
