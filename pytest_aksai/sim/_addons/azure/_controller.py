@@ -23,6 +23,7 @@ from pytest_aksai.sim.contract import Fault
 
 from ._entra import SimEntra
 from ._keyvault import SimKeyVault
+from ._servicebus import SimServiceBus
 from ._tenant import KEDA_IDENTITY, Tenant, TenantError, effective, parse_tenant
 from ._webhook import CLIENT_ID, USE_LABEL, WorkloadIdentityWebhook
 
@@ -85,6 +86,10 @@ class SimAzure(Controller):
                 sock,
                 SimKeyVault(vault.name, self.region, self.tenant, self.entra, lambda url=url: url),  # type: ignore[misc]
             )
+        self.service_bus: dict[str, tuple[socket.socket, SimServiceBus]] = {
+            ns.name: (_listen(), SimServiceBus(ns.name, self.tenant, self.entra, ctx.clock.epoch_seconds))
+            for ns in self._tenant.service_bus
+        }
         self._runners: list[web.AppRunner] = []
 
     def tenant(self) -> Tenant:
@@ -128,6 +133,10 @@ class SimAzure(Controller):
             "authorityHost": self.authority_host,
             "oidcIssuer": self.issuer,
             "keyVaults": {name: _url(sock) for name, (sock, _) in self.vaults.items()},
+            "serviceBus": {
+                name: {"fullyQualifiedNamespace": f"127.0.0.1:{sock.getsockname()[1]}"}
+                for name, (sock, _) in self.service_bus.items()
+            },
             "caBundle": self.ctx.ca_pem.decode(),
         }
 
@@ -143,6 +152,7 @@ class SimAzure(Controller):
         )
         apps = [(self._sockets["oidc"], oidc), (self._sockets["entra"], self.entra.app)]
         apps += [(sock, vault.app) for sock, vault in self.vaults.values()]
+        apps += [(sock, bus.app) for sock, bus in self.service_bus.values()]
         try:
             for sock, app in apps:
                 runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
