@@ -40,6 +40,13 @@ def _listen() -> socket.socket:
     return sock
 
 
+def _free_port() -> int:
+    """A free port for a server that binds it itself (qpid-proton)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _url(sock: socket.socket) -> str:
     return f"https://127.0.0.1:{sock.getsockname()[1]}/"
 
@@ -90,6 +97,8 @@ class SimAzure(Controller):
             ns.name: (_listen(), SimServiceBus(ns.name, self.tenant, self.entra, ctx.clock.epoch_seconds))
             for ns in self._tenant.service_bus
         }
+        self.amqp_ports = {name: _free_port() for name in self.service_bus}
+        self._brokers: list[Any] = []
         self._runners: list[web.AppRunner] = []
 
     def tenant(self) -> Tenant:
@@ -134,7 +143,10 @@ class SimAzure(Controller):
             "oidcIssuer": self.issuer,
             "keyVaults": {name: _url(sock) for name, (sock, _) in self.vaults.items()},
             "serviceBus": {
-                name: {"fullyQualifiedNamespace": f"127.0.0.1:{sock.getsockname()[1]}"}
+                name: {
+                    "fullyQualifiedNamespace": f"127.0.0.1:{sock.getsockname()[1]}",
+                    "amqpEndpoint": f"sb://127.0.0.1:{self.amqp_ports[name]}",
+                }
                 for name, (sock, _) in self.service_bus.items()
             },
             "caBundle": self.ctx.ca_pem.decode(),
@@ -159,12 +171,27 @@ class SimAzure(Controller):
                 await runner.setup()
                 await web.SockSite(runner, sock, ssl_context=ssl_context).start()
                 self._runners.append(runner)
+            self._start_brokers()
             await asyncio.Event().wait()
         finally:
+            for broker in self._brokers:
+                with contextlib.suppress(Exception):
+                    broker.stop()
             await self.entra.close()
             for runner in self._runners:
                 with contextlib.suppress(Exception):
                     await runner.cleanup()
+
+    def _start_brokers(self) -> None:
+        from ._amqp import AmqpBroker
+
+        cert = self.ctx.serving_cert
+        for name, (_, bus) in self.service_bus.items():
+            broker = AmqpBroker(
+                self.amqp_ports[name], bus, self.tenant, self.entra, cert.cert_pem + cert.ca_pem, cert.key_pem
+            )
+            broker.start()
+            self._brokers.append(broker)
 
     # ---- the OIDC issuer (as AKS serves it from its own host, not the API server) ----------------------
     def _blob_missing(self) -> web.Response:
