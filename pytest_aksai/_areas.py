@@ -66,10 +66,10 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         "identity",
-        "Azure Workload Identity chain: token request, AAD exchange, Key Vault",
+        "Azure Workload Identity chain: ServiceAccount, pod label, webhook, token, OIDC issuer, Entra ID "
+        "exchange, Key Vault, SecretProviderClass",
         "docs/reference/suites/identity.md",
-        None,
-        built=False,
+        "pytest_aksai._fixtures._identity",
     ),
     Area(
         "load",

@@ -81,9 +81,20 @@ class SimSettings(_Strict):
 
 
 class AzureSettings(_Strict):
+    """The identity area: whose Workload Identity chain to walk and what it must reach."""
+
     tenant_id: str | None = None
-    client_id: str | None = None
-    key_vault_url: str | None = None
+    """The default tenant (a ServiceAccount's `azure.workload.identity/tenant-id` wins)."""
+    authority_host: str | None = None
+    """Entra ID's host; default `https://login.microsoftonline.com/` (sim: the simulated Entra)."""
+    oidc_issuer: str | None = None
+    """The cluster's OIDC issuer URL (`az aks show --query oidcIssuerProfile.issuerUrl`); tokens must name it."""
+    service_accounts: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ServiceAccounts whose chain to walk; empty means every one configured for
+    Workload Identity."""
+    key_vaults: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Vault name → the secret names to read; empty means the vaults and objects of the
+    SecretProviderClasses the ServiceAccounts' pods mount."""
     service_bus_namespace: str | None = None
     service_bus_queue: str | None = None
 

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
         Endpoint,
         workspace_endpoint,
     )
+    from pytest_aksai.kube._identity import (
+        SECRETPROVIDERCLASSES,
+        SERVICEACCOUNTS,
+        create_probe_pod,
+        delete_pod,
+        identity_objects,
+        pod_env,
+        projected_token_volumes,
+        request_token,
+    )
     from pytest_aksai.kube._inventory import (
         sizing_objects,
     )
@@ -93,6 +103,19 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    **{
+        name: "._identity"
+        for name in (
+            "SECRETPROVIDERCLASSES",
+            "SERVICEACCOUNTS",
+            "create_probe_pod",
+            "delete_pod",
+            "identity_objects",
+            "pod_env",
+            "projected_token_volumes",
+            "request_token",
+        )
+    },
     "API_GROUPS_OF_THE_LAB": "._connect",
     "Cluster": "._connect",
     "connect": "._connect",
@@ -180,6 +203,8 @@ __all__ = [
     "PODS",
     "RUN_LABEL",
     "SCALEDOBJECTS",
+    "SECRETPROVIDERCLASSES",
+    "SERVICEACCOUNTS",
     "SERVICES",
     "STATEFULSETS",
     "WORKSPACES",
@@ -206,9 +231,12 @@ __all__ = [
     "cleanup_probe",
     "condition",
     "connect",
+    "create_probe_pod",
+    "delete_pod",
     "deprovision_after_probe",
     "duration_seconds",
     "expected_served_name",
+    "identity_objects",
     "idle_gpu_nodes",
     "inference_config",
     "load_client",
@@ -216,10 +244,13 @@ __all__ = [
     "nap_objects",
     "nodepools",
     "nothing_found",
+    "pod_env",
     "probe_evidence",
     "probe_manifest",
+    "projected_token_volumes",
     "read_nodepool",
     "read_workspace",
+    "request_token",
     "run_gpu_probe",
     "run_labels",
     "run_selector",
