@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         inference_config,
         wait_for,
     )
-    from pytest_aksai.load import MetricsSnapshot, parse_metrics
+    from pytest_aksai.load import InvalidRunError, LoadRun, LoadVerdict, MetricsSnapshot, parse_metrics
     from pytest_aksai.sizing import (
         AksaiSizingWarning,
         ModelSpec,
@@ -61,6 +61,9 @@ _LAZY: dict[str, str] = {
     "WaitTimeout": "pytest_aksai.kube",
     "condition": "pytest_aksai.kube",
     "wait_for": "pytest_aksai.kube",
+    "InvalidRunError": "pytest_aksai.load",
+    "LoadRun": "pytest_aksai.load",
+    "LoadVerdict": "pytest_aksai.load",
     "MetricsSnapshot": "pytest_aksai.load",
     "parse_metrics": "pytest_aksai.load",
     "AksaiSizingWarning": "pytest_aksai.sizing",
@@ -89,6 +92,9 @@ __all__ = [
     "ConnectError",
     "Endpoint",
     "Finding",
+    "InvalidRunError",
+    "LoadRun",
+    "LoadVerdict",
     "MetricsSnapshot",
     "ModelSpec",
     "NodeClaim",

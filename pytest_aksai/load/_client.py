@@ -23,6 +23,7 @@ from pytest_aksai._errors import AksaiError
 from ._plan import LoadPlan
 from ._prompts import PromptBuilder, first_guess_words, load_passages, rescale_words
 from ._result import LoadResult
+from ._server_window import ServerObserver
 
 _SAMPLE_PERIOD_S = 0.01
 _PROMPT_VARIANTS = 64
@@ -72,8 +73,14 @@ _NO_DELTA: dict[str, Any] = {}
 
 
 class _Runner:
-    def __init__(self, plan: LoadPlan, on_progress: Callable[[Progress], None] | None) -> None:
+    def __init__(
+        self,
+        plan: LoadPlan,
+        on_progress: Callable[[Progress], None] | None,
+        observer: ServerObserver | None = None,
+    ) -> None:
         self.plan = plan
+        self.observer = observer
         self.chat = plan.endpoint == "chat"
         base = plan.url.rstrip("/")
         self.url = base + ("/chat/completions" if self.chat else "/completions")
@@ -245,6 +252,8 @@ class _Runner:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await self._prepare_prompts(session)
             await asyncio.gather(*(self._send(session) for _ in range(plan.warmup)))
+            if self.observer is not None:
+                await self.observer.begin()
             self.measuring = True
             self.window_start = time.perf_counter()
             cpu_start = time.process_time()
@@ -257,6 +266,8 @@ class _Runner:
             window_end = time.perf_counter()
             cpu_s = time.process_time() - cpu_start
             await sampler
+            if self.observer is not None:
+                await self.observer.end()
         return self._result(window_end, cpu_s)
 
     def _result(self, window_end: float, cpu_s: float) -> LoadResult:
@@ -306,9 +317,16 @@ class _Runner:
         return result
 
 
-async def run_load_async(plan: LoadPlan, on_progress: Callable[[Progress], None] | None = None) -> LoadResult:
-    """Run the plan on the current event loop and return what it measured (validity included, not raised)."""
-    return await _Runner(plan, on_progress).run()
+async def run_load_async(
+    plan: LoadPlan,
+    on_progress: Callable[[Progress], None] | None = None,
+    observer: ServerObserver | None = None,
+) -> LoadResult:
+    """Run the plan on the current event loop and return what it measured (validity included, not raised).
+
+    With an `observer`, the server's `/metrics` are scraped around and during the measured window.
+    """
+    return await _Runner(plan, on_progress, observer).run()
 
 
 def run_load(plan: LoadPlan, on_progress: Callable[[Progress], None] | None = None) -> LoadResult:
