@@ -10,8 +10,9 @@ Tolerances, and why:
   samples where `num_requests_waiting` > 0, taken as "stays above zero" when that is half the samples or
   more: an arrival waits up to one engine step even on an idle server) within max(1, 10 %) of what sizing
   predicts: min(max-num-seqs, KV tokens ÷ the mean context of a request in 16-token blocks).
-- KV-cache usage: the mean of the window's samples within max(0.05, 25 %) of the prediction: in-flight
-  sequences × their mean context (prompt + completion ÷ 2, in blocks) ÷ KV tokens. Prefix caching, chunked
+- KV-cache usage: the mean of the window's samples within max(0.05, 25 %) of the prediction: the sequences
+  the server ran (its mean `num_requests_running`, at most the predicted capacity) × their mean context
+  (prompt + completion ÷ 2, in blocks) ÷ KV tokens. Prefix caching, chunked
   prefill and block rounding move a real vLLM by a few percent, not by a factor.
 """
 
@@ -88,8 +89,12 @@ def predict(
     result: LoadResult,
     *,
     runtime_overhead_gib: float,
+    running: float | None = None,
 ) -> SizingPrediction:
-    """What sizing says the server does under this run's measured shape (raises UnknownEntryError)."""
+    """What sizing says the server does under this run's measured shape (raises UnknownEntryError).
+
+    `running`: the sequences the server ran on average (its gauge); default the client's in-flight count.
+    """
     fit = evaluate(
         catalog.model_spec(model_ref),
         catalog.gpu_sku(sku_name),
@@ -101,7 +106,7 @@ def predict(
     completion = result.output_tokens / requests if result.output_tokens else result.plan.max_tokens
     context = math.ceil((prompt + completion / 2) / BLOCK_SIZE) * BLOCK_SIZE
     capacity = min(fit.max_num_seqs, fit.kv_token_capacity // context) if context else fit.max_num_seqs
-    in_flight = min(result.achieved_concurrency, float(capacity))
+    in_flight = min(result.achieved_concurrency if running is None else running, float(capacity))
     usage = in_flight * context / fit.kv_token_capacity if fit.kv_token_capacity else 1.0
     return SizingPrediction(fit, context, capacity, in_flight, min(usage, 1.0))
 
@@ -116,6 +121,7 @@ class Queueing:
     running_while_waiting: float | None
     """Median running sequences in the samples with requests waiting."""
     kv_usage_mean: float | None
+    running_mean: float | None
 
     @property
     def queued(self) -> bool:
@@ -137,6 +143,7 @@ def queueing(server: ServerWindow) -> Queueing:
         waiting_share=len(waiting) / len(samples) if samples else 0.0,
         running_while_waiting=statistics.median(s.running for s in waiting) if waiting else None,
         kv_usage_mean=statistics.fmean(s.kv_usage for s in samples) if samples else None,
+        running_mean=statistics.fmean(s.running for s in samples) if samples else None,
     )
 
 

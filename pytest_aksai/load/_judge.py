@@ -186,14 +186,14 @@ class LoadRun:
         )
         return LoadVerdict(name, passed, message, measurements)
 
-    def _prediction(self, name: str) -> X.SizingPrediction | LoadVerdict:
+    def _prediction(self, name: str, running: float | None = None) -> X.SizingPrediction | LoadVerdict:
         if self.catalog is None or self.model_ref is None or self.sku_name is None:
             return LoadVerdict(
                 name, None, "the Workspace names no preset model or no instanceType: no prediction"
             )
         try:
             return X.predict(self.model_ref, self.sku_name, self.vllm, self.catalog, self.result,
-                             runtime_overhead_gib=self.runtime_overhead_gib)  # fmt: skip
+                             runtime_overhead_gib=self.runtime_overhead_gib, running=running)  # fmt: skip
         except (UnknownEntryError, ValueError) as exc:
             return LoadVerdict(name, None, f"sizing cannot predict this server: {exc}")
 
@@ -255,18 +255,19 @@ class LoadRun:
         problem = self._server_problem()
         if problem is not None:
             return LoadVerdict(name, None, f"KV-cache usage not compared with sizing: {problem}")
-        prediction = self._prediction(name)
+        assert self.server is not None
+        q = X.queueing(self.server)
+        prediction = self._prediction(name, running=q.running_mean)
         if isinstance(prediction, LoadVerdict):
             return prediction
-        assert self.server is not None
-        measured = X.queueing(self.server).kv_usage_mean
+        measured = q.kv_usage_mean
         if measured is None:
             return LoadVerdict(name, None, "the server's KV-cache gauge was never sampled")
         tolerance = X.kv_tolerance(prediction.kv_usage)
         passed = abs(measured - prediction.kv_usage) <= tolerance
         message = (
             f"KV-cache usage averaged {measured:.1%} over the run, sizing predicts {prediction.kv_usage:.1%} for "
-            f"{prediction.in_flight:.1f} sequences in flight ({self._sizing_inputs(prediction)}), tolerance "
+            f"the {prediction.in_flight:.1f} sequences the server ran ({self._sizing_inputs(prediction)}), tolerance "
             f"±{tolerance:.1%}"
             + ("" if passed else ": the server's KV cache is not the size its config implies")
             + f" ({self._shape()})"
