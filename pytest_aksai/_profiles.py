@@ -107,6 +107,7 @@ class LoadValidity(_Strict):
     max_schedule_lag_p99_ms: PositiveFloat = 5.0
     max_loop_lag_p99_ms: PositiveFloat = 5.0
     max_client_cpu_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
+    max_start_late_s: PositiveFloat = 1.0
 
 
 class LoadSettings(_Strict):

@@ -10,6 +10,7 @@ resource, raised by `aksai_load` to every check.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -67,7 +68,9 @@ def _served_model(endpoint: Endpoint) -> str:
     return str(models[0]["id"])
 
 
-def _measure(endpoint: Endpoint, settings: Settings) -> MergedRun:
+def _measure(
+    request: pytest.FixtureRequest, cluster: Cluster, endpoint: Endpoint, settings: Settings
+) -> MergedRun:
     from pytest_aksai._errors import AksaiError, Finding
     from pytest_aksai.load import WorkerSpec, run_in_child
 
@@ -79,12 +82,13 @@ def _measure(endpoint: Endpoint, settings: Settings) -> MergedRun:
             fix="Give the Workspace a direct URL in the profile's [endpoints], or set endpoint_route = "
             '"port-forward"',
         )
-    plan = _plan(settings, endpoint.url("v1"), _served_model(endpoint))
     load = settings.profile.load
-    metrics_url = endpoint.url("metrics")
     budget = load.duration_s * 3 + 180
     try:
-        return run_in_child(WorkerSpec(plan, metrics_url=metrics_url), timeout_s=budget)
+        if load.workers > 1:
+            return _in_cluster(request, cluster, endpoint, settings, budget)
+        plan = _plan(settings, endpoint.url("v1"), _served_model(endpoint))
+        return run_in_child(WorkerSpec(plan, metrics_url=endpoint.url("metrics")), timeout_s=budget)
     except AksaiError as exc:
         raise Finding(
             f"The load run against {endpoint.workspace} did not complete: {exc.headline()}",
@@ -92,6 +96,56 @@ def _measure(endpoint: Endpoint, settings: Settings) -> MergedRun:
             where="the model pod's log and events (kubectl describe pod)",
             fix="The server must take the load shape of the profile's [load] table",
         ) from None
+
+
+SIM_WORKER_IMAGE = "pytest-aksai-load:sim"
+"""On the simulated cluster any image runs the `aksai-load` command as the real client process."""
+START_DELAY_S = {True: 15.0, False: 90.0}
+"""Seconds from creating the Job to the shared start: pods must be scheduled, pulled and warmed up by then."""
+
+
+def _in_cluster(
+    request: pytest.FixtureRequest, cluster: Cluster, endpoint: Endpoint, settings: Settings, budget: float
+) -> MergedRun:
+    """The plan's shares as an Indexed Job of `[load] workers` pods in a namespace of the run's own."""
+    from pytest_aksai._errors import AksaiError
+    from pytest_aksai.kube import IndexedJob, delete_indexed_job, run_indexed_job, service_url
+    from pytest_aksai.load import WorkerSpec, merge_outputs, parse_outputs
+
+    load = settings.profile.load
+    image = load.image or (SIM_WORKER_IMAGE if settings.is_sim else None)
+    if image is None:
+        raise AksaiError(
+            f"[load] workers = {load.workers} runs the load client in the cluster, but [load] image is not set",
+            expected="an image with pytest-aksai installed (its `aksai-load` command)",
+            fix='Build one (FROM python:3.12-slim, pip install pytest-aksai) and set [load] image = "…", or set '
+            "workers = 1",
+        )
+    namespace, name = endpoint.workspace.split("/", 1)
+    base = service_url(cluster, namespace, name)
+    plan = _plan(settings, base + "/v1", _served_model(endpoint))
+    spec = WorkerSpec(plan, workers=load.workers, start_at=time.time() + START_DELAY_S[settings.is_sim],
+                      metrics_url=base + "/metrics")  # fmt: skip
+    labels: dict[str, str] = request.getfixturevalue("aksai_labels")
+    job = IndexedJob(
+        name=f"aksai-load-{name}"[:52].rstrip("-"),
+        namespace=request.getfixturevalue("aksai_module_namespace"),
+        image=image,
+        command=["aksai-load", "worker", "--spec", "{file}"],
+        file_name="spec.json",
+        file_text=json.dumps(spec.to_json()),
+        completions=load.workers,
+        labels={**labels, "app.kubernetes.io/name": "aksai-load"},
+    )
+    try:
+        logs = run_indexed_job(cluster, job, timeout=budget * cluster.time_scale)
+    finally:
+        if not settings.keep:
+            delete_indexed_job(cluster, job)
+    outputs = {}
+    for text in logs.values():
+        outputs.update(parse_outputs(text))
+    return merge_outputs(outputs, plan, load.workers)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +163,7 @@ def aksai_load_run(
     settings = settings_of(request.config)
 
     def run() -> LoadRun:
-        merged = _measure(aksai_endpoint, settings)
+        merged = _measure(request, aksai_cluster, aksai_endpoint, settings)
         _, vllm, _ = inference_config(aksai_cluster, workspace)
         return LoadRun(
             workspace=workspace.ref,

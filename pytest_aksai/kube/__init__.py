@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from pytest_aksai.kube._inventory import (
         sizing_objects,
     )
+    from pytest_aksai.kube._jobs import (
+        IndexedJob,
+        JobError,
+        delete_indexed_job,
+        run_indexed_job,
+        service_url,
+    )
     from pytest_aksai.kube._kaito import (
         Condition,
         NodeClaim,
@@ -77,6 +84,11 @@ if TYPE_CHECKING:
 _LAZY = {
     "API_GROUPS_OF_THE_LAB": "._connect",
     "Cluster": "._connect",
+    "IndexedJob": "._jobs",
+    "JobError": "._jobs",
+    "delete_indexed_job": "._jobs",
+    "run_indexed_job": "._jobs",
+    "service_url": "._jobs",
     "connect": "._connect",
     "load_client": "._connect",
     "MANAGED_BY_LABEL": "._scope",
@@ -151,6 +163,8 @@ __all__ = [
     "Condition",
     "ConnectError",
     "Endpoint",
+    "IndexedJob",
+    "JobError",
     "Kind",
     "NodeClaim",
     "Obj",
@@ -163,14 +177,17 @@ __all__ = [
     "Workspace",
     "condition",
     "connect",
+    "delete_indexed_job",
     "expected_served_name",
     "inference_config",
     "load_client",
     "namespace_name",
     "nothing_found",
     "read_workspace",
+    "run_indexed_job",
     "run_labels",
     "run_selector",
+    "service_url",
     "sizing_objects",
     "wait_for",
     "wait_workspace_ready",

@@ -78,9 +78,12 @@ class _Runner:
         plan: LoadPlan,
         on_progress: Callable[[Progress], None] | None,
         observer: ServerObserver | None = None,
+        start_at: float | None = None,
     ) -> None:
         self.plan = plan
         self.observer = observer
+        self.start_at = start_at
+        self.start_late_s = 0.0
         self.chat = plan.endpoint == "chat"
         base = plan.url.rstrip("/")
         self.url = base + ("/chat/completions" if self.chat else "/completions")
@@ -252,6 +255,10 @@ class _Runner:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await self._prepare_prompts(session)
             await asyncio.gather(*(self._send(session) for _ in range(plan.warmup)))
+            if self.start_at is not None:
+                # The shared start of the workers' measured windows (calibration and warm-up come before).
+                await asyncio.sleep(max(0.0, self.start_at - time.time()))
+                self.start_late_s = max(0.0, time.time() - self.start_at)
             if self.observer is not None:
                 await self.observer.begin()
             self.measuring = True
@@ -274,7 +281,9 @@ class _Runner:
         plan, slos = self.plan, self.plan.slos
         start = self.window_start
         issue_end = self.issue_end if self.issue_end is not None else window_end
-        result = LoadResult(plan=plan, requests=len(self.records), client_cpu_s=cpu_s)
+        result = LoadResult(
+            plan=plan, requests=len(self.records), client_cpu_s=cpu_s, start_late_s=self.start_late_s
+        )
         result.window_s = max((r.end for r in self.records), default=window_end) - start
         result.issue_window_s = issue_end - start
         result.client_cpu_fraction = cpu_s / (window_end - start) if window_end > start else 0.0
@@ -321,12 +330,14 @@ async def run_load_async(
     plan: LoadPlan,
     on_progress: Callable[[Progress], None] | None = None,
     observer: ServerObserver | None = None,
+    start_at: float | None = None,
 ) -> LoadResult:
     """Run the plan on the current event loop and return what it measured (validity included, not raised).
 
-    With an `observer`, the server's `/metrics` are scraped around and during the measured window.
+    With an `observer`, the server's `/metrics` are scraped around and during the measured window; with
+    `start_at` (Unix time), the measured window starts then, after calibration and warm-up.
     """
-    return await _Runner(plan, on_progress, observer).run()
+    return await _Runner(plan, on_progress, observer, start_at).run()
 
 
 def run_load(plan: LoadPlan, on_progress: Callable[[Progress], None] | None = None) -> LoadResult:

@@ -109,6 +109,7 @@ class LoadRun:
             "load_e2e_p99_ms": r.e2e.percentile_ms(99),
             "load_attainment": r.attainment,
             "load_valid": float(self.valid),
+            "load_workers": r.workers,
         }
         return {k: float(v) for k, v in values.items() if v is not None}
 

@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,10 +96,8 @@ class WorkerOutput:
 
 async def run_worker_async(spec: WorkerSpec, index: int) -> WorkerOutput:
     plan = share(spec.plan, index, spec.workers)
-    if spec.start_at is not None:
-        await asyncio.sleep(max(0.0, spec.start_at - time.time()))
     observer = ServerObserver(spec.metrics_url) if spec.metrics_url and index == 0 else None
-    result = await run_load_async(plan, observer=observer)
+    result = await run_load_async(plan, observer=observer, start_at=spec.start_at)
     return WorkerOutput(index, result, observer.window() if observer is not None else None)
 
 

@@ -1,7 +1,7 @@
 """The load suite's checks each fail on the simulated lab broken the way they are meant to catch.
 
 Every SLO is set in the inner runs' profile, so all ten checks are judged in every case. The validity limit on
-the client's event-loop lag is relaxed to 50 ms: the cases run several at a time on a shared 2-core machine,
+the client's event-loop lag is relaxed to 100 ms: the cases run several at a time on a shared 2-core machine,
 where the scheduler alone delays a 10 ms timer by more than the default 5 ms (a quiet core keeps it under
 1 ms). One case makes the client's CPU limit unreachable, to show an invalid run errors every check.
 """
@@ -32,14 +32,14 @@ concurrency = 10
 duration_s = 10
 max_tokens = 64
 [clusters.fast.load.validity]
-max_loop_lag_p99_ms = 50
+max_loop_lag_p99_ms = 100
 [clusters.fast.slos]
 e2e_p99_ms = 10000
 min_output_tokens_per_s = 40
 breakeven_requests_per_day_max = 5000000
 """
 INVALID = PROFILE.replace(
-    "max_loop_lag_p99_ms = 50", "max_loop_lag_p99_ms = 50\nmax_client_cpu_fraction = 0.0001"
+    "max_loop_lag_p99_ms = 100", "max_loop_lag_p99_ms = 100\nmax_client_cpu_fraction = 0.0001"
 )
 
 
@@ -53,12 +53,14 @@ CASES: dict[str, Case] = {
     "vllm-errors-under-load": _case("vllm-errors-under-load"),
     "vllm-kv-smaller-than-configured": _case("vllm-kv-smaller-than-configured"),
     "load-invalid-run": _case(profile=INVALID),
+    "load-three-workers": _case(profile=PROFILE.replace("concurrency = 10", "concurrency = 10\nworkers = 3")),
 }
 CASE_TESTS = {
     "load-healthy": "test_healthy_lab",
     "vllm-slow-ttft": "test_slow_ttft",
     "vllm-kv-smaller-than-configured": "test_kv_fault",
     "load-invalid-run": "test_an_invalid_run",
+    "load-three-workers": "test_three_workers",
 }
 
 
@@ -77,7 +79,9 @@ def test_healthy_lab_meets_every_slo_and_cross_check(matrix: Callable[[str], Ver
         (
             "vllm-slow-ttft",
             {"test_ttft_p95", "test_attainment"},
-            set(),
+            # Closed loop: every request lasts 3 s longer, so the measured tok/s halves and self-hosting stops
+            # paying off against the API.
+            {"test_breakeven", "test_output_throughput"},
             {"test_ttft_p95": "TTFT p95 was", "test_attainment": "SLO attainment"},
         ),
         (
@@ -137,3 +141,14 @@ def test_an_invalid_run_errors_every_check_naming_the_saturated_resource(
     assert {n: c["outcome"] for n, c in verdicts.items()} == dict.fromkeys(LOAD_CHECKS, "error")
     for check in verdicts.values():
         assert "The load run is invalid: the client saturated its client CPU" in check["message"], check
+
+
+def test_three_workers_run_as_an_indexed_job_and_their_results_merge(
+    matrix: Callable[[str], Verdicts],
+) -> None:
+    """`[load] workers = 3`: three pods of an Indexed Job run the real client; the suite judges the merge."""
+    verdicts = matrix("load-three-workers")
+    assert {n: (c["outcome"], c["message"]) for n, c in verdicts.items() if c["outcome"] != "passed"} == {}
+    measured = verdicts["test_ttft_p95"]["measurements"]
+    assert measured["load_workers"] == 3
+    assert measured["load_achieved_concurrency"] >= 0.95 * 10
