@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         inference_config,
         wait_for,
     )
-    from pytest_aksai.load import InvalidRunError, LoadRun, LoadVerdict, MetricsSnapshot, parse_metrics
+    from pytest_aksai.load import LoadRun, LoadVerdict, MetricsSnapshot, parse_metrics
     from pytest_aksai.sizing import (
         AksaiSizingWarning,
         ModelSpec,
@@ -61,7 +61,6 @@ _LAZY: dict[str, str] = {
     "WaitTimeout": "pytest_aksai.kube",
     "condition": "pytest_aksai.kube",
     "wait_for": "pytest_aksai.kube",
-    "InvalidRunError": "pytest_aksai.load",
     "LoadRun": "pytest_aksai.load",
     "LoadVerdict": "pytest_aksai.load",
     "MetricsSnapshot": "pytest_aksai.load",
@@ -92,7 +91,6 @@ __all__ = [
     "ConnectError",
     "Endpoint",
     "Finding",
-    "InvalidRunError",
     "LoadRun",
     "LoadVerdict",
     "MetricsSnapshot",
