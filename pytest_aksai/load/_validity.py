@@ -62,7 +62,7 @@ def check_validity(m: SelfMeasurements, limits: ValidityLimits) -> list[InvalidR
     if m.client_cpu_fraction > limits.max_client_cpu_fraction:
         reasons.append(InvalidReason(
             "client CPU", m.client_cpu_fraction, limits.max_client_cpu_fraction,
-            f"the client used {m.client_cpu_fraction:.0%} of a core (limit {limits.max_client_cpu_fraction:.0%})"))  # fmt: skip
+            f"the client used {m.client_cpu_fraction:.0%} of a core (limit {limits.max_client_cpu_fraction * 100:.3g} %)"))  # fmt: skip
     if m.start_late_s > limits.max_start_late_s:
         reasons.append(InvalidReason(
             "shared start", m.start_late_s, limits.max_start_late_s,

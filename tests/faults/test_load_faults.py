@@ -69,8 +69,9 @@ def test_healthy_lab_meets_every_slo_and_cross_check(matrix: Callable[[str], Ver
     assert set(verdicts) == LOAD_CHECKS
     assert {n: (c["outcome"], c["message"]) for n, c in verdicts.items() if c["outcome"] != "passed"} == {}
     gap = verdicts["test_ttft_matches_server"]["measurements"]
-    assert gap["load_ttft_server_mean_ms"] > 0
-    assert verdicts["test_ttft_p95"]["measurements"]["load_valid"] == 1.0
+    assert gap["load_ttft_server_mean_ms"]["value"] > 0
+    assert gap["load_ttft_server_mean_ms"]["clock"] == "wall"
+    assert verdicts["test_ttft_p95"]["measurements"]["load_valid"]["value"] == 1.0
 
 
 @pytest.mark.parametrize(
@@ -123,7 +124,9 @@ def test_fault_fails_exactly_its_checks(
 
 def test_slow_ttft_is_also_in_the_servers_histogram(matrix: Callable[[str], Verdicts]) -> None:
     """The delay is the server's: client and server TTFT agree, so the cross-check passes and names no proxy."""
-    measured = matrix("vllm-slow-ttft")["test_ttft_matches_server"]["measurements"]
+    measured = {
+        k: m["value"] for k, m in matrix("vllm-slow-ttft")["test_ttft_matches_server"]["measurements"].items()
+    }
     assert measured["load_ttft_server_mean_ms"] > 2500
     assert abs(measured["load_ttft_gap_ms"]) <= measured["load_ttft_gap_limit_ms"]
 
@@ -150,5 +153,5 @@ def test_three_workers_run_as_an_indexed_job_and_their_results_merge(
     verdicts = matrix("load-three-workers")
     assert {n: (c["outcome"], c["message"]) for n, c in verdicts.items() if c["outcome"] != "passed"} == {}
     measured = verdicts["test_ttft_p95"]["measurements"]
-    assert measured["load_workers"] == 3
-    assert measured["load_achieved_concurrency"] >= 0.95 * 10
+    assert measured["load_workers"]["value"] == 3
+    assert measured["load_achieved_concurrency"]["value"] >= 0.95 * 10
