@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         inference_config,
         wait_for,
     )
-    from pytest_aksai.load import MetricsSnapshot, parse_metrics
+    from pytest_aksai.load import LoadRun, LoadVerdict, MetricsSnapshot, parse_metrics
     from pytest_aksai.report import Distribution, Table, Timeline
     from pytest_aksai.sizing import (
         AksaiSizingWarning,
@@ -95,6 +95,8 @@ _LAZY: dict[str, str] = {
     "WaitTimeout": "pytest_aksai.kube",
     "condition": "pytest_aksai.kube",
     "wait_for": "pytest_aksai.kube",
+    "LoadRun": "pytest_aksai.load",
+    "LoadVerdict": "pytest_aksai.load",
     "MetricsSnapshot": "pytest_aksai.load",
     "parse_metrics": "pytest_aksai.load",
     "AksaiSizingWarning": "pytest_aksai.sizing",
@@ -130,6 +132,8 @@ __all__ = [
     "Finding",
     "IdleNode",
     "IssuerDocuments",
+    "LoadRun",
+    "LoadVerdict",
     "MetricsSnapshot",
     "ModelSpec",
     "NodeClaim",

@@ -73,10 +73,10 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         "load",
-        "load and latency SLOs: TTFT, inter-token latency, end-to-end latency, throughput",
+        "load and latency SLOs: TTFT, inter-token latency, end-to-end latency, throughput, cross-checks",
         "docs/reference/suites/load.md",
-        None,
-        built=False,
+        "pytest_aksai._fixtures._load",
+        api_group="kaito.sh",
     ),
 )
 

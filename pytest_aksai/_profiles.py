@@ -100,10 +100,62 @@ class AzureSettings(_Strict):
 
 
 class SloSettings(_Strict):
-    ttft_p95_ms: PositiveFloat | None = None
-    itl_p95_ms: PositiveFloat | None = None
-    e2e_p95_ms: PositiveFloat | None = None
-    min_throughput_tokens_per_s: PositiveFloat | None = None
+    """The load area's objectives; each one set is its own check. Defaults: MLPerf Inference's Server scenario
+    (TTFT 2 s; TPOT 200 ms, the 70B-class figure), no server errors, 99 % of requests meeting every SLO."""
+
+    ttft_p95_ms: PositiveFloat | None = 2000
+    itl_p95_ms: PositiveFloat | None = 200
+    e2e_p99_ms: PositiveFloat | None = None
+    error_rate_max: Annotated[float, Field(ge=0, le=1)] | None = 0.0
+    min_output_tokens_per_s: PositiveFloat | None = None
+    attainment_min: Annotated[float, Field(gt=0, le=1)] | None = 0.99
+    breakeven_requests_per_day_max: PositiveFloat | None = None
+    """Fail when self-hosting breaks even against `[load] api_model` only above this many requests/day."""
+
+
+class LoadValidity(_Strict):
+    """When the client's numbers cannot be trusted (the run is an error, not a pass or a latency failure)."""
+
+    min_concurrency_fraction: Annotated[float, Field(gt=0, le=1)] = 0.95
+    max_schedule_lag_p99_ms: PositiveFloat = 5.0
+    max_loop_lag_p99_ms: PositiveFloat = 5.0
+    max_client_cpu_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
+    max_start_late_s: PositiveFloat = 1.0
+
+
+class LoadSettings(_Strict):
+    """The load shape per endpoint. Defaults: the seed's "customer support chat" row (p95 prompt 500 tokens,
+    p95 completion 300, peak concurrency 32), closed loop, 60 measured seconds."""
+
+    concurrency: Annotated[int, Field(ge=1)] | None = None
+    """Closed loop: streams always in flight (32 when neither concurrency nor rate is given)."""
+    rate: PositiveFloat | None = None
+    """Open loop: arrivals per second (instead of concurrency)."""
+    arrival: Literal["poisson", "constant"] = "poisson"
+    duration_s: PositiveFloat = 60
+    requests: Annotated[int, Field(ge=1)] | None = None
+    prompt_tokens: Annotated[int, Field(ge=1)] = 500
+    max_tokens: Annotated[int, Field(ge=1)] = 300
+    endpoint: Literal["chat", "completions"] = "chat"
+    workers: Annotated[int, Field(ge=1)] = 1
+    """More than 1: the client runs in the cluster as an Indexed Job of this many pods."""
+    image: str | None = None
+    """The worker image (pytest-aksai installed) for workers > 1; default: the simulated cluster's own."""
+    api_model: str = "gpt-4o-mini"
+    """The API the break-even is computed against (a name of the sizing catalog's `apis`)."""
+    validity: LoadValidity = Field(default_factory=LoadValidity)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> LoadSettings:
+        if self.concurrency is not None and self.rate is not None:
+            raise ValueError("give either concurrency (closed loop) or rate (open loop), not both")
+        return self
+
+    @property
+    def closed_loop_concurrency(self) -> int | None:
+        if self.rate is not None:
+            return None
+        return self.concurrency if self.concurrency is not None else 32
 
 
 class ClusterProfile(_Strict):
@@ -136,6 +188,7 @@ class ClusterProfile(_Strict):
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
+    load: LoadSettings = Field(default_factory=LoadSettings)
     sizing: SizingProfile = Field(default_factory=SizingProfile)
     absent: tuple[str, ...] = ()
     """Areas this cluster lacks on purpose: their checks skip (naming this key) instead of failing on
@@ -164,7 +217,12 @@ class ClusterProfile(_Strict):
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {
     BUILTIN_PROFILE: ClusterProfile(
-        provider="sim", allow=("disruptive", "costly"), idle_cost_per_day_max=15.0
+        provider="sim",
+        allow=("disruptive", "costly"),
+        # A smoke shape so `-m load` takes seconds: the lab's Workspace holds 12 sequences, and a 300-token
+        # completion lasts ~10 s at the T4's ~34 ms per decode step.
+        load=LoadSettings(concurrency=8, duration_s=10, max_tokens=64),
+        idle_cost_per_day_max=15.0,
     ),
 }
 

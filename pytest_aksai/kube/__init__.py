@@ -35,6 +35,13 @@ if TYPE_CHECKING:
     from pytest_aksai.kube._inventory import (
         sizing_objects,
     )
+    from pytest_aksai.kube._jobs import (
+        IndexedJob,
+        JobError,
+        delete_indexed_job,
+        run_indexed_job,
+        service_url,
+    )
     from pytest_aksai.kube._kaito import (
         Condition,
         NodeClaim,
@@ -118,6 +125,11 @@ _LAZY = {
     },
     "API_GROUPS_OF_THE_LAB": "._connect",
     "Cluster": "._connect",
+    "IndexedJob": "._jobs",
+    "JobError": "._jobs",
+    "delete_indexed_job": "._jobs",
+    "run_indexed_job": "._jobs",
+    "service_url": "._jobs",
     "connect": "._connect",
     "load_client": "._connect",
     "MANAGED_BY_LABEL": "._scope",
@@ -216,6 +228,8 @@ __all__ = [
     "GpuNodeLedger",
     "GpuNodeUse",
     "IdleNode",
+    "IndexedJob",
+    "JobError",
     "Kind",
     "NodeClaim",
     "NodePool",
@@ -232,6 +246,7 @@ __all__ = [
     "condition",
     "connect",
     "create_probe_pod",
+    "delete_indexed_job",
     "delete_pod",
     "deprovision_after_probe",
     "duration_seconds",
@@ -252,8 +267,10 @@ __all__ = [
     "read_workspace",
     "request_token",
     "run_gpu_probe",
+    "run_indexed_job",
     "run_labels",
     "run_selector",
+    "service_url",
     "sizing_objects",
     "wait_for",
     "wait_workspace_ready",

@@ -27,8 +27,14 @@ class PortForwardError(Exception):
 class PortForward:
     """Forward `127.0.0.1:<local_port>` to `port` of pod `namespace/pod`; close() stops it."""
 
+    _opening = threading.Lock()
+    """The official client's `stream()` swaps its ApiClient's `request` for the WebSocket one while a stream
+    opens and swaps it back after: two streams opening at once can leave the swap in place for good."""
+
     def __init__(self, api_client: k8s.ApiClient, namespace: str, pod: str, port: int) -> None:
-        self._core = k8s.CoreV1Api(api_client)
+        # A client of its own, so that REST calls of other threads never meet the swapped `request`.
+        self._api_client = k8s.ApiClient(api_client.configuration)
+        self._core = k8s.CoreV1Api(self._api_client)
         self.namespace, self.pod, self.port = namespace, pod, port
         self._open_stream().close()  # fail now, with the API server's reason, rather than on first use
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -46,12 +52,13 @@ class PortForward:
 
     def _open_stream(self) -> Any:
         try:
-            forward = portforward(
-                self._core.connect_get_namespaced_pod_portforward,
-                self.pod,
-                self.namespace,
-                ports=str(self.port),
-            )
+            with self._opening:
+                forward = portforward(
+                    self._core.connect_get_namespaced_pod_portforward,
+                    self.pod,
+                    self.namespace,
+                    ports=str(self.port),
+                )
         except ApiException as exc:
             raise PortForwardError(
                 f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: {exc.reason or exc.status}"

@@ -61,6 +61,10 @@ class Fault(StrEnum):
     VLLM_BROKEN_CHAT_TEMPLATE = "vllm-broken-chat-template"
     VLLM_LEGACY_METRICS = "vllm-legacy-metrics"
     KAITO_INFERENCE_OOM = "kaito-inference-oom"
+    # --- load ---
+    VLLM_SLOW_TTFT = "vllm-slow-ttft"
+    VLLM_ERRORS_UNDER_LOAD = "vllm-errors-under-load"
+    VLLM_KV_SMALLER_THAN_CONFIGURED = "vllm-kv-smaller-than-configured"
     # --- nap ---
     NAP_SKU_FAMILY_MISMATCH = "nap-sku-family-mismatch"
     NAP_LIMITS_EXHAUSTED = "nap-limits-exhausted"
@@ -130,6 +134,26 @@ FAULTS: dict[str, FaultSpec] = {
         ),
         FaultSpec(
             Fault.KAITO_INFERENCE_OOM, "vllm", "KAITO inference pods are OOMKilled while loading the model"
+        ),
+        # --- load ---
+        FaultSpec(
+            Fault.VLLM_SLOW_TTFT,
+            "vllm",
+            "every request waits before the scheduler sees it (a CPU-starved API server): TTFT well above the "
+            "roofline, counted in the server's own TTFT histogram, not in num_requests_waiting",
+            "milliseconds of delay (default 3000)",
+        ),
+        FaultSpec(
+            Fault.VLLM_ERRORS_UNDER_LOAD,
+            "vllm",
+            "above some concurrency a share of requests answer 500",
+            "CONCURRENCY:PERCENT, requests in the engine from which PERCENT % fail (default 4:20)",
+        ),
+        FaultSpec(
+            Fault.VLLM_KV_SMALLER_THAN_CONFIGURED,
+            "vllm",
+            "model servers started from now on hold a KV cache of only one max-model-len sequence, far less "
+            "than their gpu-memory-utilization implies, so requests queue early",
         ),
         # --- nap ---
         FaultSpec(

@@ -13,6 +13,11 @@ from pytest_aksai._public import public
 from pytest_aksai._warnings import AksaiWarning
 
 if TYPE_CHECKING:
+    from pytest_aksai.sizing._arith import (
+        breakeven_requests_per_day,
+        kaito_fixed_daily,
+        selfhost_cost_per_token,
+    )
     from pytest_aksai.sizing._catalog import (
         ApiPrice,
         Catalog,
@@ -66,6 +71,9 @@ _LAZY = {
     "model_spec": "._catalog",
     "served_name_of": "._catalog",
     "vm_sizes": "._catalog",
+    "breakeven_requests_per_day": "._arith",
+    "kaito_fixed_daily": "._arith",
+    "selfhost_cost_per_token": "._arith",
     "SizingCheck": "._check",
     "Check": "._fit",
     "FitReport": "._fit",
@@ -125,6 +133,7 @@ __all__ = [
     "UnknownEntryError",
     "VmSize",
     "analyze_objects",
+    "breakeven_requests_per_day",
     "compatible",
     "default_catalog",
     "evaluate",
@@ -133,12 +142,14 @@ __all__ = [
     "gpu_sku",
     "instance_type",
     "instance_types",
+    "kaito_fixed_daily",
     "load_catalog_file",
     "load_manifests",
     "matching_instance_types",
     "model_spec",
     "offering_labels",
     "requirement_matches",
+    "selfhost_cost_per_token",
     "served_name_of",
     "unknown_label_problems",
     "vm_sizes",

@@ -17,10 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aksai.sim._core._resources import GPU_RESOURCE, parse_map
 from pytest_aksai.sim._scenarios._vmsizes import GPU_MODELS, VM_SIZES, GpuModel
+
+if TYPE_CHECKING:
+    from pytest_aksai.sim._core._realprocess import RealProcess
 
 DEFAULT_DRIVER_VERSION = "550.144.03"
 DEFAULT_CUDA_VERSION = "12.4"
@@ -53,6 +56,8 @@ class CommandResult:
     serves_http: bool = False
     """The process answers its HTTP readiness probe only once it listens, which the pod's
     `sim.aksai.dev/http-port` annotation announces: until then the container is not Ready."""
+    process: RealProcess | None = None
+    """Run this real process on the machine (see `_realprocess`): its exit ends the container."""
 
 
 Handler = Callable[[CommandContext], CommandResult]
