@@ -36,7 +36,7 @@ _CRD_FILES = (
 )
 
 CREATED, NO_MATCH, INVALID = "created", "no kind match (404)", "invalid (422)"
-NOT_INSTALLED_ON_THE_SIM = {"keda.sh", "http.keda.sh", "secrets-store.csi.x-k8s.io"}
+NOT_INSTALLED_ON_THE_SIM = {"secrets-store.csi.x-k8s.io"}
 """API groups of add-ons the sim does not implement yet (KEDA, HTTP add-on, Secrets Store CSI driver)."""
 # What a real API server with the upstream CRDs does with each manifest (namespaces first, then file order).
 # NO_MATCH: the group/version is not served (Gateway API, Istio, Cilium, Envoy Gateway and the ALB controller
