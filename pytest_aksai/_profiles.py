@@ -108,7 +108,8 @@ class ClusterProfile(_Strict):
     workspaces: tuple[NamespacedName, ...] = ()
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
-    scaled_objects: tuple[str, ...] = ()
+    scaled_objects: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ScaledObjects or HTTPScaledObjects to check; empty means every scaler found."""
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
     back to the service proxy."""

@@ -66,7 +66,7 @@ class PrometheusController(Controller):
         app.router.add_route("*", "/api/v1/query", self._query)
         app.router.add_get("/-/ready", self._ready)
         app.router.add_get("/-/healthy", self._ready)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
