@@ -113,7 +113,27 @@ def test_scaler_is_ready(
     )
 
 
+_PHASES = ("idle-at-zero", "activation", "pod-ready", "scale-out", "no-early-scale-in", "scale-to-zero")
+_EXPLAINED_BY = {
+    "idle-at-zero": "test_idles_at_zero",
+    "activation": "test_activates_on_demand",
+    "pod-ready": "test_activates_on_demand",
+}
+
+
+def _root_cause(lifecycle: Lifecycle, before: str) -> None:
+    """One line naming the check that explains it, when a phase before `before` broke the lifecycle."""
+    for phase in lifecycle.phases:
+        if _PHASES.index(phase.name) < _PHASES.index(before) and not phase.ok and phase.name in _EXPLAINED_BY:
+            pytest.fail(
+                f"root cause: {lifecycle.scaler} failed its {phase.name} phase (explained by "
+                f"{_EXPLAINED_BY[phase.name]})",
+                pytrace=False,
+            )
+
+
 def _phase(lifecycle: Lifecycle, name: str, measure: Any, measurement: str) -> None:
+    _root_cause(lifecycle, name)
     phase = lifecycle.phase(name)
     if phase is None:
         pytest.fail(f"{lifecycle.scaler}: the lifecycle stopped before the {name} phase", pytrace=False)
@@ -122,25 +142,6 @@ def _phase(lifecycle: Lifecycle, name: str, measure: Any, measurement: str) -> N
     assert phase.ok, (
         f"{lifecycle.scaler}: {phase.message}\ntimeline (cluster seconds):\n{lifecycle.timeline()}"
     )
-
-
-_EARLY_PHASES = {
-    "idle-at-zero": "test_idles_at_zero",
-    "activation": "test_activates_on_demand",
-    "pod-ready": "test_activates_on_demand",
-}
-
-
-def _after_start(lifecycle: Lifecycle) -> Lifecycle:
-    """The lifecycle, once it got past 0 → 1: otherwise one line naming the check that explains it."""
-    for phase in lifecycle.phases:
-        if not phase.ok and phase.name in _EARLY_PHASES:
-            pytest.fail(
-                f"root cause: {lifecycle.scaler} failed its {phase.name} phase (explained by "
-                f"{_EARLY_PHASES[phase.name]})",
-                pytrace=False,
-            )
-    return lifecycle
 
 
 @pytest.mark.disruptive
@@ -162,7 +163,7 @@ def test_first_request_after_scale_from_zero_succeeds(
     aksai_keda_lifecycle: Lifecycle, aksai_measure: Any
 ) -> None:
     """The request that woke the target is answered 200 (status, latency and the cold-start header recorded)."""
-    lifecycle = _after_start(aksai_keda_lifecycle)
+    lifecycle = aksai_keda_lifecycle
     first = lifecycle.first_request
     assert first is not None, f"{lifecycle.scaler}: the first request never completed"
     aksai_measure("keda_first_request_s", first.seconds)
@@ -179,18 +180,16 @@ def test_first_request_after_scale_from_zero_succeeds(
 def test_scales_out_under_sustained_demand(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
     """Sustained demand takes the target to ceil(demand / target) replicas (capped at max), as the HPA formula
     predicts."""
-    _phase(_after_start(aksai_keda_lifecycle), "scale-out", aksai_measure, "keda_one_to_n_s")
+    _phase(aksai_keda_lifecycle, "scale-out", aksai_measure, "keda_one_to_n_s")
 
 
 @pytest.mark.disruptive
 def test_no_scale_in_before_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
     """After the demand stops, the target keeps its replicas for the cooldown (less one poll)."""
-    _phase(
-        _after_start(aksai_keda_lifecycle), "no-early-scale-in", aksai_measure, "keda_demand_stop_to_zero_s"
-    )
+    _phase(aksai_keda_lifecycle, "no-early-scale-in", aksai_measure, "keda_demand_stop_to_zero_s")
 
 
 @pytest.mark.disruptive
 def test_scales_to_zero_after_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
     """The target reaches 0 within cooldownPeriod + pollingInterval + slack after the demand stops."""
-    _phase(_after_start(aksai_keda_lifecycle), "scale-to-zero", aksai_measure, "keda_n_to_zero_s")
+    _phase(aksai_keda_lifecycle, "scale-to-zero", aksai_measure, "keda_n_to_zero_s")

@@ -203,6 +203,21 @@ def _generated_by_http_addon(obj: Obj) -> bool:
     )
 
 
+def _owned_scaled_object(
+    objects: Sequence[tuple[str, Obj]], namespace: str, name: str
+) -> ScaledObject | None:
+    for _, obj in objects:
+        meta = obj.get("metadata") or {}
+        if (
+            obj.get("kind") == "ScaledObject"
+            and meta.get("name") == name
+            and (meta.get("namespace") or namespace) == namespace
+            and _generated_by_http_addon(obj)
+        ):
+            return ScaledObject.model_validate(obj)
+    return None
+
+
 def scalers_from_objects(objects: Sequence[tuple[str, Obj]]) -> list[Scaler]:
     """The scalers among `(source, object)` pairs: every HTTPScaledObject, and every ScaledObject the HTTP
     add-on did not generate (those are judged through their HTTPScaledObject)."""
@@ -234,6 +249,11 @@ def scalers_from_objects(objects: Sequence[tuple[str, Obj]]) -> list[Scaler]:
         elif kind == "HTTPScaledObject" and group == "http.keda.sh":
             http = HTTPScaledObject.model_validate(obj)
             ref = http.spec.scale_target_ref
+            owned = _owned_scaled_object(objects, namespace, http.metadata.name)
+            if owned is not None:
+                # What KEDA acts on is the generated ScaledObject's target, not the HTTPScaledObject's.
+                generated = owned.spec.scale_target_ref
+                ref = ref.model_copy(update={"api_version": generated.api_version, "kind": generated.kind})
             found.append(
                 Scaler(
                     namespace,
@@ -571,6 +591,22 @@ def _ready_reason(obj: Obj | None) -> str | None:
     return None
 
 
+def _persistent(reason_of: Any, wall_grace: float) -> Any:
+    """`reason_of`, once the same reason has held for `wall_grace` seconds: KEDA retries a failed check, so
+    a verdict from just before the target appeared (KAITO creating its StatefulSet) is not final."""
+    first_seen: dict[str, float] = {}
+
+    def check(obj: Obj | None) -> str | None:
+        reason = reason_of(obj)
+        if reason is None:
+            first_seen.clear()
+            return None
+        started = first_seen.setdefault(reason, time.monotonic())
+        return reason if time.monotonic() - started >= wall_grace else None
+
+    return check
+
+
 def wait_scaler_ready(
     cluster: Cluster, scaler: Scaler, budget: float, *, workspace_budget: float
 ) -> WaitResult:
@@ -607,7 +643,7 @@ def wait_scaler_ready(
         ),
         expected="Ready=True (ScaledObjectReady) with its HPA's metrics",
         timeout=budget,
-        abort_if=_ready_reason,
+        abort_if=_persistent(_ready_reason, scaler.polling_interval / cluster.time_scale),
     )
     return result
 

@@ -43,9 +43,12 @@ def test_sizing_suite_finds_the_published_labs_misconfigurations(pytester: pytes
         "test_sizing.py::test_sizing_invariant[cluster:lab::NodePool/gpu-inference::nodepool-sku-match]",
         # The default lab's KEDA scalers hit the same NodePool bug: no node can come for their replicas.
         *(
-            f"test_sizing.py::test_sizing_invariant[cluster:lab::{kind}/{name}::keda-gpu-limit]"
-            for kind in ("ScaledObject", "HTTPScaledObject")
-            for name in ("inference-http-scaler", "vllm-phi4-mini")
+            f"test_sizing.py::test_sizing_invariant[cluster:lab::{scaler}::keda-gpu-limit]"
+            for scaler in (
+                "ScaledObject/workspace-phi4-mini",
+                "ScaledObject/vllm-phi4-mini",
+                "HTTPScaledObject/vllm-phi4-mini",
+            )
         ),
     }, result.outlines
     result.stdout.fnmatch_lines(["*max-num-seqs 64 > 12 sequences*", "*sku-family*family letter only*"])
