@@ -53,9 +53,8 @@ AREAS: tuple[Area, ...] = (
         "keda",
         "KEDA autoscaling: scale to zero and back, HTTP add-on, Service Bus trigger",
         "docs/reference/suites/keda.md",
-        None,
+        "pytest_aksai._fixtures._keda",
         api_group="keda.sh",
-        built=False,
     ),
     Area(
         "nap",

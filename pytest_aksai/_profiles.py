@@ -180,7 +180,8 @@ class ClusterProfile(_Strict):
     """The idle budget (cluster seconds): a NodePool's consolidateAfter may not exceed it."""
     idle_cost_per_day_max: NonNegativeFloat | None = None
     """USD per day the GPU nodes may cost with no inference traffic; None: the idle-cost check skips."""
-    scaled_objects: tuple[str, ...] = ()
+    scaled_objects: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ScaledObjects or HTTPScaledObjects to check; empty means every scaler found."""
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
     back to the service proxy."""

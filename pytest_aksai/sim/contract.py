@@ -85,6 +85,14 @@ class Fault(StrEnum):
     SB_NO_SEND_CLAIM = "sb-no-send-claim"
     KEDA_IDENTITY_NOT_FEDERATED = "keda-identity-not-federated"
     SPC_WRONG_CLIENT_ID = "spc-wrong-client-id"
+    # --- keda ---
+    KEDA_MIN_REPLICAS_ONE = "keda-min-replicas-one"
+    KEDA_WRONG_TARGET_KIND = "keda-wrong-target-kind"
+    KEDA_METRICS_UNAVAILABLE = "keda-metrics-unavailable"
+    KEDA_STUCK_ACTIVE = "keda-stuck-active"
+    KEDA_EARLY_SCALE_IN = "keda-early-scale-in"
+    KEDA_INTERCEPTOR_TIMEOUT = "keda-interceptor-timeout"
+    KEDA_NOT_READY_FORWARDING = "keda-not-ready-forwarding"
 
 
 @dataclass(frozen=True)
@@ -248,6 +256,41 @@ FAULTS: dict[str, FaultSpec] = {
             Fault.SPC_WRONG_CLIENT_ID,
             "azure",
             "the SecretProviderClass's clientID names another identity than its pods' ServiceAccount",
+        ),
+        # --- keda ---
+        FaultSpec(
+            Fault.KEDA_MIN_REPLICAS_ONE,
+            "keda-http-add-on",
+            "HTTPScaledObjects get ScaledObjects with minReplicaCount 1: nothing scales to zero",
+        ),
+        FaultSpec(
+            Fault.KEDA_WRONG_TARGET_KIND,
+            "keda",
+            "ScaledObjects on a StatefulSet lose their kind, as the seed lab writes them: KEDA looks for a "
+            "Deployment",
+        ),
+        FaultSpec(
+            Fault.KEDA_METRICS_UNAVAILABLE,
+            "prometheus",
+            "Prometheus answers 503: prometheus triggers fail with TriggerError",
+        ),
+        FaultSpec(Fault.KEDA_STUCK_ACTIVE, "keda", "KEDA never scales a target to zero after the cooldown"),
+        FaultSpec(
+            Fault.KEDA_EARLY_SCALE_IN,
+            "keda",
+            "KEDA scales to zero on the first idle poll, ignoring the cooldown",
+        ),
+        FaultSpec(
+            Fault.KEDA_INTERCEPTOR_TIMEOUT,
+            "keda-http-add-on",
+            "the interceptor waits only 20 s for a cold start: the first request after scale-from-zero gets "
+            "504",
+        ),
+        FaultSpec(
+            Fault.KEDA_NOT_READY_FORWARDING,
+            "keda-http-add-on",
+            "HTTPScaledObject target Services publish not-ready addresses: the interceptor forwards a cold "
+            "start to a pod still loading",
         ),
     ]
 }

@@ -36,6 +36,8 @@ class Case:
     suites: tuple[str, ...] = ("test_kaito.py", "test_api_surface.py")
     """Suite files (under `suites/`) the inner run copies and runs."""
     time_scale: int = 600
+    scenario: str = ""
+    """The sim scenario of the inner run (empty: default)."""
     profile: str = ""
     """TOML lines added to the inner run's `[clusters.fast]` table (after `provider` and `endpoint_route`)."""
     args: tuple[str, ...] = ()
@@ -49,6 +51,7 @@ class Case:
             self.profile.strip(),
             "[clusters.fast.sim]",
             f"time_scale = {self.time_scale}",
+            f'scenario = "{self.scenario}"' if self.scenario else "",
         ]
         return "\n".join(line for line in lines if line) + "\n"
 

@@ -43,9 +43,17 @@ def flag(argv: list[str], name: str) -> str | None:
     return None
 
 
+def vllm_serve_argv(argv: list[str]) -> list[str]:
+    """`vllm serve <model> [flags]` (a vLLM Deployment without KAITO) as the inference_api.py argv."""
+    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] == "vllm" and argv[1] == "serve":
+        return ["python3", presets.INFERENCE_API, f"--model={argv[2]}", *argv[3:]]
+    return argv
+
+
 def inference_argv(container: Mapping[str, Any]) -> list[str] | None:
-    """The argv of inference_api.py when the container runs it (directly or through `sh -c`)."""
-    argv = _commands.argv_of(container)
+    """The argv of inference_api.py when the container runs it (directly or through `sh -c`), or of
+    `vllm serve`."""
+    argv = vllm_serve_argv(_commands.argv_of(container))
     if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in ("sh", "bash") and argv[1] == "-c":
         try:
             argv = shlex.split(argv[2])
@@ -84,11 +92,12 @@ class _Process:
         return None
 
     def __call__(self, cmd: _commands.CommandContext) -> _commands.CommandResult:
-        if len(cmd.argv) < 2 or cmd.argv[1] != presets.INFERENCE_API:
+        argv = vllm_serve_argv(list(cmd.argv))
+        if len(argv) < 2 or argv[1] != presets.INFERENCE_API:
             return _commands.LONG_RUNNING
-        entry = preset_of(cmd.argv)
+        entry = preset_of(argv)
         if entry is None:
-            model = flag(cmd.argv, "model")
+            model = flag(argv, "model")
             return _commands.CommandResult(
                 f"ValueError: model {model!r} is not a KAITO preset the simulated cluster knows\n", 1, 5.0
             )
@@ -109,6 +118,7 @@ class _Process:
 _PROCESS = _Process()
 _commands.register_command("python3", _PROCESS)
 _commands.register_command("python", _PROCESS)
+_commands.register_command("vllm", _PROCESS)
 _kubelet.register_pull_time("mcr.microsoft.com/aks/kaito/kaito-base", presets.BASE_IMAGE_PULL_SECONDS)
 
 
