@@ -49,6 +49,9 @@ class Fault(StrEnum):
     VLLM_BROKEN_CHAT_TEMPLATE = "vllm-broken-chat-template"
     VLLM_LEGACY_METRICS = "vllm-legacy-metrics"
     KAITO_INFERENCE_OOM = "kaito-inference-oom"
+    # --- kaito/api depth (issue 18) ---
+    GPU_DEVICE_PLUGIN_MISSING = "gpu-device-plugin-missing"
+    VLLM_ENGINE_DIES = "vllm-engine-dies"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,18 @@ FAULTS: dict[str, FaultSpec] = {
         ),
         FaultSpec(
             Fault.KAITO_INFERENCE_OOM, "vllm", "KAITO inference pods are OOMKilled while loading the model"
+        ),
+        # --- kaito/api depth (issue 18) ---
+        FaultSpec(
+            Fault.GPU_DEVICE_PLUGIN_MISSING,
+            "sim-core",
+            "GPU nodes advertise no nvidia.com/gpu (the NVIDIA device plugin is not running)",
+        ),
+        FaultSpec(
+            Fault.VLLM_ENGINE_DIES,
+            "vllm",
+            "each model server's engine dies after some completions; the process exits 1 and the pod restarts",
+            "completions served before the engine dies (default 12)",
         ),
     ]
 }

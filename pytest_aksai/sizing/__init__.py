@@ -31,6 +31,12 @@ if TYPE_CHECKING:
         vm_sizes,
     )
     from pytest_aksai.sizing._check import SizingCheck
+    from pytest_aksai.sizing._engine_args import (
+        EngineArg,
+        EngineArgCatalog,
+        EngineArgProblem,
+        vllm_engine_args,
+    )
     from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
     from pytest_aksai.sizing._latency import Roofline
     from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
@@ -55,6 +61,10 @@ _LAZY = {
     "served_name_of": "._catalog",
     "vm_sizes": "._catalog",
     "SizingCheck": "._check",
+    "EngineArg": "._engine_args",
+    "EngineArgCatalog": "._engine_args",
+    "EngineArgProblem": "._engine_args",
+    "vllm_engine_args": "._engine_args",
     "Check": "._fit",
     "FitReport": "._fit",
     "ServingConfig": "._fit",
@@ -85,6 +95,9 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Check",
+    "EngineArg",
+    "EngineArgCatalog",
+    "EngineArgProblem",
     "Finding",
     "FitReport",
     "GpuModel",
@@ -109,5 +122,6 @@ __all__ = [
     "load_manifests",
     "model_spec",
     "served_name_of",
+    "vllm_engine_args",
     "vm_sizes",
 ]

@@ -60,6 +60,7 @@ class PodLogs:
 
     def __init__(self) -> None:
         self._text: dict[tuple[str, str, str], str] = {}
+        self._previous: dict[tuple[str, str, str], str] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
 
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
@@ -69,12 +70,18 @@ class PodLogs:
         if event is not None:
             event.set()
 
-    def read(self, namespace: str, pod: str, container: str) -> str | None:
-        return self._text.get((namespace, pod, container))
+    def read(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str | None:
+        return (self._previous if previous else self._text).get((namespace, pod, container))
+
+    def rotate(self, namespace: str, pod: str, container: str) -> None:
+        """The container restarted: its log so far becomes the previous instance's."""
+        key = (namespace, pod, container)
+        self._previous[key] = self._text.pop(key, "")
 
     def forget(self, namespace: str, pod: str) -> None:
-        for key in [k for k in self._text if k[:2] == (namespace, pod)]:
-            del self._text[key]
+        for table in (self._text, self._previous):
+            for key in [k for k in table if k[:2] == (namespace, pod)]:
+                del table[key]
 
     async def wait(self, namespace: str, pod: str, seconds: float) -> None:
         event = self._changed.setdefault((namespace, pod), asyncio.Event())
@@ -224,7 +231,12 @@ class ApiServer:
         ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
-            raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            previous = self.pod_logs.read(namespace, name, container, previous=True)
+            if previous is None:
+                raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            return web.Response(
+                text=_tail(previous, request.query.get("tailLines")), content_type="text/plain"
+            )
         text = self.pod_logs.read(namespace, name, container)
         if text is None:
             state = next(
@@ -235,10 +247,12 @@ class ApiServer:
                 ),
                 {},
             )
-            if not state or "waiting" in state:
-                reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            # A container waiting to restart shows the log of its last instance, as kubelet serves it.
+            text = self.pod_logs.read(namespace, name, container, previous=True)
+            if text is None and (not state or "waiting" in state):
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-            text = ""
+            text = text or ""
         tail = request.query.get("tailLines")
         if tail is not None:
             lines = text.splitlines(keepends=True)
@@ -387,6 +401,13 @@ class ApiServer:
             watch.close()
         if self._client is not None:
             await self._client.close()
+
+
+def _tail(text: str, lines: str | None) -> str:
+    if lines is None:
+        return text
+    kept = text.splitlines(keepends=True)
+    return "".join(kept[-int(lines) :]) if int(lines) > 0 else ""
 
 
 def _bool(value: str | None) -> bool:

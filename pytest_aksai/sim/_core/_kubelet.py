@@ -11,6 +11,7 @@ take longer), create+start 0.5 s, readiness after the probes' `initialDelaySecon
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import secrets
@@ -33,6 +34,8 @@ BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 
 _PULL_SECONDS: list[tuple[str, float]] = []
+_KUBELETS: dict[int, KubeletController] = {}
+"""The kubelet controller of each running simulated cluster, by `id(ctx)`."""
 
 
 def register_pull_time(image_substring: str, cluster_seconds: float) -> None:
@@ -121,6 +124,24 @@ class KubeletController(Controller):
         self.runs: dict[str, _PodRun] = {}
         self.images: dict[str, set[str]] = {}
         self._ips: dict[str, int] = {}
+        _KUBELETS[id(ctx)] = self
+
+    def crash(self, namespace: str, pod: str, container: str, *, exit_code: int, output: str) -> bool:
+        """The container's process exits now with `exit_code` (after writing `output` to its log), as a
+        process that fails after start-up does; the restart policy and back-off then apply. False when the
+        container is not running."""
+        key = f"{namespace}/{pod}"
+        run = self.runs.get(key)
+        c = next((c for c in (run.containers if run else []) if c.name == container), None)
+        if c is None or c.state != "running" or c.result is None:
+            return False
+        now = self.clock.elapsed()
+        c.result = dataclasses.replace(c.result, exit_code=exit_code, duration=now - c.started, reason=None)
+        c.exit_at, c.step, c.next_at = now, "run", now
+        if output:
+            self.ctx.pod_logs.append(namespace, pod, container, output)
+        self.queue.add(key)
+        return True
 
     # ---- reconcile -----------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
@@ -333,6 +354,8 @@ class KubeletController(Controller):
             c.step = "done"
             return
         c.last_state = {"terminated": self._terminated(c)}
+        # `kubectl logs --previous` reads the log of the instance that exited.
+        self.ctx.pod_logs.rotate(pod["metadata"]["namespace"], pod["metadata"]["name"], c.name)
         c.restarts += 1
         c.state, c.reason = "waiting", "CrashLoopBackOff"
         c.message = (
@@ -490,3 +513,8 @@ class KubeletController(Controller):
     def _log(self, pod: Obj, container: str, text: str) -> None:
         meta = pod["metadata"]
         self.ctx.pod_logs.append(meta["namespace"], meta["name"], container, text)
+
+
+def kubelet_of(ctx: Any) -> KubeletController | None:
+    """The kubelet controller of a running simulated cluster (add-ons use it to end a container's process)."""
+    return _KUBELETS.get(id(ctx))

@@ -31,5 +31,7 @@ ADDON = AddonSpec(
         Fault.VLLM_LEGACY_METRICS,
         # The model server is what runs out of memory while loading; the name keeps the area that sees it.
         Fault.KAITO_INFERENCE_OOM,
+        # --- kaito/api depth (issue 18) ---
+        Fault.VLLM_ENGINE_DIES,
     ),
 )
