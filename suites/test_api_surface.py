@@ -51,7 +51,7 @@ def served_model(aksai_endpoint: Endpoint) -> dict[str, Any]:
         with aksai_endpoint.http() as http:
             response = http.get("v1/models")
     except httpx.TransportError as exc:
-        raise Finding(
+        raise aksai_endpoint.explain_failure(exc) or Finding(
             f"GET {url} via {aksai_endpoint.via} failed: {exc!r}",
             observed=aksai_endpoint.trouble() or "no answer",
             where="the model pod's log and events (kubectl describe pod)",
@@ -347,3 +347,13 @@ def test_metrics_move_with_traffic(
         "vllm:request_success", "_total", model_name=model
     )
     assert successes >= 1, "vllm:request_success_total did not count the request"
+
+
+def test_model_pods_did_not_restart(aksai_endpoint: Endpoint) -> None:
+    """No model container restarted while the suite ran (runs last): a restart drops in-flight requests, so a
+    crash under a handful of requests will show as errors for your applications."""
+    restarted = aksai_endpoint.restarts_during_run()
+    assert not restarted, (
+        f"the model pods of {aksai_endpoint.workspace} restarted during the run: {'; '.join(restarted)}. Read "
+        "the previous instance's log (kubectl logs --previous) for why the model server exited"
+    )

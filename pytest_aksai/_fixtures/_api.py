@@ -17,6 +17,36 @@ if TYPE_CHECKING:
     from pytest_aksai.load import MetricsSnapshot
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> object:
+    """A check whose request to the model server failed says what broke (no ready endpoints, a pod restart,
+    connection refused, an engine error), not just `Connection error.`; any check that fails while a model
+    pod restarts says so."""
+    from pytest_aksai._errors import Finding
+
+    endpoint = getattr(item, "funcargs", {}).get("aksai_endpoint")
+    before = endpoint.restarts_during_run() if endpoint is not None else []
+    try:
+        return (yield)
+    except Exception as exc:
+        if endpoint is None:
+            raise
+        finding = None if isinstance(exc, Finding) else endpoint.explain_failure(exc)
+        if finding is not None:
+            raise finding from exc
+        after = endpoint.restarts_during_run()
+        if after != before:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise Finding(
+                f"The model pod restarted during the check: {after[-1]}",
+                observed=f"the check failed with: {first_line}",
+                where="kubectl logs <pod> --previous",
+                fix="Read the previous instance's log for why the model server exited; a restart drops every "
+                "in-flight request",
+            ) from exc
+        raise
+
+
 @pytest.fixture(scope="module")
 def aksai_endpoint(
     request: pytest.FixtureRequest,

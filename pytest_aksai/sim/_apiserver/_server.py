@@ -360,8 +360,38 @@ class ApiServer:
             raise ApiError(
                 400, "at least one port must be given, each between 1 and 65535", reason="BadRequest"
             )
+        pod_rt = self.store.storage_type("", "pods")
+        assert pod_rt is not None
+        pod = self.store.get_raw(pod_rt, name, namespace)
+        declared = {
+            int(p["containerPort"])
+            for c in (pod.get("spec") or {}).get("containers") or []
+            for p in c.get("ports") or []
+            if p.get("containerPort")
+        }
         ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True)
         await ws.prepare(request)
+        closed = [p for p in ports if declared and p not in declared]
+        if closed:
+            # The process listens on its declared container ports only: kubelet's dial inside the pod's network
+            # namespace is refused, and it says so on the port's error channel.
+            index = ports.index(closed[0])
+            header = closed[0].to_bytes(2, "little")
+            await ws.send_bytes(bytes((2 * index,)) + header)
+            await ws.send_bytes(bytes((2 * index + 1,)) + header)
+            uid = pod["metadata"].get("uid", "")
+            port = closed[0]
+            await ws.send_bytes(
+                bytes((2 * index + 1,))
+                + (
+                    f"error forwarding port {port} to pod {uid}, uid : failed to execute portforward in network "
+                    f'namespace "/var/run/netns/cni-{uid[:8]}": failed to connect to localhost:{port} inside '
+                    f'namespace "{uid}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial '
+                    f"tcp6 [::1]:{port}: connect: connection refused "
+                ).encode()
+            )
+            await ws.close()
+            return ws
         streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             for index, port in enumerate(ports):
