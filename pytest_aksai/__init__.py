@@ -14,6 +14,7 @@ from pytest_aksai._warnings import AksaiWarning
 
 if TYPE_CHECKING:
     from pytest_aksai import kinds
+    from pytest_aksai._fixtures._report import CheckReport
     from pytest_aksai._settings import Settings
     from pytest_aksai.kube import (
         Cluster,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
         wait_for,
     )
     from pytest_aksai.load import MetricsSnapshot, parse_metrics
+    from pytest_aksai.report import Distribution, Table, Timeline
     from pytest_aksai.sizing import (
         AksaiSizingWarning,
         ModelSpec,
@@ -48,6 +50,10 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "kinds": "pytest_aksai.kinds:",
     "Settings": "pytest_aksai._settings",
+    "CheckReport": "pytest_aksai._fixtures._report",
+    "Distribution": "pytest_aksai.report",
+    "Table": "pytest_aksai.report",
+    "Timeline": "pytest_aksai.report",
     "Cluster": "pytest_aksai.kube",
     "Endpoint": "pytest_aksai.kube",
     "Condition": "pytest_aksai.kube",
@@ -86,9 +92,11 @@ __all__ = [
     "AksaiError",
     "AksaiSizingWarning",
     "AksaiWarning",
+    "CheckReport",
     "Cluster",
     "Condition",
     "ConnectError",
+    "Distribution",
     "Endpoint",
     "Finding",
     "MetricsSnapshot",
@@ -98,6 +106,8 @@ __all__ = [
     "Settings",
     "SizingCheck",
     "SizingFinding",
+    "Table",
+    "Timeline",
     "UnknownEntryError",
     "WaitAborted",
     "WaitFailed",
