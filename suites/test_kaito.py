@@ -262,6 +262,16 @@ def test_gpu_node_matches_instance_type(
         )
 
 
+def test_network_policies_admit_the_clients(aksai_network_policy_blocks: list[str]) -> None:
+    """The NetworkPolicies that select the model pods admit the client namespaces (the profile's
+    `client_namespaces`, else the model's own) on the Service's target port."""
+    assert not aksai_network_policy_blocks, (
+        f"{'; '.join(aksai_network_policy_blocks)}: applications there cannot reach the model (connections "
+        "time out). Add an ingress rule admitting them (a namespaceSelector on kubernetes.io/metadata.name, "
+        "port 5000), or name the namespaces your clients really run in with the profile's client_namespaces"
+    )
+
+
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 

@@ -6,6 +6,7 @@ Parametrized over the Workspaces under test by the `kaito` area (`aksai_workspac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -99,3 +100,55 @@ def aksai_metrics(aksai_endpoint: Endpoint) -> Callable[[], MetricsSnapshot]:
         return parse_metrics(text)
 
     return scrape
+
+
+def _fixtures_dir() -> Path:
+    """The top-level `fixtures/` (shipped in the wheel as `pytest_aksai.fixtures`)."""
+    from importlib import resources
+
+    try:
+        return Path(str(resources.files("pytest_aksai.fixtures")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "fixtures"
+
+
+PROBE_TIMEOUT_S = 120.0
+"""Cluster seconds for a probe pod to be scheduled, pull its image and finish (curl itself stops at 10 s)."""
+
+
+@pytest.fixture(scope="module")
+def aksai_client_probes(
+    request: pytest.FixtureRequest,
+    aksai_cluster: Cluster,
+    aksai_ready_workspace: tuple[Workspace, WaitResult],
+) -> list[str]:
+    """Run `fixtures/probe-curl.yaml` in each client namespace (the profile's `client_namespaces`, else the
+    model's own), calling `http://<ws>.<ns>.svc.cluster.local/v1/models` as an application pod would; one line
+    per probe that failed (empty: every client reached the model). Probes carry the run's labels and are
+    deleted; a probe in a namespace the run does not own is disruptive (refused on live clusters unless
+    allowed), and when every probe is refused the check skips with the refusal."""
+    from pytest_aksai._fixtures._kaito import client_namespaces
+    from pytest_aksai.kube import NAMESPACES, RUN_LABEL, probe_manifest, run_labels, run_probe
+
+    workspace, _ = aksai_ready_workspace
+    settings = settings_of(request.config)
+    namespace, name = workspace.metadata.namespace, workspace.metadata.name
+    url = f"http://{name}.{namespace}.svc.cluster.local/v1/models"
+    problems: list[str] = []
+    refused: list[str] = []
+    for client in client_namespaces(request, workspace):
+        ns = aksai_cluster.get(NAMESPACES, client)
+        owned = ((ns or {}).get("metadata", {}).get("labels") or {}).get(RUN_LABEL) == settings.run_id
+        if not owned and not settings.allows("disruptive"):
+            refused.append(client)
+            continue
+        manifest = probe_manifest(_fixtures_dir(), url, run_labels(settings.run_id))
+        result = run_probe(aksai_cluster, client, manifest, PROBE_TIMEOUT_S)
+        if result.exit_code != 0 or result.output != "200":
+            problems.append(
+                f"from namespace {client!r}: probe pod {result.pod} got exit code {result.exit_code} with "
+                f"{result.output or 'no output'!r}"
+            )
+    if refused and not problems and len(refused) == len(client_namespaces(request, workspace)):
+        pytest.skip(settings.refusal("disruptive") + f" (probe pods in {', '.join(refused)})")
+    return problems

@@ -37,6 +37,14 @@ if TYPE_CHECKING:
         workspace_evidence,
         workspace_refs,
     )
+    from pytest_aksai.kube._network import (
+        Blocked,
+        ProbeResult,
+        blocked_clients,
+        cilium_policies,
+        probe_manifest,
+        run_probe,
+    )
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -122,6 +130,12 @@ _LAZY = {
     "condition": "._wait",
     "wait_for": "._wait",
     "sizing_objects": "._inventory",
+    "Blocked": "._network",
+    "ProbeResult": "._network",
+    "blocked_clients": "._network",
+    "cilium_policies": "._network",
+    "probe_manifest": "._network",
+    "run_probe": "._network",
 }
 
 
@@ -147,6 +161,7 @@ __all__ = [
     "SERVICES",
     "STATEFULSETS",
     "WORKSPACES",
+    "Blocked",
     "Cluster",
     "Condition",
     "ConnectError",
@@ -155,12 +170,15 @@ __all__ = [
     "NodeClaim",
     "Obj",
     "Observation",
+    "ProbeResult",
     "RunScope",
     "WaitAborted",
     "WaitFailed",
     "WaitResult",
     "WaitTimeout",
     "Workspace",
+    "blocked_clients",
+    "cilium_policies",
     "condition",
     "connect",
     "expected_served_name",
@@ -168,8 +186,10 @@ __all__ = [
     "load_client",
     "namespace_name",
     "nothing_found",
+    "probe_manifest",
     "read_workspace",
     "run_labels",
+    "run_probe",
     "run_selector",
     "sizing_objects",
     "wait_for",

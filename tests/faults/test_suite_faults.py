@@ -22,6 +22,7 @@ KAITO_CHECKS = {
     "test_inference_config_is_valid",
     "test_gpu_node_matches_instance_type",
     "test_cold_start_by_phase",
+    "test_network_policies_admit_the_clients",
 }
 API_CHECKS = {
     "test_health",
@@ -38,6 +39,7 @@ API_CHECKS = {
     "test_required_metrics_are_exposed",
     "test_metrics_move_with_traffic",
     "test_model_pods_did_not_restart",
+    "test_model_answers_on_its_cluster_dns_name",
 }
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -65,6 +67,11 @@ CASES: dict[str, Case] = {
     "nodeclaim-launch-failed": Case(scenario=str(SCENARIOS / "nodeclaim-launch-failed.yaml")),
     "vllm-engine-dies": Case(("vllm-engine-dies=5",)),
     "service-wrong-port": Case(scenario=str(SCENARIOS / "service-wrong-port.yaml")),
+    "networkpolicy-blocks-clients": Case(scenario=str(SCENARIOS / "networkpolicy-blocks-clients.yaml")),
+    "networkpolicy-admits-named-clients": Case(
+        scenario=str(SCENARIOS / "networkpolicy-blocks-clients.yaml"),
+        profile='client_namespaces = ["monitoring"]',
+    ),
 }
 CASE_TESTS = {
     "kaito-inference-oom": "test_oom_killed_inference",
@@ -73,6 +80,8 @@ CASE_TESTS = {
     "healthy-variants": "test_healthy_variants",
     "vllm-engine-dies": "test_a_model_pod_restart",
     "service-wrong-port": "test_a_service_on_the_wrong_port",
+    "networkpolicy-blocks-clients": "test_a_network_policy",
+    "networkpolicy-admits-named-clients": "test_a_network_policy",
 }
 
 
@@ -198,9 +207,34 @@ def test_a_service_on_the_wrong_port_says_connection_refused_on_the_target_port(
     needs_the_server = (API_CHECKS - {"test_model_pods_did_not_restart"}) | {
         "test_served_name_matches_the_preset"
     }
+    # the probe pod is refused as well (curl exit 7), by the Service's routing rather than the port-forward
+    assert "got exit code 7" in failed.pop("test_model_answers_on_its_cluster_dns_name")
+    needs_the_server.discard("test_model_answers_on_its_cluster_dns_name")
     assert set(failed) == needs_the_server, set(failed) ^ needs_the_server
     for name, message in failed.items():
         assert "connection refused on the target port 5001 of ready pod workspace-phi4-mini-0" in message, (
             name,
             message,
         )
+
+
+def test_a_network_policy_that_cuts_clients_off_fails_the_network_checks_with_its_name(
+    matrix: Callable[[str], Verdicts],
+) -> None:
+    """The port-forward bypasses the network, so the API checks pass; the two network-path checks fail."""
+    failed = failing(matrix("networkpolicy-blocks-clients"))
+    assert set(failed) == {
+        "test_network_policies_admit_the_clients",
+        "test_model_answers_on_its_cluster_dns_name",
+    }
+    assert (
+        "NetworkPolicy allow-monitoring, default-deny-ingress in inference selects pod workspace-phi4-mini-0 and "
+        "admits no pod of namespace 'inference'" in failed["test_network_policies_admit_the_clients"]
+    )
+    assert "got exit code 28" in failed["test_model_answers_on_its_cluster_dns_name"]
+    assert (
+        "Connection timed out after 10001 milliseconds"
+        in failed["test_model_answers_on_its_cluster_dns_name"]
+    )
+    # The namespace the policy admits, named as the client namespace, passes both.
+    assert failing(matrix("networkpolicy-admits-named-clients")) == {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._core import _commands
+from pytest_aksai.sim._core import _commands, _curl  # noqa: F401  (_curl registers `curl`)
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._core._nodes import kubelet_down
 from pytest_aksai.sim._core._podutil import set_condition
@@ -313,7 +313,7 @@ class KubeletController(Controller):
         c.state, c.reason, c.message = "running", "", None
         c.container_id = f"containerd://{secrets.token_hex(32)}"
         c.started, c.started_at, c.finished_at = now, self.clock.timestamp(), None
-        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults)
+        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults, self.ctx)
         if c.result.output:
             self._log(pod, c.name, c.result.output)
         c.ready_at = None if c.init else now + self._readiness_delay(c.spec, c.result)
