@@ -61,6 +61,7 @@ CASES: dict[str, Case] = {
         suites=("test_kaito.py", "test_api_surface.py", "test_sizing.py"),
     ),
     "config-unknown-flag": Case(scenario=str(SCENARIOS / "config-unknown-flag.yaml")),
+    "config-bf16-on-t4": Case(scenario=str(SCENARIOS / "config-bf16-on-t4.yaml")),
     "gpu-device-plugin-missing": Case(("gpu-device-plugin-missing",)),
     "image-pull-backoff": Case(("image-pull-backoff=kaito-base",)),
     "unschedulable-taint": Case(scenario=str(SCENARIOS / "unschedulable-taint.yaml")),
@@ -160,6 +161,7 @@ def test_healthy_variants_pass_every_check(matrix: Callable[[str], Verdicts]) ->
 TERMINAL = {
     # case: what every failing check's message says (the explaining check in full, the others as root cause)
     "config-unknown-flag": "is crash-looping (CrashLoopBackOff",
+    "config-bf16-on-t4": "is crash-looping (CrashLoopBackOff",
     "gpu-device-plugin-missing": "advertises no allocatable nvidia.com/gpu",
     "image-pull-backoff": "cannot pull image 'mcr.microsoft.com/aks/kaito/kaito-base",
     "unschedulable-taint": "untolerated taint",
@@ -179,6 +181,10 @@ def test_a_workspace_in_a_terminal_state_fails_every_check_that_needs_it_with_th
             "`max-num-sequences` is not a flag vLLM 0.7.2 knows; did you mean `max-num-seqs`?"
             in failed.pop("test_inference_config_is_valid")
         )
+    elif case == "config-bf16-on-t4":
+        assert "dtype bfloat16 on T4 (compute capability 7.5)" in failed.pop("test_inference_config_is_valid")
+        explained = failed["test_workspace_is_ready"]
+        assert "Bfloat16 is only supported on GPUs with compute capability of at least 8.0" in explained
     else:
         assert verdicts["test_inference_config_is_valid"]["outcome"] == "passed"
     assert set(failed) == (KAITO_CHECKS | API_CHECKS) - static, set(failed) ^ (

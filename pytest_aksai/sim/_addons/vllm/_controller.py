@@ -97,7 +97,8 @@ class _Process:
         if len(cmd.argv) < 2 or cmd.argv[1] != presets.INFERENCE_API:
             return _commands.LONG_RUNNING
         ctx = self._ctx_of(cmd.pod)
-        refused = _refused_arguments(cmd.argv, _mounted_config(ctx, cmd.pod, cmd.container))
+        vllm = _mounted_config(ctx, cmd.pod, cmd.container)
+        refused = _refused_arguments(cmd.argv, vllm) or _unsupported_dtype(cmd.node, vllm)
         if refused is not None:
             return refused
         entry = preset_of(cmd.argv)
@@ -159,6 +160,31 @@ def _refused_arguments(argv: list[str], vllm: Mapping[str, Any]) -> _commands.Co
         f"inference_api.py: error: {first.message}\n"
     )
     return _commands.CommandResult(text, 2, ARGPARSE_SECONDS)
+
+
+ENGINE_INIT_SECONDS = 20.0
+"""Cluster seconds from start until vLLM's engine checks the GPU (after imports and the model config)."""
+
+
+def _unsupported_dtype(node: Mapping[str, Any], vllm: Mapping[str, Any]) -> _commands.CommandResult | None:
+    """vLLM refuses an explicit `dtype: bfloat16` on a GPU below compute capability 8.0 (T4, V100)."""
+    if str(vllm.get("dtype", "")).lower() not in ("bfloat16", "bf16"):
+        return None
+    instance_type = ((node.get("metadata") or {}).get("labels") or {}).get(
+        "node.kubernetes.io/instance-type", ""
+    )
+    try:
+        sku = gpu_sku(instance_type)
+    except UnknownEntryError:
+        return None
+    if sku.bf16:
+        return None
+    text = (
+        "Traceback (most recent call last):\n  ...\nValueError: Bfloat16 is only supported on GPUs with compute "
+        f"capability of at least 8.0. Your {sku.gpu_model} GPU has compute capability {sku.compute_capability:g}. "
+        "You can use float16 instead by explicitly setting the `dtype` flag in CLI, for example: --dtype=half.\n"
+    )
+    return _commands.CommandResult(text, 1, ENGINE_INIT_SECONDS)
 
 
 def _argv_flags(args: list[str]) -> dict[str, str]:
