@@ -258,6 +258,19 @@ class _WorkspaceWait:
         self.informers.append(informer)
         return informer.start()
 
+    def _optional_informer(
+        self, kind: _rest.Kind, namespace: str | None, **selectors: str
+    ) -> Informer | None:
+        """An informer for what the identity may not be allowed to list (nodes, NodeClaims): without it, the
+        states it shows are not looked for."""
+        try:
+            return self._informer(kind, namespace, **selectors)
+        except ApiException as exc:
+            if exc.status in (401, 403, 404):
+                self.informers.pop()
+                return None
+            raise
+
     def run(self, timeout: float) -> WaitResult:
         __tracebackhide__ = True
         scale = self.cluster.time_scale
@@ -275,7 +288,7 @@ class _WorkspaceWait:
                 _rest.PODS, self.namespace, label_selector=f"{WORKSPACE_LABEL}={self.name}"
             )
             self.claims = (
-                self._informer(
+                self._optional_informer(
                     _rest.NODECLAIMS,
                     None,
                     label_selector=f"{WORKSPACE_LABEL}={self.name},{WORKSPACE_NAMESPACE_LABEL}={self.namespace}",
@@ -283,7 +296,7 @@ class _WorkspaceWait:
                 if self.cluster.serves(_rest.NODECLAIMS.group, _rest.NODECLAIMS.version)
                 else None
             )
-            self.nodes = self._informer(_rest.NODES, None)
+            self.nodes = self._optional_informer(_rest.NODES, None)
             while True:
                 elapsed = (time.monotonic() - started) * scale
                 obj = self.workspaces.get(self.name)
@@ -395,7 +408,7 @@ class _WorkspaceWait:
             .get("node.kubernetes.io/instance-type", "")
             .lower()
             == instance_type.lower()
-            for n in self.nodes.items()
+            for n in (self.nodes.items() if self.nodes is not None else [])
         )
         for pod in pods:
             message = _terminal.unschedulable_message(pod)
@@ -406,7 +419,7 @@ class _WorkspaceWait:
             seconds = self._since(key, elapsed)
             if seconds >= _terminal.UNSCHEDULABLE_GRACE_S:
                 return _terminal.unschedulable_terminal(pod, message, seconds)
-        if instance_type:
+        if instance_type and self.nodes is not None:
             for node in self.nodes.items():
                 problem = _terminal.gpu_node_problem(node, instance_type)
                 key = f"gpu:{node['metadata']['name']}"
