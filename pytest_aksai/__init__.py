@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         UnknownEntryError,
         gpu_sku,
         model_spec,
+        vllm_engine_args,
     )
     from pytest_aksai.sizing import Finding as SizingFinding
 
@@ -126,6 +127,7 @@ _LAZY: dict[str, str] = {
     "UnknownEntryError": "pytest_aksai.sizing",
     "gpu_sku": "pytest_aksai.sizing",
     "model_spec": "pytest_aksai.sizing",
+    "vllm_engine_args": "pytest_aksai.sizing",
     "SizingCheck": "pytest_aksai.sizing",
     "SizingFinding": "pytest_aksai.sizing:Finding",
 }
@@ -198,5 +200,6 @@ __all__ = [
     "model_spec",
     "parse_metrics",
     "read_scaled_object",
+    "vllm_engine_args",
     "wait_for",
 ]

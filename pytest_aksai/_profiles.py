@@ -53,6 +53,8 @@ NamespacedName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 ]
 """`namespace/name`, e.g. `inference/workspace-phi4-mini`."""
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+"""A namespace name (an RFC 1123 label)."""
 
 
 class _Strict(BaseModel):
@@ -187,6 +189,8 @@ class ClusterProfile(_Strict):
     back to the service proxy."""
     endpoints: dict[NamespacedName, str] = Field(default_factory=dict)
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
+    client_namespaces: tuple[DnsLabel, ...] = ()
+    """Namespaces whose pods call the model servers (the network path checks); empty: each model's own."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)

@@ -89,6 +89,14 @@ if TYPE_CHECKING:
         read_nodepool,
         run_gpu_probe,
     )
+    from pytest_aksai.kube._network import (
+        Blocked,
+        ProbeResult,
+        blocked_clients,
+        cilium_policies,
+        run_probe,
+    )
+    from pytest_aksai.kube._network import probe_manifest as client_probe_manifest
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -224,6 +232,12 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
+    "Blocked": "._network",
+    "ProbeResult": "._network",
+    "blocked_clients": "._network",
+    "cilium_policies": "._network",
+    "client_probe_manifest": "._network:probe_manifest",
+    "run_probe": "._network",
 }
 
 
@@ -253,6 +267,7 @@ __all__ = [
     "STATEFULSETS",
     "WORKSPACES",
     "AKSNodeClass",
+    "Blocked",
     "Cluster",
     "Condition",
     "ConnectError",
@@ -271,6 +286,7 @@ __all__ = [
     "NodePool",
     "Obj",
     "Observation",
+    "ProbeResult",
     "ProbeRun",
     "RunScope",
     "ScaledObject",
@@ -282,7 +298,10 @@ __all__ = [
     "WaitResult",
     "WaitTimeout",
     "Workspace",
+    "blocked_clients",
+    "cilium_policies",
     "cleanup_probe",
+    "client_probe_manifest",
     "condition",
     "connect",
     "create_probe_pod",
@@ -314,6 +333,7 @@ __all__ = [
     "run_http_lifecycle",
     "run_indexed_job",
     "run_labels",
+    "run_probe",
     "run_selector",
     "scalers_from_objects",
     "service_url",

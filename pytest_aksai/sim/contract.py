@@ -93,6 +93,9 @@ class Fault(StrEnum):
     KEDA_EARLY_SCALE_IN = "keda-early-scale-in"
     KEDA_INTERCEPTOR_TIMEOUT = "keda-interceptor-timeout"
     KEDA_NOT_READY_FORWARDING = "keda-not-ready-forwarding"
+    # --- kaito/api depth (issue 18) ---
+    GPU_DEVICE_PLUGIN_MISSING = "gpu-device-plugin-missing"
+    VLLM_ENGINE_DIES = "vllm-engine-dies"
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,18 @@ FAULTS: dict[str, FaultSpec] = {
             "keda-http-add-on",
             "HTTPScaledObject target Services publish not-ready addresses: the interceptor forwards a cold "
             "start to a pod still loading",
+        ),
+        # --- kaito/api depth (issue 18) ---
+        FaultSpec(
+            Fault.GPU_DEVICE_PLUGIN_MISSING,
+            "sim-core",
+            "GPU nodes advertise no nvidia.com/gpu (the NVIDIA device plugin is not running)",
+        ),
+        FaultSpec(
+            Fault.VLLM_ENGINE_DIES,
+            "vllm",
+            "each model server's engine dies after some completions; the process exits 1 and the pod restarts",
+            "completions served before the engine dies (default 12)",
         ),
     ]
 }

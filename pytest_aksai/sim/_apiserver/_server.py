@@ -60,6 +60,7 @@ class PodLogs:
 
     def __init__(self) -> None:
         self._text: dict[tuple[str, str, str], str] = {}
+        self._previous: dict[tuple[str, str, str], str] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
 
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
@@ -69,12 +70,18 @@ class PodLogs:
         if event is not None:
             event.set()
 
-    def read(self, namespace: str, pod: str, container: str) -> str | None:
-        return self._text.get((namespace, pod, container))
+    def read(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str | None:
+        return (self._previous if previous else self._text).get((namespace, pod, container))
+
+    def rotate(self, namespace: str, pod: str, container: str) -> None:
+        """The container restarted: its log so far becomes the previous instance's."""
+        key = (namespace, pod, container)
+        self._previous[key] = self._text.pop(key, "")
 
     def forget(self, namespace: str, pod: str) -> None:
-        for key in [k for k in self._text if k[:2] == (namespace, pod)]:
-            del self._text[key]
+        for table in (self._text, self._previous):
+            for key in [k for k in table if k[:2] == (namespace, pod)]:
+                del table[key]
 
     async def wait(self, namespace: str, pod: str, seconds: float) -> None:
         event = self._changed.setdefault((namespace, pod), asyncio.Event())
@@ -224,7 +231,12 @@ class ApiServer:
         ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
-            raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            previous = self.pod_logs.read(namespace, name, container, previous=True)
+            if previous is None:
+                raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            return web.Response(
+                text=_tail(previous, request.query.get("tailLines")), content_type="text/plain"
+            )
         text = self.pod_logs.read(namespace, name, container)
         if text is None:
             state = next(
@@ -235,10 +247,12 @@ class ApiServer:
                 ),
                 {},
             )
-            if not state or "waiting" in state:
-                reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            # A container waiting to restart shows the log of its last instance, as kubelet serves it.
+            text = self.pod_logs.read(namespace, name, container, previous=True)
+            if text is None and (not state or "waiting" in state):
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-            text = ""
+            text = text or ""
         tail = request.query.get("tailLines")
         if tail is not None:
             lines = text.splitlines(keepends=True)
@@ -346,8 +360,38 @@ class ApiServer:
             raise ApiError(
                 400, "at least one port must be given, each between 1 and 65535", reason="BadRequest"
             )
+        pod_rt = self.store.storage_type("", "pods")
+        assert pod_rt is not None
+        pod = self.store.get_raw(pod_rt, name, namespace)
+        declared = {
+            int(p["containerPort"])
+            for c in (pod.get("spec") or {}).get("containers") or []
+            for p in c.get("ports") or []
+            if p.get("containerPort")
+        }
         ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True)
         await ws.prepare(request)
+        closed = [p for p in ports if declared and p not in declared]
+        if closed:
+            # The process listens on its declared container ports only: kubelet's dial inside the pod's network
+            # namespace is refused, and it says so on the port's error channel.
+            index = ports.index(closed[0])
+            header = closed[0].to_bytes(2, "little")
+            await ws.send_bytes(bytes((2 * index,)) + header)
+            await ws.send_bytes(bytes((2 * index + 1,)) + header)
+            uid = pod["metadata"].get("uid", "")
+            port = closed[0]
+            await ws.send_bytes(
+                bytes((2 * index + 1,))
+                + (
+                    f"error forwarding port {port} to pod {uid}, uid : failed to execute portforward in network "
+                    f'namespace "/var/run/netns/cni-{uid[:8]}": failed to connect to localhost:{port} inside '
+                    f'namespace "{uid}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial '
+                    f"tcp6 [::1]:{port}: connect: connection refused "
+                ).encode()
+            )
+            await ws.close()
+            return ws
         streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             for index, port in enumerate(ports):
@@ -387,6 +431,13 @@ class ApiServer:
             watch.close()
         if self._client is not None:
             await self._client.close()
+
+
+def _tail(text: str, lines: str | None) -> str:
+    if lines is None:
+        return text
+    kept = text.splitlines(keepends=True)
+    return "".join(kept[-int(lines) :]) if int(lines) > 0 else ""
 
 
 def _bool(value: str | None) -> bool:

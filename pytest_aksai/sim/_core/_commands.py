@@ -38,6 +38,8 @@ class CommandContext:
     now: datetime
     faults: Any = None
     """The cluster's ActiveFaults (None outside a running cluster)."""
+    cluster: Any = None
+    """The running cluster's context (its store), for commands that look at the cluster (`curl`)."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,10 @@ def run(
     node: Mapping[str, Any],
     now: datetime,
     faults: Any = None,
+    cluster: Any = None,
 ) -> CommandResult:
     argv = argv_of(container)
-    ctx = CommandContext(argv, pod, container, node, now, faults)
+    ctx = CommandContext(argv, pod, container, node, now, faults, cluster)
     if not container.get("command"):
         image = str(container.get("image") or "")
         for substring, handler in reversed(_IMAGES):
@@ -110,7 +113,7 @@ def _dispatch(ctx: CommandContext) -> CommandResult:
 
 
 def _with_argv(ctx: CommandContext, argv: list[str]) -> CommandContext:
-    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults)
+    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults, ctx.cluster)
 
 
 def _shell(ctx: CommandContext) -> CommandResult:
