@@ -13,6 +13,7 @@ from aiohttp import web
 from . import _discovery, _knownfields, _openapi, _tables
 from ._errors import ApiError, invalid, method_not_allowed
 from ._store import Obj, Store, Watch
+from ._streams import StreamHandlers
 from ._types import ResourceType
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Handlers:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
         self.store: Store = server.store
+        self.streams = StreamHandlers(server)
         self._lines: dict[tuple[int, str, str], tuple[Obj, bytes]] = {}
 
     # ---- routing ---------------------------------------------------------------------------------------
@@ -492,7 +494,9 @@ class Handlers:
         if sub == "proxy":
             return await self.server.proxy(request, rt, route.namespace or "default", route.name, route.rest)
         if sub == "portforward" and method in ("GET", "POST"):
-            return await self.server.port_forward(request, rt, route.namespace or "default", route.name)
+            return await self.streams.port_forward(request, route.namespace or "default", route.name)
+        if sub in ("exec", "attach") and method in ("GET", "POST"):
+            return await self.streams.exec(request, route.namespace or "default", route.name, sub == "attach")
         if sub == "binding" and method == "POST":
             body = await self._body(request)
             target = (body or {}).get("target") or {}

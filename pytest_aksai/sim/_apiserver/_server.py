@@ -328,60 +328,6 @@ class ApiServer:
                 503, f"error trying to reach service: {exc}", reason="ServiceUnavailable"
             ) from None
 
-    async def port_forward(
-        self, request: web.Request, rt: ResourceType, namespace: str, name: str
-    ) -> web.StreamResponse:
-        """`pods/<name>/portforward?ports=P[,Q]` over WebSocket (`v4.channel.k8s.io`), as kubelet serves it.
-
-        Each port gets a data channel (2i) and an error channel (2i+1); the first frame on each carries the
-        port number (2 bytes, little endian). Every container port of a simulated pod is its process's port.
-        """
-        _, target = self._proxy_target(rt, namespace, name)
-        raw = ",".join(request.query.getall("ports", []))
-        try:
-            ports = [int(p) for p in raw.split(",") if p]
-        except ValueError:
-            raise ApiError(400, f"invalid port {raw!r}", reason="BadRequest") from None
-        if not ports or any(not 0 < p < 65536 for p in ports):
-            raise ApiError(
-                400, "at least one port must be given, each between 1 and 65535", reason="BadRequest"
-            )
-        ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True)
-        await ws.prepare(request)
-        streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        try:
-            for index, port in enumerate(ports):
-                streams.append(await asyncio.open_connection("127.0.0.1", target))
-                header = port.to_bytes(2, "little")
-                await ws.send_bytes(bytes((2 * index,)) + header)
-                await ws.send_bytes(bytes((2 * index + 1,)) + header)
-        except OSError as exc:
-            await ws.send_bytes(bytes((1,)) + f"error forwarding port: {exc}".encode())
-            await ws.close()
-            return ws
-
-        async def upstream_to_client(index: int, reader: asyncio.StreamReader) -> None:
-            while chunk := await reader.read(65536):
-                await ws.send_bytes(bytes((2 * index,)) + chunk)
-            await ws.close()
-
-        pumps = [asyncio.create_task(upstream_to_client(i, r)) for i, (r, _) in enumerate(streams)]
-        try:
-            async for message in ws:
-                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
-                    continue
-                channel, data = message.data[0], message.data[1:]
-                if channel % 2 == 0 and channel // 2 < len(streams):
-                    writer = streams[channel // 2][1]
-                    writer.write(data)
-                    await writer.drain()
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            for _, writer in streams:
-                writer.close()
-        return ws
-
     async def _on_shutdown(self, _: web.Application) -> None:
         for watch in list(self.watches):
             watch.close()

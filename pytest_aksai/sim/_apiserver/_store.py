@@ -151,6 +151,8 @@ class Store:
         self.on_types_changed: list[Callable[[], None]] = []
         self._ip_counter = 10
         self.tokens: TokenIssuer | None = None
+        self.container_runtime: Any = None
+        """The core's container runtime (exec, attach, port-forward), set once the kubelets run."""
         for rt in BUILTIN_TYPES:
             self._add_type(rt)
 

@@ -113,7 +113,17 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "Pod",
         short_names=("po",),
         categories=("all",),
-        subresources={"status", "log", "binding", "eviction", "ephemeralcontainers", "proxy", "portforward"},
+        subresources={
+            "status",
+            "log",
+            "binding",
+            "eviction",
+            "ephemeralcontainers",
+            "proxy",
+            "portforward",
+            "exec",
+            "attach",
+        },
         field_selectors=_POD_FIELDS,
     ),
     _rt(
