@@ -209,9 +209,10 @@ class StreamHandlers:
 
         async def read_client() -> None:
             async for message in ws:
-                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
+                raw = _payload(message)
+                if not raw:
                     continue
-                channel, data = message.data[0], message.data[1:]
+                channel, data = raw[0], raw[1:]
                 if channel == STDIN and data:
                     session.stdin.put_nowait(bytes(data))
                 elif channel == CLOSE and data[:1] == bytes((STDIN,)):
@@ -419,9 +420,10 @@ class StreamHandlers:
             return ws
         try:
             async for message in ws:
-                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
+                raw = _payload(message)
+                if not raw:
                     continue
-                channel, data = message.data[0], message.data[1:]
+                channel, data = raw[0], raw[1:]
                 target = writers.get(channel // 2) if channel % 2 == 0 else None
                 if target is not None and data:
                     target.write(data)
@@ -432,6 +434,15 @@ class StreamHandlers:
             for writer in writers.values():
                 writer.close()
         return ws
+
+
+def _payload(message: aiohttp.WSMessage) -> bytes:
+    """A channel message's bytes: clients send binary frames, some (the Python client's str writes) text."""
+    if message.type == aiohttp.WSMsgType.BINARY:
+        return bytes(message.data)
+    if message.type == aiohttp.WSMsgType.TEXT:
+        return str(message.data).encode()
+    return b""
 
 
 def _forward_error(port: int, sandbox: str, pod: Obj) -> str:

@@ -245,7 +245,7 @@ def install(ctx: Any) -> ContainerRuntime:
 
 # ---- the shell ---------------------------------------------------------------------------------------
 _OPERATORS = ("&&", "||", ";", "|", "\n")
-_REDIRECTS = ("2>&1", "&>", ">>", "2>>", "2>", ">", "<")
+_REDIRECTS = ("2>&1", "1>&2", ">&2", "&>", ">>", "2>>", "2>", ">", "<")
 Word = list[tuple[str, str]]  # (kind, text): kind "lit" (quoted, no expansion), "exp" (expands $VAR)
 
 
@@ -301,7 +301,7 @@ def _tokenize(script: str) -> list[Word | str]:
                 (op for op in (*_REDIRECTS, *_OPERATORS) if script.startswith(op, i)),
                 None,
             )
-            if matched is not None and (matched not in ("2>", "2>>", "2>&1") or not started):
+            if matched is not None and (matched not in ("2>", "2>>", "2>&1", "1>&2") or not started):
                 flush()
                 tokens.append(matched)
                 i += len(matched)
@@ -348,7 +348,7 @@ def _parse(tokens: list[Word | str]) -> list[tuple[list[_Simple], str]]:
         if isinstance(token, list):
             pipeline[-1].words.append(token)
         elif token in _REDIRECTS:
-            if token == "2>&1":
+            if token in ("2>&1", "1>&2", ">&2"):
                 pipeline[-1].redirects.append((token, None))
             else:
                 i += 1
@@ -415,7 +415,9 @@ async def _run_pipeline(proc: _Proc, pipeline: list[_Simple]) -> int:
 
 async def _run_simple(proc: _Proc, simple: _Simple, stdin: _Input, out: Writer) -> int:
     argv = [_expand(w, proc.env, proc.shell) for w in simple.words]
-    env = dict(proc.env)
+    env = proc.env  # builtins such as export change the shell's own variables
+    if argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", argv[0]):
+        env = dict(proc.env)
     while argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", argv[0]):
         name, _, value = argv.pop(0).partition("=")
         env[name] = value
@@ -428,6 +430,8 @@ async def _run_simple(proc: _Proc, simple: _Simple, stdin: _Input, out: Writer) 
         path = proc.path(_expand(target, proc.env, proc.shell)) if target is not None else ""
         if op == "2>&1":
             err = out
+        elif op in ("1>&2", ">&2"):
+            out = err
         elif op == "<":
             content = proc.view.read(path)
             if content is None:
