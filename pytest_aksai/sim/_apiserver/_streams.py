@@ -383,11 +383,11 @@ class StreamHandlers:
     ) -> web.StreamResponse:
         """`v4.channel.k8s.io` with `?ports=`: per port a data channel (2i) and an error channel (2i+1), each
         opened by a frame with the port number (2 bytes, little endian)."""
-        raw = ",".join(request.query.getall("ports", []))
+        requested = ",".join(request.query.getall("ports", []))
         try:
-            ports = [int(p) for p in raw.split(",") if p]
+            ports = [int(p) for p in requested.split(",") if p]
         except ValueError:
-            raise ApiError(400, f'invalid port "{raw}"', reason="BadRequest") from None
+            raise ApiError(400, f'invalid port "{requested}"', reason="BadRequest") from None
         if not ports or any(not 0 < p < 65536 for p in ports):
             raise ApiError(400, 'query parameter "port" is required', reason="BadRequest")
         ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True, max_msg_size=0)
