@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import _discovery, _knownfields, _openapi, _tables
+from . import _discovery, _knownfields, _openapi, _protobuf, _tables
 from ._errors import ApiError, invalid, method_not_allowed
 from ._store import Obj, Store, Watch
 from ._streams import StreamHandlers
@@ -138,13 +138,14 @@ class Handlers:
     async def _body(self, request: web.Request) -> Any:
         ctype = request.content_type
         raw = await request.read()
-        if "protobuf" in ctype or "cbor" in ctype:
+        if "protobuf" in ctype:
             # kubectl's imperative generators (`kubectl create namespace|configmap|deployment ...`) send protobuf.
+            return _protobuf.decode(raw, ctype)
+        if "cbor" in ctype:
             raise ApiError(
                 415,
                 f"the body of the request was in an unknown format ({ctype}) - accepted media types "
-                "include: application/json, application/yaml (the simulated cluster does not decode "
-                "protobuf: use `kubectl apply -f` or `kubectl create -f`)",
+                "include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
             )
         try:
             if ctype.endswith("yaml"):
@@ -235,6 +236,8 @@ class Handlers:
             raise ApiError(400, "the body of the request was not a JSON object")
         dry_run = self._check_dry_run(request)
         warnings = self._field_validation(request, route.rt, body)
+        if route.rt.kind in ("SelfSubjectReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview"):
+            return json_response(self.server.self_review(request, route.rt, body), 201)
         obj = self.store.create_raw(route.rt, body, namespace=route.namespace, dry_run=dry_run)
         return _warn(self._obj_response(request, route.rt, obj, 201), warnings)
 
@@ -472,7 +475,7 @@ class Handlers:
         method = request.method
         rt = route.rt
         assert route.name is not None
-        if sub == "status":
+        if sub in ("status", "approval"):  # a CSR's approval lives in its status
             if method == "GET":
                 return self._get(request, route)
             if method == "PUT":

@@ -52,6 +52,8 @@ _HOP_BY_HOP = frozenset(
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEY = web.RequestKey("aksai-user", str)
+ADMIN_USER = "masterclient"
+"""Who the kubeconfig's admin token is (an AKS cluster-admin kubeconfig's user)."""
 """The authenticated service account's username; absent for the admin and the sim's own token."""
 
 
@@ -144,7 +146,11 @@ class ApiServer:
     ) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
         user = request.get(USER_KEY)
-        if user is None or rt.plural in ("selfsubjectaccessreviews", "selfsubjectreviews"):
+        if user is None or rt.plural in (
+            "selfsubjectaccessreviews",
+            "selfsubjectreviews",
+            "selfsubjectrulesreviews",
+        ):
             return
         verb = _VERBS.get(request.method, "get")
         if request.method == "GET" and name is None:
@@ -158,6 +164,53 @@ class ApiServer:
             f'"{rt.plural}" in API group "{rt.group}"{where}',
             details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})},
         )
+
+    def self_review(self, request: web.Request, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+        """SelfSubjectReview (`kubectl auth whoami`) and Self­Subject­Access/RulesReview (`kubectl auth can-i`)
+        for the requester: the admin may do anything, a service account nothing beyond these reviews."""
+        user = request.get(USER_KEY)
+        obj = {**body, "apiVersion": rt.api_version, "kind": rt.kind}
+        obj["metadata"] = {**(body.get("metadata") or {}), "creationTimestamp": None}
+        if rt.kind == "SelfSubjectReview":
+            if user is None:
+                info = {"username": ADMIN_USER, "groups": ["system:masters", "system:authenticated"]}
+            else:
+                namespace = user.split(":")[2] if user.count(":") >= 3 else ""
+                info = {
+                    "username": user,
+                    "groups": [
+                        "system:serviceaccounts",
+                        f"system:serviceaccounts:{namespace}",
+                        "system:authenticated",
+                    ],
+                }
+            obj["status"] = {"userInfo": info}
+        elif rt.kind == "SelfSubjectAccessReview":
+            obj["status"] = (
+                {"allowed": True, "reason": "the simulated cluster's admin may do anything"}
+                if user is None
+                else {"allowed": False}
+            )
+        else:
+            everything = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+            review_rules = [
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                },
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authentication.k8s.io"],
+                    "resources": ["selfsubjectreviews"],
+                },
+            ]
+            obj["status"] = {
+                "resourceRules": [everything] if user is None else review_rules,
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if user is None else [],
+                "incomplete": False,
+            }
+        return obj
 
     # ---- OIDC ------------------------------------------------------------------------------------------
     async def _openid_configuration(self, _: web.Request) -> web.Response:
