@@ -692,7 +692,11 @@ def discovery_routes(server: ApiServer) -> list[web.RouteDef]:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def openapi_v2(_: web.Request) -> web.Response:
+    async def openapi_v2(request: web.Request) -> web.Response:
+        if _openapi.PROTOBUF_V2 in request.headers.get("Accept", ""):
+            return web.Response(
+                body=_openapi.v2_protobuf(store), content_type=f"{_openapi.PROTOBUF_V2}.v1.0+protobuf"
+            )
         return json_response(_openapi.v2(store))
 
     async def openapi_v3(_: web.Request) -> web.Response:
