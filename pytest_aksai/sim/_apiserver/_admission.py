@@ -237,6 +237,67 @@ def _workload(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
     _pod_spec(template.get("spec"), "spec.template.spec", errors, template=True)
 
 
+_CRONJOB_DEFAULTS = {
+    "concurrencyPolicy": "Allow",
+    "suspend": False,
+    "successfulJobsHistoryLimit": 3,
+    "failedJobsHistoryLimit": 1,
+}
+
+
+def _job(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
+    """The Job strategy's defaults: a selector on the Job's uid and the labels that make it match (so
+    `kubectl logs job/x` finds the pod), unless `manualSelector` says the user chose their own."""
+    spec = obj.setdefault("spec", {})
+    if old is not None:
+        if spec.get("selector") != (old.get("spec") or {}).get("selector"):
+            errors.append(
+                FieldError("FieldValueInvalid", "spec.selector", spec.get("selector"), "field is immutable")
+            )
+        return
+    meta = obj["metadata"]
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    if not spec.get("manualSelector"):
+        if spec.get("selector"):
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    "spec.selector",
+                    spec["selector"],
+                    "`selector` will be auto-generated",
+                )
+            )
+        uid, name = str(meta.get("uid")), str(meta.get("name"))
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+        )
+    restart = (template.get("spec") or {}).get("restartPolicy")
+    if restart not in ("OnFailure", "Never"):
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported" if restart else "FieldValueRequired",
+                "spec.template.spec.restartPolicy",
+                restart,
+                'supported values: "OnFailure", "Never"',
+            )
+        )
+    _pod_spec(template.get("spec"), "spec.template.spec", errors, template=True)
+
+
 def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
@@ -277,6 +338,16 @@ def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) 
         elif not spec.get("clusterIP"):
             spec["clusterIP"] = store.allocate_cluster_ip()
         spec["clusterIPs"] = [spec["clusterIP"]]
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            previous = {
+                (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                for p in ((old or {}).get("spec") or {}).get("ports") or []
+            }
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+            for port in ports or []:
+                if isinstance(port, dict) and not port.get("nodePort"):
+                    key = (port.get("port"), port.get("protocol", "TCP"))
+                    port["nodePort"] = previous.get(key) or store.allocate_node_port()
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
@@ -380,6 +451,14 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         status = obj.setdefault("status", {})
         for field in _STATUS_ALWAYS_SERIALIZED.get(kind, ()):
             status.setdefault(field, 0)
+    elif rt.group == "batch" and kind == "Job":
+        _job(obj, errors, old)
+    elif rt.group == "batch" and kind == "CronJob":
+        spec = obj.setdefault("spec", {})
+        for field, value in _CRONJOB_DEFAULTS.items():
+            spec.setdefault(field, value)
+        if not spec.get("schedule"):
+            errors.append(FieldError("FieldValueRequired", "spec.schedule"))
     elif rt.group == "apiextensions.k8s.io":
         errors.extend(_crd.validate(store, obj, old))
     if errors:

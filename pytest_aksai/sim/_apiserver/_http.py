@@ -56,6 +56,10 @@ def _bool(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1")
 
 
+def _include(request: web.Request) -> str:
+    return request.query.get("includeObject") or "Metadata"
+
+
 def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
@@ -158,7 +162,7 @@ class Handlers:
         self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200
     ) -> web.Response:
         if _wants_table(request):
-            return json_response(_tables.table(rt, [obj], self.store.clock, None), status)
+            return json_response(_tables.table(rt, [obj], self.store.clock, None, _include(request)), status)
         return json_response(obj, status)
 
     # ---- verbs -----------------------------------------------------------------------------------------
@@ -183,7 +187,7 @@ class Handlers:
             meta["continue"] = page.continue_token
             meta["remainingItemCount"] = page.remaining
         if _wants_table(request):
-            return json_response(_tables.table(rt, page.items, self.store.clock, meta))
+            return json_response(_tables.table(rt, page.items, self.store.clock, meta, _include(request)))
         return json_response(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": page.items}
         )
@@ -429,7 +433,7 @@ class Handlers:
                 if table:
                     if obj["apiVersion"] != rt.api_version:
                         obj = {**obj, "apiVersion": rt.api_version}
-                    payload = _tables.table(rt, [obj], server.store.clock, None)
+                    payload = _tables.table(rt, [obj], server.store.clock, None, _include(request))
                     line = _dumps({"type": event_type, "object": payload}).encode() + b"\n"
                 else:
                     line = self._event_line(event_type, obj, rt.api_version)

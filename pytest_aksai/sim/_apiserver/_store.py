@@ -143,6 +143,7 @@ class Store:
         self._rv = 1000
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._buckets: dict[Bucket, dict[Key, Obj]] = {}
+        self._node_ports = 0
         self._history: deque[_Event] = deque(maxlen=history_window)
         self._compacted_rv = self._rv
         self._watches: dict[Bucket, set[Watch]] = {}
@@ -1000,6 +1001,21 @@ class Store:
                 self._remove(rt, key, obj)
         self.register_types(group, plural, [])
         self._buckets.pop((group, plural), None)
+
+    def allocate_node_port(self) -> int:
+        """A free port of the default NodePort range (30000-32767), as the service allocator gives one."""
+        services = self._buckets.get(("", "services"), {})
+        used = {
+            int(p["nodePort"])
+            for svc in services.values()
+            for p in (svc.get("spec") or {}).get("ports") or []
+            if p.get("nodePort")
+        }
+        while True:
+            self._node_ports += 1
+            candidate = 30000 + (self._node_ports * 7919) % 2768  # spread like the random allocator
+            if candidate not in used:
+                return candidate
 
     def allocate_cluster_ip(self) -> str:
         self._ip_counter += 1
