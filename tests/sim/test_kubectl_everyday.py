@@ -175,3 +175,189 @@ items:
     )
     strict = _kubectl(sim, "apply", "-f", str(typo), check=False)
     assert strict.returncode == 1 and 'unknown field "datta"' in strict.stderr
+
+
+def _columns(output: str) -> list[str]:
+    import re
+
+    return re.split(r"\s{2,}", output.splitlines()[0].strip())
+
+
+@needs_kubectl
+def test_wide_output_has_the_server_printers_columns(sim, model_pod_running):
+    pods = _kubectl(sim, "get", "pods", "-A", "-o", "wide").stdout
+    assert _columns(pods) == [
+        "NAMESPACE",
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED NODE",
+        "READINESS GATES",
+    ]
+    nodes = _kubectl(sim, "get", "nodes", "-o", "wide").stdout
+    assert _columns(nodes) == [
+        "NAME",
+        "STATUS",
+        "ROLES",
+        "AGE",
+        "VERSION",
+        "INTERNAL-IP",
+        "EXTERNAL-IP",
+        "OS-IMAGE",
+        "KERNEL-VERSION",
+        "CONTAINER-RUNTIME",
+    ]
+    deployments = _kubectl(sim, "get", "deployments", "-A", "-o", "wide").stdout
+    assert _columns(deployments)[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"]
+    services = _kubectl(sim, "get", "services", "-A", "-o", "wide").stdout
+    assert _columns(services)[-2:] == ["AGE", "SELECTOR"]
+    sts = _kubectl(sim, "get", "statefulsets", "-A", "-o", "wide").stdout
+    assert _columns(sts) == ["NAMESPACE", "NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]
+    ips = [line.split()[6] for line in pods.splitlines()[1:] if line.split()[6] != "<none>"]
+    assert len(ips) == len(set(ips)), f"pod IPs are not unique: {ips}"
+
+
+@pytest.fixture
+def model_pod_running(api, watch_until):
+    import kubernetes
+
+    core = kubernetes.client.CoreV1Api(api)
+    watch_until(
+        core.list_namespaced_pod,
+        lambda p: p.status.phase == "Running" and p.status.pod_ip,
+        "the model pod running",
+        timeout=90,
+        namespace="inference",
+    )
+
+
+@needs_kubectl
+def test_sort_by_and_event_ages(sim, model_pod_running):
+    events = _kubectl(sim, "get", "events", "-A", "--sort-by=.lastTimestamp").stdout
+    assert len(events.splitlines()) > 2 and "No resources found" not in events
+    pods = _kubectl(sim, "get", "pods", "-A", "--sort-by=.metadata.name", "-o", "name").stdout.split()
+    assert pods == sorted(pods, key=lambda p: p.split("/")[1])
+    described = _kubectl(sim, "describe", "pod", "-n", "inference").stdout
+    assert "Events:" in described and "<invalid>" not in described
+
+
+@needs_kubectl
+def test_job_logs_nodeport_and_rollout_undo(sim, kns, api, watch_until):
+    import kubernetes
+
+    _kubectl(sim, "create", "namespace", kns)
+    n = ("-n", kns)
+    _kubectl(sim, "create", "job", "once", "--image=busybox", *n, "--", "echo", "from the job")
+    _kubectl(sim, "create", "deployment", "decoy", "--image=nginx", *n)
+    batch = kubernetes.client.BatchV1Api(api)
+    watch_until(
+        batch.list_namespaced_job,
+        lambda j: j.status.succeeded == 1,
+        "job once complete",
+        timeout=60,
+        namespace=kns,
+    )
+    assert _kubectl(sim, "logs", "job/once", *n).stdout == "from the job\n"
+    job = json.loads(_kubectl(sim, "get", "job", "once", "-o", "json", *n).stdout)
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"]["job-name"] == "once"
+
+    _kubectl(sim, "create", "service", "nodeport", "np", "--tcp=80:8080", *n)
+    port = json.loads(_kubectl(sim, "get", "svc", "np", "-o", "json", *n).stdout)["spec"]["ports"][0]
+    assert 30000 <= port["nodePort"] <= 32767
+
+    _kubectl(sim, "create", "deployment", "web", "--image=nginx:1.26", *n)
+    _kubectl(sim, "rollout", "status", "deployment/web", "--timeout=60s", *n)
+    _kubectl(sim, "set", "image", "deployment/web", "nginx=nginx:1.27", *n)
+    _kubectl(sim, "rollout", "status", "deployment/web", "--timeout=60s", *n)
+    history = _kubectl(sim, "rollout", "history", "deployment/web", *n).stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+    _kubectl(sim, "rollout", "undo", "deployment/web", *n)
+    _kubectl(sim, "rollout", "status", "deployment/web", "--timeout=60s", *n)
+    replica_sets = _kubectl(sim, "get", "rs", "-l", "app=web", "-o", "name", *n).stdout.split()
+    assert len(replica_sets) == 2, replica_sets  # the first ReplicaSet came back, no third one
+
+
+@needs_kubectl
+def test_rollout_history_and_undo_of_statefulsets_and_daemonsets(sim, kns, tmp_path: Path):
+    _kubectl(sim, "create", "namespace", kns)
+    manifest = tmp_path / "workloads.yaml"
+    manifest.write_text(
+        f"""\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {kns}}}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec: {{containers: [{{name: db, image: "postgres:15"}}]}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: agent, namespace: {kns}}}
+spec:
+  selector: {{matchLabels: {{app: agent}}}}
+  template:
+    metadata: {{labels: {{app: agent}}}}
+    spec: {{containers: [{{name: agent, image: "busybox:1.36"}}]}}
+"""
+    )
+    _kubectl(sim, "apply", "-f", str(manifest))
+    n = ("-n", kns)
+    _kubectl(sim, "rollout", "status", "sts/db", "--timeout=60s", *n)
+    _kubectl(sim, "set", "image", "sts/db", "db=postgres:16", *n)
+    _kubectl(sim, "set", "image", "ds/agent", "agent=busybox:1.37", *n)
+    for workload in ("sts/db", "ds/agent"):
+        history = _kubectl(sim, "rollout", "history", workload, *n).stdout
+        assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"], history
+    first = _kubectl(sim, "rollout", "history", "sts/db", "--revision=1", *n).stdout
+    assert "postgres:15" in first
+    assert "rolled back" in _kubectl(sim, "rollout", "undo", "sts/db", *n).stdout
+    assert "rolled back" in _kubectl(sim, "rollout", "undo", "ds/agent", *n).stdout
+    image = _kubectl(sim, "get", "sts", "db", "-o", "jsonpath={.spec.template.spec.containers[0].image}", *n)
+    assert image.stdout == "postgres:15"
+    revisions = _kubectl(sim, "get", "controllerrevisions", "-l", "app=db", *n).stdout.splitlines()[1:]
+    assert sorted(int(r.split()[2]) for r in revisions) == [2, 3]  # revision 1 came back as 3
+
+
+def test_server_side_apply_refuses_a_namespace_other_than_the_urls(raw, ns):
+    body = json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "elsewhere"}}
+    )
+    response = raw.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/x",
+        params={"fieldManager": "test"},
+        content=body,
+        headers={"Content-Type": "application/apply-patch+yaml"},
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == (
+        "the namespace of the provided object does not match the namespace sent on the request"
+    )
+
+
+def test_a_failing_json_patch_test_gets_upstreams_answer(raw, ns):
+    raw.request(
+        "POST", f"/api/v1/namespaces/{ns}/configmaps", json={"metadata": {"name": "t"}, "data": {"a": "1"}}
+    )
+    response = raw.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/configmaps/t",
+        content=json.dumps([{"op": "test", "path": "/data/a", "value": "2"}]),
+        headers={"Content-Type": "application/json-patch+json"},
+    )
+    assert response.status_code == 422
+    status = response.json()
+    assert (status["reason"], status["message"]) == (
+        "Invalid",
+        "the server rejected our request due to an error in our request",
+    )

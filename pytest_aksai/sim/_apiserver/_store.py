@@ -584,6 +584,20 @@ class Store:
                 raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set")
             if not isinstance(patch, dict):
                 raise ApiError(400, "apply patch must be a YAML or JSON object")
+            raw_meta = patch.get("metadata")
+            applied_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+            if rt.namespaced and applied_meta.get("namespace") and applied_meta["namespace"] != namespace:
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                    reason="BadRequest",
+                )
+            if applied_meta.get("name") and applied_meta["name"] != name:
+                raise ApiError(
+                    400,
+                    f"the name of the object ({applied_meta['name']}) does not match the name on the URL ({name})",
+                    reason="BadRequest",
+                )
             if old is None:
                 if subresource:
                     raise not_found(rt.plural, rt.group, name)
