@@ -412,3 +412,48 @@ def test_kubectl_attach_streams_until_the_pod_goes_away(sim, core, shell_pod, wa
     core.delete_namespaced_pod("attached", namespace, grace_period_seconds=0)
     thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_shell_loops_conditionals_and_command_substitution(core, shell_pod):
+    namespace, pod = shell_pod
+    script = (
+        'for i in $(seq 1 3); do echo "n=$i"; done; '
+        "if test -f /etc/settings/mode; then echo has-mode; elif true; then echo no-mode; else echo never; fi; "
+        "n=0; while [ $n -lt 2 ]; do n=$(echo 2); echo looped; done; "
+        "echo \"quoted $(echo a   b)\" $(printf 'x y')"
+    )
+    out, err, status = _exec(core, namespace, pod, ["sh", "-c", script])
+    assert status["status"] == "Success", err
+    assert out.splitlines() == ["n=1", "n=2", "n=3", "has-mode", "looped", "quoted a b x y"]
+    _, err, status = _exec(core, namespace, pod, ["sh", "-c", "for x in a; do echo"])
+    assert "Syntax error" in err and status["details"]["causes"][0]["message"] == "2"
+    out, _, _ = _exec(core, namespace, pod, ["sh", "-c", "echo -n hello | gzip | gunzip"])
+    assert out == "hello"
+
+
+def test_an_nginx_container_serves_its_default_page_through_port_forward(core, shell_pod, watch_until):
+    namespace, _ = shell_pod
+    core.create_namespaced_pod(
+        namespace,
+        {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}},
+    )
+    watch_until(
+        core.list_namespaced_pod,
+        lambda p: p.status.phase == "Running",
+        "pod web Running",
+        timeout=60,
+        namespace=namespace,
+        field_selector="metadata.name=web",
+    )
+    forward = portforward(core.connect_get_namespaced_pod_portforward, "web", namespace, ports="80")
+    sock = forward.socket(80)
+    sock.setblocking(True)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+    response = b""
+    while chunk := sock.recv(65536):
+        response += chunk
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 200") and b"<h1>Welcome to nginx!</h1>" in response
+    web_ip = core.read_namespaced_pod("web", namespace).status.pod_ip
+    out, _, _ = _exec(core, namespace, "box", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", web_ip])
+    assert out == "200"  # pod to pod, by IP

@@ -31,7 +31,10 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_dumps(body).encode(), status=status, content_type=_JSON, headers=headers)
+    # Go's json.Encoder, which the API server writes with, ends every document with a newline.
+    return web.Response(
+        body=_dumps(body).encode() + b"\n", status=status, content_type=_JSON, headers=headers
+    )
 
 
 def error_response(error: ApiError) -> web.Response:

@@ -67,7 +67,7 @@ async def start(ctx: Any) -> list[asyncio.Task[None]]:
     from pytest_aksai.sim._addons import resolve
 
     scenario = load_scenario(ctx.scenario)
-    install_runtime(ctx)
+    _, web_server = install_runtime(ctx)
     apply_scenario(ctx, scenario)
     controllers = [*CORE_CONTROLLERS, *(c for addon in resolve(scenario.addons) for c in addon.controllers())]
-    return await run_all(controller(ctx) for controller in controllers)
+    return [web_server, *await run_all(controller(ctx) for controller in controllers)]

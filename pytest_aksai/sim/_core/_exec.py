@@ -12,12 +12,14 @@ The API server reaches this through `Store.container_runtime` (set by `install`)
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import posixpath
 import re
 import secrets
 import tarfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, Protocol
 
@@ -25,6 +27,8 @@ from pytest_aksai.sim._apiserver._streams import ExecStartError
 from pytest_aksai.sim._core import _commands
 from pytest_aksai.sim._core._container_fs import ContainerFiles, ContainerView
 from pytest_aksai.sim._core._net import HttpExchange, resolve_address
+from pytest_aksai.sim._core._shell import ShellExit, run_script
+from pytest_aksai.sim._core._webserver import DefaultWebServer, serves_default_page
 from pytest_aksai.sim.contract import HTTP_PORT_ANNOTATION
 
 Obj = dict[str, Any]
@@ -61,6 +65,13 @@ class _Input:
             return False
         self._buffer += chunk
         return True
+
+    async def read_chunk(self) -> bytes:
+        """What is there now (waiting for the next chunk if nothing is); b"" at the end."""
+        if not self._buffer:
+            await self._fill()
+        data, self._buffer = self._buffer, b""
+        return data
 
     async def read_all(self) -> bytes:
         while await self._fill():
@@ -99,6 +110,21 @@ class _Proc:
     def path(self, name: str) -> str:
         return posixpath.normpath(posixpath.join(self.shell.cwd, name))
 
+    def spawn(self, argv: list[str], env: dict[str, str], stdin: Any, out: Writer, err: Writer) -> _Proc:
+        return _Proc(argv, env, stdin, out, err, self.view, self.runtime, self.shell)
+
+    async def run(self) -> int:
+        return await self.runtime.run(self)
+
+    def read_file(self, path: str) -> bytes | None:
+        return self.view.read(path)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self.view.write(path, data)
+
+    def input_of(self, data: bytes) -> _Input:
+        return _Input(data=data)
+
 
 @dataclass
 class _ShellState:
@@ -126,6 +152,7 @@ class ContainerRuntime:
         self.ctx = ctx
         self.store = ctx.store
         self._files: dict[tuple[str, str], ContainerFiles] = {}
+        self.web = DefaultWebServer()
 
     def _view(self, pod: Obj, container: Obj) -> ContainerView:
         key = (str(pod["metadata"].get("uid")), str(container.get("name")))
@@ -219,6 +246,14 @@ class ContainerRuntime:
         """The local port of the pod's process that answers `port` of the pod's network namespace."""
         target = (pod["metadata"].get("annotations") or {}).get(HTTP_PORT_ANNOTATION)
         if not target:
+            running = {
+                s.get("name")
+                for s in (pod.get("status") or {}).get("containerStatuses") or []
+                if "running" in (s.get("state") or {})
+            }
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                if container.get("name") in running and serves_default_page(container, port):
+                    return self.web.port
             return None
         declared = {
             int(p["containerPort"])
@@ -237,227 +272,11 @@ def _start_failure(argv0: str, detail: str) -> str:
     )
 
 
-def install(ctx: Any) -> ContainerRuntime:
+def install(ctx: Any) -> tuple[ContainerRuntime, asyncio.Task[None]]:
+    """The runtime, registered where the API server finds it, and the task of its default web server."""
     runtime = ContainerRuntime(ctx)
     ctx.store.container_runtime = runtime
-    return runtime
-
-
-# ---- the shell ---------------------------------------------------------------------------------------
-_OPERATORS = ("&&", "||", ";", "|", "\n")
-_REDIRECTS = ("2>&1", "1>&2", ">&2", "&>", ">>", "2>>", "2>", ">", "<")
-Word = list[tuple[str, str]]  # (kind, text): kind "lit" (quoted, no expansion), "exp" (expands $VAR)
-
-
-class _SyntaxError(Exception):
-    pass
-
-
-def _tokenize(script: str) -> list[Word | str]:
-    """Words (with their quoting) and operator strings."""
-    tokens: list[Word | str] = []
-    word: Word = []
-    started = False
-    i = 0
-
-    def flush() -> None:
-        nonlocal word, started
-        if started:
-            tokens.append(word)
-        word, started = [], False
-
-    while i < len(script):
-        ch = script[i]
-        if ch in " \t":
-            flush()
-            i += 1
-        elif ch == "#" and not started:
-            while i < len(script) and script[i] != "\n":
-                i += 1
-        elif ch == "'":
-            end = script.find("'", i + 1)
-            if end < 0:
-                raise _SyntaxError("Unterminated quoted string")
-            word.append(("lit", script[i + 1 : end]))
-            started, i = True, end + 1
-        elif ch == '"':
-            j, buf = i + 1, ""
-            while j < len(script) and script[j] != '"':
-                if script[j] == "\\" and j + 1 < len(script) and script[j + 1] in '"\\$`':
-                    buf += "\\" + script[j + 1] if script[j + 1] == "$" else script[j + 1]
-                    j += 2
-                    continue
-                buf += script[j]
-                j += 1
-            if j >= len(script):
-                raise _SyntaxError("Unterminated quoted string")
-            word.append(("exp", buf))
-            started, i = True, j + 1
-        elif ch == "\\" and i + 1 < len(script):
-            word.append(("lit", script[i + 1]))
-            started, i = True, i + 2
-        else:
-            matched = next(
-                (op for op in (*_REDIRECTS, *_OPERATORS) if script.startswith(op, i)),
-                None,
-            )
-            if matched is not None and (matched not in ("2>", "2>>", "2>&1", "1>&2") or not started):
-                flush()
-                tokens.append(matched)
-                i += len(matched)
-                continue
-            j = i
-            while j < len(script) and script[j] not in " \t'\"\\;&|<>\n":
-                j += 1
-            word.append(("exp", script[i:j] if j > i else script[i]))
-            started, i = True, max(j, i + 1)
-    flush()
-    return tokens
-
-
-_VARIABLE = re.compile(r"\\\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*|\?|\$)")
-
-
-def _expand(word: Word, env: dict[str, str], state: _ShellState) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "\\$":
-            return "$"
-        name = match.group(1) or match.group(2)
-        if name == "?":
-            return str(state.last_status)
-        if name == "$":
-            return "1"
-        return env.get(name, "")
-
-    return "".join(text if kind == "lit" else _VARIABLE.sub(replace, text) for kind, text in word)
-
-
-@dataclass
-class _Simple:
-    words: list[Word] = field(default_factory=list)
-    redirects: list[tuple[str, Word | None]] = field(default_factory=list)
-
-
-def _parse(tokens: list[Word | str]) -> list[tuple[list[_Simple], str]]:
-    """A list of (pipeline, the operator after it)."""
-    program: list[tuple[list[_Simple], str]] = []
-    pipeline: list[_Simple] = [_Simple()]
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if isinstance(token, list):
-            pipeline[-1].words.append(token)
-        elif token in _REDIRECTS:
-            if token in ("2>&1", "1>&2", ">&2"):
-                pipeline[-1].redirects.append((token, None))
-            else:
-                i += 1
-                if i >= len(tokens) or not isinstance(tokens[i], list):
-                    raise _SyntaxError("redirection unexpected")
-                target = tokens[i]
-                assert isinstance(target, list)
-                pipeline[-1].redirects.append((token, target))
-        elif token == "|":
-            if not pipeline[-1].words:
-                raise _SyntaxError('Syntax error: "|" unexpected')
-            pipeline.append(_Simple())
-        else:
-            if pipeline[-1].words or len(pipeline) > 1:
-                program.append((pipeline, token))
-            elif token in ("&&", "||"):
-                raise _SyntaxError(f'Syntax error: "{token}" unexpected')
-            pipeline = [_Simple()]
-        i += 1
-    if pipeline[-1].words:
-        program.append((pipeline, ";"))
-    return program
-
-
-async def _run_script(proc: _Proc, script: str) -> int:
-    try:
-        program = _parse(_tokenize(script))
-    except _SyntaxError as exc:
-        await proc.complain(f"{proc.shell.name}: 1: {exc}\n")
-        return 2
-    status = proc.shell.last_status
-    skip = False
-    for pipeline, operator in program:
-        if not skip:
-            try:
-                status = await _run_pipeline(proc, pipeline)
-            except _Exit as done:
-                return done.code
-            proc.shell.last_status = status
-        skip = (operator == "&&" and status != 0) or (operator == "||" and status == 0)
-    return status
-
-
-class _Exit(Exception):
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-async def _run_pipeline(proc: _Proc, pipeline: list[_Simple]) -> int:
-    data: bytes | None = None
-    status = 0
-    for index, simple in enumerate(pipeline):
-        last = index == len(pipeline) - 1
-        buffer = bytearray()
-
-        async def to_buffer(chunk: bytes, buffer: bytearray = buffer) -> None:
-            buffer.extend(chunk)
-
-        stdin = proc.stdin if data is None and index == 0 else _Input(data=data or b"")
-        status = await _run_simple(proc, simple, stdin, proc.out if last else to_buffer)
-        data = bytes(buffer)
-    return status
-
-
-async def _run_simple(proc: _Proc, simple: _Simple, stdin: _Input, out: Writer) -> int:
-    argv = [_expand(w, proc.env, proc.shell) for w in simple.words]
-    env = proc.env  # builtins such as export change the shell's own variables
-    if argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", argv[0]):
-        env = dict(proc.env)
-    while argv and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", argv[0]):
-        name, _, value = argv.pop(0).partition("=")
-        env[name] = value
-    if not argv:
-        proc.env.update(env)
-        return 0
-    err = proc.err
-    files: list[tuple[str, bytearray, bool]] = []
-    for op, target in simple.redirects:
-        path = proc.path(_expand(target, proc.env, proc.shell)) if target is not None else ""
-        if op == "2>&1":
-            err = out
-        elif op in ("1>&2", ">&2"):
-            out = err
-        elif op == "<":
-            content = proc.view.read(path)
-            if content is None:
-                await proc.complain(f"{proc.shell.name}: 1: cannot open {path}: No such file\n")
-                return 2
-            stdin = _Input(data=content)
-        else:
-            sink = bytearray()
-            if path != "/dev/null":
-                files.append((path, sink, op in (">>", "2>>")))
-
-            async def into(chunk: bytes, sink: bytearray = sink) -> None:
-                sink.extend(chunk)
-
-            if op in (">", ">>"):
-                out = into
-            elif op in ("2>", "2>>"):
-                err = into
-            else:
-                out = err = into
-    child = _Proc(argv, env, stdin, out, err, proc.view, proc.runtime, proc.shell)
-    status = await proc.runtime.run(child)
-    for path, sink, append in files:
-        previous = (proc.view.read(path) or b"") if append else b""
-        proc.view.write(path, previous + bytes(sink))
-    return status
+    return runtime, asyncio.create_task(runtime.web.serve(), name="aksai-sim-default-web")
 
 
 # ---- builtins and tools ------------------------------------------------------------------------------
@@ -470,27 +289,34 @@ async def _sh(proc: _Proc) -> int:
         if len(args) < 2:
             await proc.complain(f"{shell.name}: -c: option requires an argument\n")
             return 2
-        return await _run_script(child, args[1])
+        return await _script(child, args[1])
     if args and not args[0].startswith("-"):
         script = proc.view.read(proc.path(args[0]))
         if script is None:
             await proc.complain(f"{shell.name}: 0: cannot open {args[0]}: No such file\n")
             return 2
-        return await _run_script(child, script.decode(errors="replace"))
+        return await _script(child, script.decode(errors="replace"))
     status = 0
     while True:  # an interactive shell reads commands from stdin until it ends
         line = await proc.stdin.readline()
         if not line:
             return status
         try:
-            status = await _run_script(child, line.decode(errors="replace"))
-        except _Exit as done:
+            status = await run_script(child, line.decode(errors="replace"))
+        except ShellExit as done:
             return done.code
+
+
+async def _script(proc: _Proc, script: str) -> int:
+    try:
+        return await run_script(proc, script)
+    except ShellExit as done:
+        return done.code
 
 
 @_command("exit")
 async def _exit(proc: _Proc) -> int:
-    raise _Exit(
+    raise ShellExit(
         int(proc.argv[1]) if len(proc.argv) > 1 and proc.argv[1].isdigit() else proc.shell.last_status
     )
 
@@ -640,7 +466,8 @@ def _split_flags(args: list[str]) -> tuple[set[str], list[str]]:
 async def _cat(proc: _Proc) -> int:
     _, names = _split_flags(proc.argv[1:])
     if not names or names == ["-"]:
-        await proc.out(await proc.stdin.read_all())
+        while chunk := await proc.stdin.read_chunk():  # streams, as cat does
+            await proc.out(chunk)
         return 0
     status = 0
     for name in names:
@@ -867,6 +694,71 @@ def _basic_regex(pattern: str) -> str:
         out += "\\" + pattern[i] if pattern[i] in "|()+?{}" else pattern[i]
         i += 1
     return out
+
+
+@_command("seq")
+async def _seq(proc: _Proc) -> int:
+    try:
+        numbers = [int(a) for a in proc.argv[1:]]
+    except ValueError:
+        await proc.complain(f"seq: invalid argument: {proc.argv[1:]}\n")
+        return 1
+    first, step, last = {1: (1, 1, *numbers), 2: (numbers[0], 1, numbers[-1]), 3: tuple(numbers)}.get(
+        len(numbers), (1, 1, 0)
+    )
+    await proc.say("".join(f"{n}\n" for n in range(first, last + (1 if step > 0 else -1), step or 1)))
+    return 0
+
+
+@_command("gzip", "gunzip", "zcat")
+async def _gzip(proc: _Proc) -> int:
+    data = await proc.stdin.read_all()
+    if proc.argv[0] in ("gunzip", "zcat") or "-d" in proc.argv[1:]:
+        try:
+            await proc.out(gzip.decompress(data))
+        except (OSError, EOFError):
+            await proc.complain("gzip: stdin: not in gzip format\n")
+            return 1
+        return 0
+    await proc.out(gzip.compress(data))
+    return 0
+
+
+@_command("base64")
+async def _base64(proc: _Proc) -> int:
+    data = await proc.stdin.read_all()
+    if "-d" in proc.argv[1:] or "--decode" in proc.argv[1:]:
+        try:
+            await proc.out(base64.b64decode(data))
+        except ValueError:
+            await proc.complain("base64: invalid input\n")
+            return 1
+        return 0
+    encoded = base64.b64encode(data).decode()
+    await proc.say("".join(encoded[i : i + 76] + "\n" for i in range(0, len(encoded), 76)) or "\n")
+    return 0
+
+
+@_command("sort")
+async def _sort(proc: _Proc) -> int:
+    flags, names = _split_flags(proc.argv[1:])
+    lines = await _lines(proc, names)
+    if lines is None:
+        return 2
+    text = [line.rstrip(b"\n") for line in lines]
+    ordered = sorted(set(text) if "u" in flags else text, reverse="r" in flags)
+    await proc.out(b"".join(line + b"\n" for line in ordered))
+    return 0
+
+
+@_command("uptime")
+async def _uptime(proc: _Proc) -> int:
+    now = proc.runtime.ctx.clock.now()
+    minutes = int(proc.runtime.ctx.clock.elapsed() // 60)
+    await proc.say(
+        f" {now:%H:%M:%S} up {minutes // 60}:{minutes % 60:02d},  0 users,  load average: 0.08, 0.03, 0.01\n"
+    )
+    return 0
 
 
 @_command("ps")
