@@ -457,3 +457,16 @@ def test_an_nginx_container_serves_its_default_page_through_port_forward(core, s
     web_ip = core.read_namespaced_pod("web", namespace).status.pod_ip
     out, _, _ = _exec(core, namespace, "box", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", web_ip])
     assert out == "200"  # pod to pod, by IP
+
+
+def test_logs_previous_serves_the_last_terminated_instance(sim, core, shell_pod):
+    namespace, pod = shell_pod
+    logs = sim._runtime.server.pod_logs  # the kubelet's side of the log store
+    with pytest.raises(kubernetes.client.ApiException) as missing:
+        core.read_namespaced_pod_log(pod, namespace, previous=True)
+    assert missing.value.status == 400 and "previous terminated container" in missing.value.body
+    logs.append(namespace, pod, "box", "first life\n")
+    logs.restart(namespace, pod, "box")  # what the kubelet does when it restarts the container
+    logs.append(namespace, pod, "box", "second life\n")
+    assert core.read_namespaced_pod_log(pod, namespace, previous=True) == "first life\n"
+    assert core.read_namespaced_pod_log(pod, namespace) == "second life\n"

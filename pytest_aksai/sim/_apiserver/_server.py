@@ -62,7 +62,18 @@ class PodLogs:
 
     def __init__(self) -> None:
         self._text: dict[tuple[str, str, str], str] = {}
+        self._previous: dict[tuple[str, str, str], str] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
+
+    def restart(self, namespace: str, pod: str, container: str) -> None:
+        """The container is started anew: what it wrote so far becomes `logs --previous`, as the kubelet
+        keeps the last terminated instance's log."""
+        key = (namespace, pod, container)
+        if key in self._text:
+            self._previous[key] = self._text.pop(key)
+
+    def read_previous(self, namespace: str, pod: str, container: str) -> str | None:
+        return self._previous.get((namespace, pod, container))
 
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
         key = (namespace, pod, container)
@@ -75,8 +86,9 @@ class PodLogs:
         return self._text.get((namespace, pod, container))
 
     def forget(self, namespace: str, pod: str) -> None:
-        for key in [k for k in self._text if k[:2] == (namespace, pod)]:
-            del self._text[key]
+        for table in (self._text, self._previous):
+            for key in [k for k in table if k[:2] == (namespace, pod)]:
+                del table[key]
 
     async def wait(self, namespace: str, pod: str, seconds: float) -> None:
         event = self._changed.setdefault((namespace, pod), asyncio.Event())
@@ -277,7 +289,12 @@ class ApiServer:
         ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
-            raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            previous = self.pod_logs.read_previous(namespace, name, container)
+            if previous is None:
+                raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            return web.Response(
+                text=_tail(previous, request.query.get("tailLines")), content_type="text/plain"
+            )
         text = self.pod_logs.read(namespace, name, container)
         if text is None:
             state = next(
@@ -292,10 +309,7 @@ class ApiServer:
                 reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
             text = ""
-        tail = request.query.get("tailLines")
-        if tail is not None:
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+        text = _tail(text, request.query.get("tailLines"))
         if not _bool(request.query.get("follow")):
             return web.Response(text=text, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -386,6 +400,13 @@ class ApiServer:
             watch.close()
         if self._client is not None:
             await self._client.close()
+
+
+def _tail(text: str, lines: str | None) -> str:
+    if lines is None:
+        return text
+    count = int(lines)
+    return "".join(text.splitlines(keepends=True)[-count:]) if count > 0 else ""
 
 
 def _bool(value: str | None) -> bool:
