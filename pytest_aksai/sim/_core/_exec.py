@@ -53,7 +53,7 @@ class _Input:
 
     def __init__(self, streams: ExecStreams | None = None, data: bytes = b"") -> None:
         self._streams = streams if streams is not None and streams.has_stdin else None
-        self._buffer = data
+        self._buffer = bytearray(data)  # appended in place: `kubectl cp` streams megabytes
         self._eof = self._streams is None
 
     async def _fill(self) -> bool:
@@ -66,25 +66,28 @@ class _Input:
         self._buffer += chunk
         return True
 
+    def _take(self, size: int | None = None) -> bytes:
+        end = len(self._buffer) if size is None else size
+        data = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return data
+
     async def read_chunk(self) -> bytes:
         """What is there now (waiting for the next chunk if nothing is); b"" at the end."""
         if not self._buffer:
             await self._fill()
-        data, self._buffer = self._buffer, b""
-        return data
+        return self._take()
 
     async def read_all(self) -> bytes:
         while await self._fill():
             pass
-        data, self._buffer = self._buffer, b""
-        return data
+        return self._take()
 
     async def readline(self) -> bytes:
         while b"\n" not in self._buffer and await self._fill():
             pass
-        line, sep, rest = self._buffer.partition(b"\n")
-        self._buffer = rest
-        return line + sep
+        end = self._buffer.find(b"\n")
+        return self._take(None if end < 0 else end + 1)
 
 
 Writer = Callable[[bytes], Awaitable[None]]
