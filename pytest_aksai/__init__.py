@@ -14,13 +14,18 @@ from pytest_aksai._warnings import AksaiWarning
 
 if TYPE_CHECKING:
     from pytest_aksai import kinds
+    from pytest_aksai._fixtures._report import CheckReport
     from pytest_aksai._settings import Settings
     from pytest_aksai.kube import (
+        AKSNodeClass,
         Cluster,
         Condition,
         Endpoint,
+        IdleNode,
         NodeClaim,
+        NodePool,
         Observation,
+        ProbeRun,
         WaitAborted,
         WaitFailed,
         WaitResult,
@@ -28,10 +33,12 @@ if TYPE_CHECKING:
         Workspace,
         condition,
         expected_served_name,
+        idle_gpu_nodes,
         inference_config,
         wait_for,
     )
     from pytest_aksai.load import MetricsSnapshot, parse_metrics
+    from pytest_aksai.report import Distribution, Table, Timeline
     from pytest_aksai.sizing import (
         AksaiSizingWarning,
         ModelSpec,
@@ -47,10 +54,19 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "kinds": "pytest_aksai.kinds:",
     "Settings": "pytest_aksai._settings",
+    "CheckReport": "pytest_aksai._fixtures._report",
+    "Distribution": "pytest_aksai.report",
+    "Table": "pytest_aksai.report",
+    "Timeline": "pytest_aksai.report",
     "Cluster": "pytest_aksai.kube",
     "Endpoint": "pytest_aksai.kube",
     "Condition": "pytest_aksai.kube",
     "NodeClaim": "pytest_aksai.kube",
+    "AKSNodeClass": "pytest_aksai.kube",
+    "IdleNode": "pytest_aksai.kube",
+    "NodePool": "pytest_aksai.kube",
+    "ProbeRun": "pytest_aksai.kube",
+    "idle_gpu_nodes": "pytest_aksai.kube",
     "Workspace": "pytest_aksai.kube",
     "expected_served_name": "pytest_aksai.kube",
     "inference_config": "pytest_aksai.kube",
@@ -81,21 +97,29 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AKSNodeClass",
     "AksaiError",
     "AksaiSizingWarning",
     "AksaiWarning",
+    "CheckReport",
     "Cluster",
     "Condition",
     "ConnectError",
+    "Distribution",
     "Endpoint",
     "Finding",
+    "IdleNode",
     "MetricsSnapshot",
     "ModelSpec",
     "NodeClaim",
+    "NodePool",
     "Observation",
+    "ProbeRun",
     "Settings",
     "SizingCheck",
     "SizingFinding",
+    "Table",
+    "Timeline",
     "UnknownEntryError",
     "WaitAborted",
     "WaitFailed",
@@ -106,6 +130,7 @@ __all__ = [
     "condition",
     "expected_served_name",
     "gpu_sku",
+    "idle_gpu_nodes",
     "inference_config",
     "kinds",
     "model_spec",

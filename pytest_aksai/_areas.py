@@ -59,11 +59,10 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         "nap",
-        "Node Auto-Provisioning (Karpenter): GPU node provision and deprovision",
+        "Node Auto-Provisioning (Karpenter on AKS): NodePools, GPU node provision and deprovision, idle cost",
         "docs/reference/suites/nap.md",
-        None,
+        "pytest_aksai._fixtures._nap",
         api_group="karpenter.sh",
-        built=False,
     ),
     Area(
         "identity",

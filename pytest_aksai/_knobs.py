@@ -75,7 +75,17 @@ KNOBS: tuple[_Knob, ...] = (
         "CLASSES",
     ),
     _Knob("keep", "keep the namespaces and objects the run created, and list them, for debugging", "bool"),
-    _Knob("report", "write the run report (JSON) into this folder", "path", "DIR"),
+    _Knob(
+        "report",
+        "write the run report into this folder: report.json, report.html, evidence of failed checks",
+        "path",
+        "DIR",
+    ),
+    _Knob(
+        "report-all",
+        "with --aksai-report: write the evidence of every check, not only of failed ones",
+        "bool",
+    ),
     _Knob(
         "manifests",
         "static mode: check the YAML manifests in this file or folder, no cluster needed",

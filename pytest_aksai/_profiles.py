@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     StringConstraints,
     ValidationError,
@@ -68,6 +69,7 @@ class Timeouts(_Strict):
     workspace_ready: PositiveFloat = 1800
     node_provision: PositiveFloat = 900
     node_deprovision: PositiveFloat = 1200
+    gpu_advertise: PositiveFloat = 600
     scale_up: PositiveFloat = 600
     scale_to_zero: PositiveFloat = 900
 
@@ -108,6 +110,13 @@ class ClusterProfile(_Strict):
     workspaces: tuple[NamespacedName, ...] = ()
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
+    """Names of the NodePools the `nap` suite checks; empty means every NodePool."""
+    probe_sku: str | None = None
+    """The VM size the `nap` suite's GPU probe asks for; None lets NAP choose the cheapest a NodePool allows."""
+    consolidate_after_max: PositiveFloat = 1800
+    """The idle budget (cluster seconds): a NodePool's consolidateAfter may not exceed it."""
+    idle_cost_per_day_max: NonNegativeFloat | None = None
+    """USD per day the GPU nodes may cost with no inference traffic; None: the idle-cost check skips."""
     scaled_objects: tuple[str, ...] = ()
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
@@ -143,7 +152,9 @@ class ClusterProfile(_Strict):
 
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {
-    BUILTIN_PROFILE: ClusterProfile(provider="sim", allow=("disruptive", "costly")),
+    BUILTIN_PROFILE: ClusterProfile(
+        provider="sim", allow=("disruptive", "costly"), idle_cost_per_day_max=15.0
+    ),
 }
 
 

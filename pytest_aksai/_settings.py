@@ -56,6 +56,7 @@ class Settings:
     allow: frozenset[str]
     keep: bool
     report: Path | None
+    report_all: bool
     manifests: Path | None
     strict: bool
     sim_faults: tuple[str, ...]
@@ -264,6 +265,7 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
     report = resolver.get(
         "report", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
     )
+    report_all = resolver.get("report-all", _to_bool("report-all"), profile=None, default=False)
     manifests = resolver.get(
         "manifests", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
     )
@@ -291,6 +293,7 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
         allow=allow,
         keep=keep,
         report=report,
+        report_all=report_all,
         manifests=manifests,
         strict=strict,
         sim_faults=sim_faults,
@@ -331,6 +334,7 @@ def resolve_for_help(config: pytest.Config) -> Settings:
         allow=frozenset(),
         keep=False,
         report=None,
+        report_all=False,
         manifests=None,
         strict=False,
         sim_faults=(),

@@ -7,7 +7,6 @@ See docs/reference/suites/kaito.md for what each check proves and how to fix a f
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 
 from pytest_aksai import (
     AksaiWarning,
+    CheckReport,
     Cluster,
     Endpoint,
     ModelSpec,
@@ -208,7 +208,7 @@ def _time(value: str | None) -> datetime | None:
 
 
 def test_cold_start_by_phase(
-    aksai_measure: Callable[[str, float], None],
+    aksai_report: CheckReport,
     aksai_settings: Settings,
     aksai_ready_workspace: tuple[Workspace, WaitResult],
 ) -> None:
@@ -230,8 +230,11 @@ def test_cold_start_by_phase(
             f"{workspace.ref}: its conditions moved since it was created (ResourceReady at {resource_ready}, "
             f"InferenceReady at {inference_ready}); cold start can only be read from a fresh Workspace"
         )
-    aksai_measure("cold_start_node_provisioning_s", provisioning)
-    aksai_measure("cold_start_model_load_s", model_load)
+    aksai_report.measure("cold_start_node_provisioning_s", provisioning, clock="cluster")
+    aksai_report.measure("cold_start_model_load_s", model_load, clock="cluster")
+    waterfall = aksai_report.timeline(f"kaito/{workspace.ref}/cold-start", f"{workspace.ref}: cold start")
+    waterfall.phase("node provisioning (created → ResourceReady)", 0.0, provisioning)
+    waterfall.phase("model load (ResourceReady → InferenceReady)", provisioning, provisioning + model_load)
     budget = aksai_settings.timeout("workspace_ready")
     if provisioning + model_load > budget:
         warnings.warn(

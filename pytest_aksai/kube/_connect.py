@@ -45,6 +45,8 @@ class Cluster:
     """API group → served versions, preferred first; the core group is `""`."""
     time_scale: float = 1.0
     """Cluster seconds per wall second: 1 on a live cluster, the advertised scale on a simulated one."""
+    server_version: str = ""
+    """The API server's `gitVersion` (e.g. `v1.30.6`)."""
 
     def serves(self, group: str, version: str | None = None) -> bool:
         versions = self.served_groups.get(group)
@@ -161,7 +163,7 @@ def connect(
     probe_timeout = (min(timeout, 5.0), timeout)
     api_client.configuration.retries = 1
     try:
-        k8s.VersionApi(api_client).get_code(_request_timeout=probe_timeout)
+        version = k8s.VersionApi(api_client).get_code(_request_timeout=probe_timeout)
         served = _discover(api_client, probe_timeout)
         k8s.CoreV1Api(api_client).list_namespace(limit=1, _request_timeout=probe_timeout)
     except ApiException as exc:
@@ -185,6 +187,7 @@ def connect(
         _api=api_client,
         served_groups=served,
         time_scale=_advertised_time_scale(api_client),
+        server_version=str(getattr(version, "git_version", "") or ""),
     )
 
 

@@ -1,5 +1,31 @@
-"""The run report: a verdict per check with its measurements, as JSON and a one-page HTML summary."""
+"""The run report: a verdict per check with its measurements, timelines, distributions, tables and costs,
+as a versioned `report.json`, a self-contained `report.html` and evidence files."""
 
-from pytest_aksai.report._run import CheckRecord, RunReport
+from pytest_aksai.report._artifacts import (
+    Artifacts,
+    Clock,
+    Cost,
+    Distribution,
+    Measurement,
+    Table,
+    Timeline,
+    measurements_of,
+    unit_of,
+)
+from pytest_aksai.report._run import HTML_NAME, CheckRecord, RunReport, anchor_of
 
-__all__ = ["CheckRecord", "RunReport"]
+__all__ = [
+    "HTML_NAME",
+    "Artifacts",
+    "CheckRecord",
+    "Clock",
+    "Cost",
+    "Distribution",
+    "Measurement",
+    "RunReport",
+    "Table",
+    "Timeline",
+    "anchor_of",
+    "measurements_of",
+    "unit_of",
+]

@@ -1,13 +1,20 @@
-"""Collects each check's verdict and measurements during the run and writes them at the end."""
+"""Collects each check's verdict, measurements and artifacts during the run and writes them at the end."""
 
 from __future__ import annotations
 
-import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pytest_aksai.report._artifacts import Artifacts
+
+SCHEMA_VERSION = 1
+"""`report.json`'s schema version (docs/reference/report.md; `pytest_aksai/report/report.schema.json`):
+raised on every change that removes or renames a field; fields may be added within a version."""
+JSON_NAME, HTML_NAME, EVIDENCE_FOLDER = "report.json", "report.html", "evidence"
 
 
 @dataclass
@@ -18,8 +25,28 @@ class CheckRecord:
     areas: list[str]
     duration_s: float
     message: str = ""
-    measurements: dict[str, Any] = field(default_factory=dict)
+    measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Name → {value, unit, clock}."""
     warnings: list[str] = field(default_factory=list)
+    timelines: list[str] = field(default_factory=list)
+    distributions: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    evidence: str = ""
+    """The evidence text of a failed check (written to a file under `evidence/`, not into report.json)."""
+    evidence_file: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        return anchor_of(self.nodeid)
+
+
+def anchor_of(nodeid: str) -> str:
+    """The id of a check's section in report.html (and the stem of its evidence file)."""
+    return "check-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", nodeid).strip("-")[:150]
+
+
+def _merged(previous: list[str], new: list[str]) -> list[str]:
+    return previous + [x for x in new if x not in previous]
 
 
 @dataclass
@@ -27,18 +54,29 @@ class RunReport:
     run_id: str
     cluster: str
     provider: str
-    settings: dict[str, str]
+    settings: dict[str, dict[str, Any]]
+    """Knob → {value, source}."""
+    plugin_version: str = ""
+    context: str = ""
+    server_version: str = ""
+    server_url: str = ""
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     checks: dict[str, CheckRecord] = field(default_factory=dict)
     cleanup: dict[str, Any] = field(default_factory=dict)
+    artifacts: Artifacts = field(default_factory=Artifacts)
 
     def record(self, record: CheckRecord) -> None:
+        """Record a phase's verdict; a check's setup, call and teardown add up to one verdict, the worst."""
         previous = self.checks.get(record.nodeid)
         if previous is None or record.outcome in ("failed", "error") or previous.outcome == "passed":
             if previous is not None:
                 record.duration_s += previous.duration_s
                 record.measurements = {**previous.measurements, **record.measurements}
                 record.warnings = previous.warnings + record.warnings
+                record.timelines = _merged(previous.timelines, record.timelines)
+                record.distributions = _merged(previous.distributions, record.distributions)
+                record.tables = _merged(previous.tables, record.tables)
+                record.evidence = record.evidence or previous.evidence
             self.checks[record.nodeid] = record
 
     def counts(self) -> dict[str, int]:
@@ -47,43 +85,68 @@ class RunReport:
             counts[check.outcome] = counts.get(check.outcome, 0) + 1
         return counts
 
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["checks"] = [asdict(c) for c in self.checks.values()]
-        data["counts"] = self.counts()
-        data["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        return data
+    def by_area(self) -> dict[str, dict[str, int]]:
+        areas: dict[str, dict[str, int]] = {}
+        for check in self.checks.values():
+            for area in check.areas or ["other"]:
+                counts = areas.setdefault(area, {})
+                counts[check.outcome] = counts.get(check.outcome, 0) + 1
+        return dict(sorted(areas.items()))
 
-    def write(self, folder: Path) -> list[Path]:
+    def as_dict(self, finished: str | None = None) -> dict[str, Any]:
+        checks = []
+        for check in self.checks.values():
+            entry = asdict(check)
+            del entry["evidence"]
+            entry["section"] = f"{HTML_NAME}#{check.anchor}"
+            checks.append(entry)
+        artifacts = self.artifacts.as_dict()
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run": {
+                "id": self.run_id,
+                "cluster": self.cluster,
+                "provider": self.provider,
+                "context": self.context,
+                "server_url": self.server_url,
+                "server_version": self.server_version,
+                "plugin_version": self.plugin_version,
+                "started": self.started,
+                "finished": finished or datetime.now(UTC).isoformat(timespec="seconds"),
+                "settings": self.settings,
+            },
+            "counts": self.counts(),
+            "areas": self.by_area(),
+            "checks": checks,
+            **artifacts,
+            "cost": self.artifacts.cost.as_dict(),
+            "cleanup": self.cleanup,
+        }
+
+    def write(self, folder: Path, *, all_evidence: bool = False) -> list[Path]:
+        """Write report.json, report.html and the evidence files of failed checks (of all with
+        `all_evidence`); return report.json's and report.html's paths."""
+        from pytest_aksai.report._html import render
+
         folder.mkdir(parents=True, exist_ok=True)
-        json_path, html_path = folder / "aksai-report.json", folder / "aksai-report.html"
+        evidence = folder / EVIDENCE_FOLDER
+        for check in self.checks.values():
+            wanted = check.outcome in ("failed", "error") or all_evidence
+            if wanted:
+                evidence.mkdir(exist_ok=True)
+                path = evidence / f"{check.anchor}.txt"
+                measured = "\n".join(
+                    f"{name} = {m['value']} {m['unit']}".rstrip() for name, m in check.measurements.items()
+                )
+                text = "\n\n".join(
+                    part
+                    for part in (f"{check.nodeid}: {check.outcome}", check.message, measured, check.evidence)
+                    if part
+                )
+                path.write_text(text + "\n", encoding="utf-8")
+                check.evidence_file = f"{EVIDENCE_FOLDER}/{path.name}"
         data = self.as_dict()
+        json_path, html_path = folder / JSON_NAME, folder / HTML_NAME
         json_path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        html_path.write_text(_html(data), encoding="utf-8")
+        html_path.write_text(render(data), encoding="utf-8")
         return [json_path, html_path]
-
-
-def _html(data: dict[str, Any]) -> str:
-    def esc(value: Any) -> str:
-        return html.escape(str(value))
-
-    rows = []
-    for check in data["checks"]:
-        measurements = ", ".join(f"{k}={v}" for k, v in check["measurements"].items())
-        rows.append(
-            f"<tr class='{esc(check['outcome'])}'><td>{esc(check['nodeid'])}</td><td>{esc(check['outcome'])}</td>"
-            f"<td>{esc(' '.join(check['areas']))}</td><td>{check['duration_s']:.2f}</td>"
-            f"<td>{esc(measurements)}</td><td><pre>{esc(check['message'])}</pre></td></tr>"
-        )
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(data["counts"].items()))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>pytest-aksai report {esc(data["run_id"])}</title>
-<style>body{{font-family:sans-serif}}td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
-table{{border-collapse:collapse}}.failed,.error{{background:#fdd}}.passed{{background:#dfd}}
-.skipped{{background:#eee}}pre{{white-space:pre-wrap;margin:0}}</style></head><body>
-<h1>pytest-aksai: cluster {esc(data["cluster"])} ({esc(data["provider"])})</h1>
-<p>run {esc(data["run_id"])}, {esc(data["started"])} to {esc(data["finished"])}; {esc(counts)}</p>
-<table><tr><th>check</th><th>verdict</th><th>areas</th><th>seconds</th><th>measurements</th><th>message</th></tr>
-{"".join(rows)}
-</table></body></html>
-"""

@@ -49,6 +49,13 @@ class Fault(StrEnum):
     VLLM_BROKEN_CHAT_TEMPLATE = "vllm-broken-chat-template"
     VLLM_LEGACY_METRICS = "vllm-legacy-metrics"
     KAITO_INFERENCE_OOM = "kaito-inference-oom"
+    # --- nap ---
+    NAP_SKU_FAMILY_MISMATCH = "nap-sku-family-mismatch"
+    NAP_LIMITS_EXHAUSTED = "nap-limits-exhausted"
+    NAP_QUOTA_EXCEEDED = "nap-quota-exceeded"
+    NAP_GPU_NOT_ADVERTISED = "nap-gpu-not-advertised"
+    NAP_NO_CONSOLIDATION = "nap-no-consolidation"
+    NAP_PRICIER_SKU = "nap-pricier-sku"
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,36 @@ FAULTS: dict[str, FaultSpec] = {
         ),
         FaultSpec(
             Fault.KAITO_INFERENCE_OOM, "vllm", "KAITO inference pods are OOMKilled while loading the model"
+        ),
+        # --- nap ---
+        FaultSpec(
+            Fault.NAP_SKU_FAMILY_MISMATCH,
+            "karpenter",
+            "the NodePools require karpenter.azure.com/sku-family In [NC] (the seed lab's bug): no SKU matches",
+        ),
+        FaultSpec(
+            Fault.NAP_LIMITS_EXHAUSTED,
+            "karpenter",
+            "every NodePool's limits count as used up: pending pods get 'exceed limits for nodepool'",
+        ),
+        FaultSpec(
+            Fault.NAP_QUOTA_EXCEEDED,
+            "karpenter",
+            "VM creates for NodePool NodeClaims fail with SubscriptionQuotaReached (KAITO's are spared)",
+            "NodePool names (default: every NodePool)",
+        ),
+        FaultSpec(
+            Fault.NAP_GPU_NOT_ADVERTISED,
+            "karpenter",
+            "NodePool GPU nodes register but nvidia.com/gpu is never advertised (Initialized=Unknown)",
+            "NodePool names (default: every NodePool)",
+        ),
+        FaultSpec(Fault.NAP_NO_CONSOLIDATION, "karpenter", "empty nodes are never consolidated"),
+        FaultSpec(
+            Fault.NAP_PRICIER_SKU,
+            "karpenter",
+            "launches pick the most expensive instance type a NodeClaim allows instead of the cheapest",
+            "NodePool names (default: every NodePool)",
         ),
     ]
 }

@@ -73,7 +73,7 @@ def run_suites(folder: Path, case: Case) -> Verdicts:
         args.append("--aksai-strict")
     args += case.args
     run = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
-    report = folder / "report" / "aksai-report.json"
+    report = folder / "report" / "report.json"
     assert report.is_file(), f"the inner run wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}"
     data = json.loads(report.read_text())
     verdicts: Verdicts = {}

@@ -201,6 +201,7 @@ def test_placeholder_subnet_is_rejected_with_the_schema_pattern(cluster):
         "/subscriptions/0000/resourceGroups/rg-lab/providers/Microsoft.Network/"
         "virtualNetworks/aks-ai-lab-vnet/subnets/aks-subnet"
     )
+    fixed["metadata"]["name"] = "fidelity-" + fixed["metadata"]["name"]  # the default lab has the lab's own
     created = dyn.create(resource, body=fixed)
     assert created.spec.imageFamily == "Ubuntu2204"
     assert created.spec.osDiskSizeGB == 256
