@@ -361,3 +361,34 @@ def test_a_failing_json_patch_test_gets_upstreams_answer(raw, ns):
         "Invalid",
         "the server rejected our request due to an error in our request",
     )
+
+
+def test_network_policies_are_defaulted_and_validated(raw, ns):
+    good = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-gateway"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "model"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 5000}]}],
+        },
+    }
+    created = raw.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", json=good)
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"]["ingress"][0]["ports"][0]["protocol"] == "TCP"
+    bad = {
+        **good,
+        "metadata": {"name": "bad"},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Sideways"],
+            "egress": [{"to": [{}, {"ipBlock": {"cidr": "10.0.0.0"}, "podSelector": {}}]}],
+        },
+    }
+    refused = raw.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies", json=bad)
+    assert refused.status_code == 422
+    message = refused.json()["message"]
+    assert 'spec.policyTypes[0]: Unsupported value: "Sideways"' in message
+    assert "spec.egress[0].to[0]: Required value: must specify a peer" in message
+    assert "spec.egress[0].to[1]: Forbidden: may not specify both ipBlock and another peer" in message
