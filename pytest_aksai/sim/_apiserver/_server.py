@@ -52,6 +52,8 @@ _HOP_BY_HOP = frozenset(
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEY = web.RequestKey("aksai-user", str)
+ADMIN_USER = "masterclient"
+"""Who the kubeconfig's admin token is (an AKS cluster-admin kubeconfig's user)."""
 """The authenticated service account's username; absent for the admin and the sim's own token."""
 
 
@@ -151,7 +153,11 @@ class ApiServer:
     ) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
         user = request.get(USER_KEY)
-        if user is None or rt.plural in ("selfsubjectaccessreviews", "selfsubjectreviews"):
+        if user is None or rt.plural in (
+            "selfsubjectaccessreviews",
+            "selfsubjectreviews",
+            "selfsubjectrulesreviews",
+        ):
             return
         verb = _VERBS.get(request.method, "get")
         if request.method == "GET" and name is None:
@@ -165,6 +171,53 @@ class ApiServer:
             f'"{rt.plural}" in API group "{rt.group}"{where}',
             details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})},
         )
+
+    def self_review(self, request: web.Request, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+        """SelfSubjectReview (`kubectl auth whoami`) and Self­Subject­Access/RulesReview (`kubectl auth can-i`)
+        for the requester: the admin may do anything, a service account nothing beyond these reviews."""
+        user = request.get(USER_KEY)
+        obj = {**body, "apiVersion": rt.api_version, "kind": rt.kind}
+        obj["metadata"] = {**(body.get("metadata") or {}), "creationTimestamp": None}
+        if rt.kind == "SelfSubjectReview":
+            if user is None:
+                info = {"username": ADMIN_USER, "groups": ["system:masters", "system:authenticated"]}
+            else:
+                namespace = user.split(":")[2] if user.count(":") >= 3 else ""
+                info = {
+                    "username": user,
+                    "groups": [
+                        "system:serviceaccounts",
+                        f"system:serviceaccounts:{namespace}",
+                        "system:authenticated",
+                    ],
+                }
+            obj["status"] = {"userInfo": info}
+        elif rt.kind == "SelfSubjectAccessReview":
+            obj["status"] = (
+                {"allowed": True, "reason": "the simulated cluster's admin may do anything"}
+                if user is None
+                else {"allowed": False}
+            )
+        else:
+            everything = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+            review_rules = [
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                },
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authentication.k8s.io"],
+                    "resources": ["selfsubjectreviews"],
+                },
+            ]
+            obj["status"] = {
+                "resourceRules": [everything] if user is None else review_rules,
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if user is None else [],
+                "incomplete": False,
+            }
+        return obj
 
     # ---- OIDC ------------------------------------------------------------------------------------------
     async def _openid_configuration(self, _: web.Request) -> web.Response:
@@ -253,10 +306,7 @@ class ApiServer:
             if text is None and (not state or "waiting" in state):
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
             text = text or ""
-        tail = request.query.get("tailLines")
-        if tail is not None:
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+        text = _tail(text, request.query.get("tailLines"))
         if not _bool(request.query.get("follow")):
             return web.Response(text=text, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -342,90 +392,6 @@ class ApiServer:
                 503, f"error trying to reach service: {exc}", reason="ServiceUnavailable"
             ) from None
 
-    async def port_forward(
-        self, request: web.Request, rt: ResourceType, namespace: str, name: str
-    ) -> web.StreamResponse:
-        """`pods/<name>/portforward?ports=P[,Q]` over WebSocket (`v4.channel.k8s.io`), as kubelet serves it.
-
-        Each port gets a data channel (2i) and an error channel (2i+1); the first frame on each carries the
-        port number (2 bytes, little endian). Every container port of a simulated pod is its process's port.
-        """
-        _, target = self._proxy_target(rt, namespace, name)
-        raw = ",".join(request.query.getall("ports", []))
-        try:
-            ports = [int(p) for p in raw.split(",") if p]
-        except ValueError:
-            raise ApiError(400, f"invalid port {raw!r}", reason="BadRequest") from None
-        if not ports or any(not 0 < p < 65536 for p in ports):
-            raise ApiError(
-                400, "at least one port must be given, each between 1 and 65535", reason="BadRequest"
-            )
-        pod_rt = self.store.storage_type("", "pods")
-        assert pod_rt is not None
-        pod = self.store.get_raw(pod_rt, name, namespace)
-        declared = {
-            int(p["containerPort"])
-            for c in (pod.get("spec") or {}).get("containers") or []
-            for p in c.get("ports") or []
-            if p.get("containerPort")
-        }
-        ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True)
-        await ws.prepare(request)
-        closed = [p for p in ports if declared and p not in declared]
-        if closed:
-            # The process listens on its declared container ports only: kubelet's dial inside the pod's network
-            # namespace is refused, and it says so on the port's error channel.
-            index = ports.index(closed[0])
-            header = closed[0].to_bytes(2, "little")
-            await ws.send_bytes(bytes((2 * index,)) + header)
-            await ws.send_bytes(bytes((2 * index + 1,)) + header)
-            uid = pod["metadata"].get("uid", "")
-            port = closed[0]
-            await ws.send_bytes(
-                bytes((2 * index + 1,))
-                + (
-                    f"error forwarding port {port} to pod {uid}, uid : failed to execute portforward in network "
-                    f'namespace "/var/run/netns/cni-{uid[:8]}": failed to connect to localhost:{port} inside '
-                    f'namespace "{uid}", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial '
-                    f"tcp6 [::1]:{port}: connect: connection refused "
-                ).encode()
-            )
-            await ws.close()
-            return ws
-        streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        try:
-            for index, port in enumerate(ports):
-                streams.append(await asyncio.open_connection("127.0.0.1", target))
-                header = port.to_bytes(2, "little")
-                await ws.send_bytes(bytes((2 * index,)) + header)
-                await ws.send_bytes(bytes((2 * index + 1,)) + header)
-        except OSError as exc:
-            await ws.send_bytes(bytes((1,)) + f"error forwarding port: {exc}".encode())
-            await ws.close()
-            return ws
-
-        async def upstream_to_client(index: int, reader: asyncio.StreamReader) -> None:
-            while chunk := await reader.read(65536):
-                await ws.send_bytes(bytes((2 * index,)) + chunk)
-            await ws.close()
-
-        pumps = [asyncio.create_task(upstream_to_client(i, r)) for i, (r, _) in enumerate(streams)]
-        try:
-            async for message in ws:
-                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
-                    continue
-                channel, data = message.data[0], message.data[1:]
-                if channel % 2 == 0 and channel // 2 < len(streams):
-                    writer = streams[channel // 2][1]
-                    writer.write(data)
-                    await writer.drain()
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            for _, writer in streams:
-                writer.close()
-        return ws
-
     async def _on_shutdown(self, _: web.Application) -> None:
         for watch in list(self.watches):
             watch.close()
@@ -436,8 +402,8 @@ class ApiServer:
 def _tail(text: str, lines: str | None) -> str:
     if lines is None:
         return text
-    kept = text.splitlines(keepends=True)
-    return "".join(kept[-int(lines) :]) if int(lines) > 0 else ""
+    count = int(lines)
+    return "".join(text.splitlines(keepends=True)[-count:]) if count > 0 else ""
 
 
 def _bool(value: str | None) -> bool:

@@ -74,6 +74,11 @@ def register_command(name: str, handler: Handler) -> None:
     _COMMANDS[name] = handler
 
 
+def lookup(name: str) -> Handler | None:
+    """The handler registered for program `name` (a basename), if any."""
+    return _COMMANDS.get(name)
+
+
 def register_image(image_substring: str, handler: Handler) -> None:
     """Entrypoint for containers of images containing `image_substring` that set no `command`."""
     _IMAGES.append((image_substring, handler))

@@ -78,6 +78,8 @@ class NodeController(Controller):
                 table.pop(key, None)
             return None
         now = self.clock.elapsed()
+        if not (node.get("spec") or {}).get("podCIDR"):
+            node = self._allocate_pod_cidr(node)
         if not kubelet_down(self.ctx, key):
             self._kubelet_sync(node, now)
             return HEARTBEAT_SECONDS
@@ -177,6 +179,19 @@ class NodeController(Controller):
             set_condition(conditions, ctype, "False", stamp, reason, message)
         set_condition(conditions, "Ready", "False", stamp, "KubeletNotReady", _NOT_READY_MESSAGE)
         self._set_taints(node, [{"key": TAINT_NOT_READY, "effect": "NoSchedule"}])
+
+    def _allocate_pod_cidr(self, node: Obj) -> Obj:
+        """The node IPAM controller's part: a /24 of the cluster CIDR no other node has, so pod IPs are
+        unique across the cluster (nodes that join later, e.g. Karpenter's, come without one)."""
+        used = {
+            str((n.get("spec") or {}).get("podCIDR"))
+            for n in self.list("v1", "nodes")
+            if (n.get("spec") or {}).get("podCIDR")
+        }
+        cidr = next(f"10.244.{i}.0/24" for i in range(256) if f"10.244.{i}.0/24" not in used)
+        node.setdefault("spec", {}).update({"podCIDR": cidr, "podCIDRs": [cidr]})
+        updated: Obj = self.store.update(self.rt("v1", "nodes"), node)
+        return updated
 
     def _node_ip(self, name: str) -> str:
         index = len(self._registered) + 4
