@@ -304,6 +304,8 @@ def could_land_on(template: Mapping[str, Any], pool: NodePool, *, ignore_taints:
 
     pod_reqs = _pod_requirements(spec)
     defined = {**pool.template_labels, LABEL_NODEPOOL: pool.name}
+    if any(r.get("key") == LABEL_NODEPOOL and not requirement_matches(r, defined) for r in pod_reqs):
+        return False
     pool_keys = {str(r.get("key")) for r in pool.requirements}
     for req in pod_reqs:
         key = str(req.get("key"))
