@@ -50,6 +50,7 @@ LAUNCH_RETRY_SECONDS = 30.0
 LAUNCH_TIMEOUT = 300.0
 REGISTRATION_TIMEOUT = 900.0
 VM_DELETE_SECONDS = 30.0
+POD_EVENT_DEDUPE_SECONDS = 5.0
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 LABEL_NODEPOOL = "karpenter.sh/nodepool"
 LABEL_REGISTERED = "karpenter.sh/registered"
@@ -488,8 +489,14 @@ class ProvisionerController(Controller):
         if condition_true(claim, "Initialized"):
             if name in self._pod_events:
                 self._pod_events.discard(name)
-                status["lastPodEventTime"] = stamp
-                changed = True
+                last = status.get("lastPodEventTime")
+                # Karpenter dedupes pod events: lastPodEventTime moves at most every 5 s.
+                if not last or (self.clock.now() - parse_time(last)).total_seconds() >= POD_EVENT_DEDUPE_SECONDS:
+                    status["lastPodEventTime"] = stamp
+                    changed = True
+                else:
+                    due.append(POD_EVENT_DEDUPE_SECONDS)
+                    self._pod_events.add(name)
             cleared, consolidatable_in = self._consolidatable(claim, conditions, generation, stamp)
             changed |= cleared
             if consolidatable_in is not None:
