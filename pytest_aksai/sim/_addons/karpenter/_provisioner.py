@@ -491,7 +491,10 @@ class ProvisionerController(Controller):
                 self._pod_events.discard(name)
                 last = status.get("lastPodEventTime")
                 # Karpenter dedupes pod events: lastPodEventTime moves at most every 5 s.
-                if not last or (self.clock.now() - parse_time(last)).total_seconds() >= POD_EVENT_DEDUPE_SECONDS:
+                if (
+                    not last
+                    or (self.clock.now() - parse_time(last)).total_seconds() >= POD_EVENT_DEDUPE_SECONDS
+                ):
                     status["lastPodEventTime"] = stamp
                     changed = True
                 else:
