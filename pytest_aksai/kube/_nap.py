@@ -137,6 +137,8 @@ class NodePool(_View):
 
     @property
     def capacity_types(self) -> set[str]:
+        if not self._on(LABEL_CAPACITY_TYPE):
+            return {"on-demand"}  # Karpenter's default
         allowed = {"on-demand", "spot"}
         return {
             c

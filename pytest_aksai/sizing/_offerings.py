@@ -193,6 +193,9 @@ def instance_type_keys(requirements: Iterable[Mapping[str, Any]]) -> list[Mappin
 def compatible(it: InstanceType, requirements: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """The (capacity type, zone) offerings of `it` that satisfy every well-known requirement."""
     relevant = instance_type_keys(requirements)
+    if not any(r.get("key") == LABEL_CAPACITY_TYPE for r in relevant):
+        # Karpenter defaults a NodePool (and so its NodeClaims) without a capacity-type requirement to on-demand.
+        relevant = [*relevant, {"key": LABEL_CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]
     return [
         (ct, zone)
         for ct in CAPACITY_TYPES

@@ -88,7 +88,10 @@ def test_the_cheapest_fitting_gpu_sku_is_first_and_pods_share_a_claim_when_they_
     single = scheduling.schedule([_gpu_pod("a")], [_pool("gpu", FAMILY_N)]).claims[0]
     assert single.options[0][0].name == "Standard_NC4as_T4_v3"  # cheapest 1-GPU SKU of the catalog
     offering = choose_offering({"spec": {"requirements": scheduling.claim_requirements(single)}})
-    assert offering is not None and offering[:2] == ("Standard_NC4as_T4_v3", "spot")  # spot allowed: cheapest
+    assert offering is not None and offering[:2] == (
+        "Standard_NC4as_T4_v3",
+        "on-demand",
+    )  # Karpenter's default
 
 
 def test_nodepools_are_tried_by_weight_and_their_errors_joined() -> None:
@@ -344,3 +347,40 @@ def test_the_seed_labs_nodepools_leave_a_gpu_pod_pending_with_karpenters_events(
     assert "karpenter.azure.com/sku-family In [NC] matches no instance type" in out and "use [N]" in out
     assert "check refused on cluster 'lab'" in out  # the lifecycle checks name the knob that allows them
     assert result.ret != 0
+
+
+def test_a_quota_fault_on_kaitos_nodeclaims_shows_the_providers_reason() -> None:
+    """`nap-quota-exceeded=kaito`: KAITO's NodeClaim stays Launched=Unknown with Azure's reason and message."""
+    with SimCluster(faults=["nap-quota-exceeded=kaito"]) as sim:
+        kube = Kube(kubernetes.config.new_client_from_config(str(sim.kubeconfig_path)))
+
+        def quota(claim: dict[str, Any]) -> bool:
+            return _conditions(claim).get("Launched", {}).get("reason") == "SubscriptionQuotaReached"
+
+        claim = _watching.wait_for(
+            kube.claims,
+            quota,
+            "KAITO's NodeClaim to hit the quota",
+            timeout=15,
+            label_selector="kaito.sh/workspace",
+        )
+        launched = _conditions(claim)["Launched"]
+        assert launched["status"] == "Unknown"
+        assert launched["message"] == (
+            "subscription level on-demand vCPU quota for Standard_NC4as_T4_v3 has been reached (may try provision "
+            "an alternative instance type)"
+        )
+
+
+def test_the_cheapest_offering_wins_spot_when_allowed() -> None:
+    both = [
+        *FAMILY_N,
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]},
+    ]
+    claim = scheduling.schedule([_gpu_pod("a")], [_pool("gpu", both)]).claims[0]
+    offering = choose_offering({"spec": {"requirements": scheduling.claim_requirements(claim)}})
+    assert offering is not None and offering[:2] == ("Standard_NC4as_T4_v3", "spot")
+    priciest = choose_offering(
+        {"spec": {"requirements": scheduling.claim_requirements(claim)}}, priciest=True
+    )
+    assert priciest is not None and priciest[0] == "Standard_ND96isr_H100_v5"

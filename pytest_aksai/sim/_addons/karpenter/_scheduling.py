@@ -265,7 +265,7 @@ def _add_to_inflight(claims: list[NewClaim], pod: Obj, requests: Resources, reqs
         ):
             continue
         total = _add(claim.requests, requests)
-        merged = [*claim.requirements, *reqs]
+        merged = [*claim.requirements, *(r for r in reqs if r not in claim.requirements)]
         options = [
             (it, alloc) for it, alloc in claim.options if compatible(it, merged) and _fits(total, alloc)
         ]
