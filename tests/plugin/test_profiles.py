@@ -45,7 +45,8 @@ def test_unknown_key_names_file_line_key_and_valid_keys(pytester: pytest.Pyteste
     error = _error(pytester.runpytest("--aksai-cluster=lab"))
     assert error == (
         f"ERROR: {pytester.path / 'aksai.toml'}:4: unknown key 'contxt' in profile 'lab'; valid keys there are: "
-        "absent, allow, azure, context, create, endpoint_route, endpoints, kubeconfig, namespace, nodepools, provider, scaled_objects, sim, sizing, "
+        "absent, allow, azure, consolidate_after_max, context, create, endpoint_route, endpoints, idle_cost_per_day_max, "
+        "kubeconfig, namespace, nodepools, probe_sku, provider, scaled_objects, sim, sizing, "
         "slos, timeout_scale, timeouts, workspaces. Remove it or fix its spelling."
     )
 
