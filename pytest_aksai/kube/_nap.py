@@ -137,6 +137,8 @@ class NodePool(_View):
 
     @property
     def capacity_types(self) -> set[str]:
+        if not self._on(LABEL_CAPACITY_TYPE):
+            return {"on-demand"}  # Karpenter's default
         allowed = {"on-demand", "spot"}
         return {
             c
@@ -304,6 +306,8 @@ def could_land_on(template: Mapping[str, Any], pool: NodePool, *, ignore_taints:
 
     pod_reqs = _pod_requirements(spec)
     defined = {**pool.template_labels, LABEL_NODEPOOL: pool.name}
+    if any(r.get("key") == LABEL_NODEPOOL and not requirement_matches(r, defined) for r in pod_reqs):
+        return False
     pool_keys = {str(r.get("key")) for r in pool.requirements}
     for req in pod_reqs:
         key = str(req.get("key"))

@@ -181,20 +181,20 @@ FAULTS: dict[str, FaultSpec] = {
             Fault.NAP_QUOTA_EXCEEDED,
             "karpenter",
             "VM creates for NodePool NodeClaims fail with SubscriptionQuotaReached (KAITO's are spared)",
-            "NodePool names (default: every NodePool)",
+            "karpenter.sh/nodepool values (default: every NodePool; kaito: KAITO's NodeClaims)",
         ),
         FaultSpec(
             Fault.NAP_GPU_NOT_ADVERTISED,
             "karpenter",
             "NodePool GPU nodes register but nvidia.com/gpu is never advertised (Initialized=Unknown)",
-            "NodePool names (default: every NodePool)",
+            "karpenter.sh/nodepool values (default: every NodePool; kaito: KAITO's NodeClaims)",
         ),
         FaultSpec(Fault.NAP_NO_CONSOLIDATION, "karpenter", "empty nodes are never consolidated"),
         FaultSpec(
             Fault.NAP_PRICIER_SKU,
             "karpenter",
             "launches pick the most expensive instance type a NodeClaim allows instead of the cheapest",
-            "NodePool names (default: every NodePool)",
+            "karpenter.sh/nodepool values (default: every NodePool; kaito: KAITO's NodeClaims)",
         ),
         # --- identity (the azure add-on) ---
         FaultSpec(
