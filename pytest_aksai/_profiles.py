@@ -154,7 +154,15 @@ class ClusterProfile(_Strict):
 
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {
-    BUILTIN_PROFILE: ClusterProfile(provider="sim", allow=("disruptive", "costly")),
+    BUILTIN_PROFILE: ClusterProfile(
+        provider="sim",
+        allow=("disruptive", "costly"),
+        # The default lab's queue, as a user's profile names theirs.
+        azure=AzureSettings(
+            service_bus_namespace="sb-aksai-lab.servicebus.windows.net",
+            service_bus_queue="inference-requests",
+        ),
+    ),
 }
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AzureTarget,
         Exchange,
         IssuerDocuments,
+        QueueSend,
         SecretRead,
         TokenClaims,
         WorkloadIdentity,
@@ -177,6 +178,11 @@ def aksai_azure(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFa
         tenant_id=profile.tenant_id or str(advertised.get("tenantId", "")),
         authority_host=profile.authority_host or str(advertised.get("authorityHost", "")),
         vault_urls=dict(advertised.get("keyVaults") or {}),
+        amqp_endpoints={
+            name: str(bus["amqpEndpoint"])
+            for name, bus in (advertised.get("serviceBus") or {}).items()
+            if bus.get("amqpEndpoint")
+        },
         ca_bundle=str(ca),
         simulated=True,
     )
@@ -396,3 +402,28 @@ def aksai_identity_secrets(
     return [
         read_secret(aksai_azure, vault, name, aksai_identity_exchange.credential) for vault, name in pairs
     ]
+
+
+@pytest.fixture(scope="module")
+def aksai_identity_queue_send(
+    aksai_settings: Settings,
+    aksai_azure: AzureTarget,
+    aksai_identity: WorkloadIdentity,
+    aksai_identity_exchange: Exchange,
+) -> QueueSend:
+    """Service Bus's answer to one probe message sent to `[azure] service_bus_queue` with the
+    ServiceAccount's identity (AMQP, claims-based security, as a workload's sender)."""
+    from pytest_aksai.azure import send_probe
+
+    azure = aksai_settings.profile.azure
+    if not (azure.service_bus_namespace and azure.service_bus_queue):
+        pytest.skip(
+            "the profile names no Service Bus queue ([azure] service_bus_namespace and service_bus_queue)"
+        )
+    return send_probe(
+        aksai_azure,
+        azure.service_bus_namespace,
+        azure.service_bus_queue,
+        aksai_identity_exchange.credential,
+        aksai_settings.run_id,
+    )
