@@ -269,7 +269,7 @@ def aksai_identity_issuer(
     aksai_identity_token: tuple[str, TokenClaims],
 ) -> IssuerDocuments:
     """The token issuer's discovery document and JWKS as Entra ID fetches them; a Finding (explained by the
-    issuer check) when they are unreachable or lack the token's signing key."""
+    issuer check) when they cannot be fetched or lack the signing key of the token."""
     from pytest_aksai.azure import issuer_documents
 
     claims = aksai_identity_token[1]
