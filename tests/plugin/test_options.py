@@ -179,4 +179,6 @@ def test_faults_command_lists_every_fault_the_option_accepts() -> None:
     assert listed == set(FAULTS)
     import re
 
-    assert re.search(r"^vllm-buffered-stream +streamed responses arrive all at once at the end$", out, re.M), out
+    assert re.search(
+        r"^vllm-buffered-stream +streamed responses arrive all at once at the end$", out, re.M
+    ), out
