@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,12 +205,19 @@ _BODY = re.compile(r"Content: (\{.*\})", re.DOTALL)
 
 
 def exchange(
-    target: AzureTarget, tenant_id: str, client_id: str, assertion: str, scope: str = VAULT_SCOPE
+    target: AzureTarget,
+    tenant_id: str,
+    client_id: str,
+    assertion: str | Callable[[], str],
+    scope: str = VAULT_SCOPE,
 ) -> Exchange:
-    """Exchange a service-account token for an Entra ID token, as the pod's SDK would."""
+    """Exchange a service-account token for an Entra ID token, as the pod's SDK would. `assertion` may be a
+    function returning a current token: the credential calls it for each new access token, as the SDK re-reads
+    the kubelet-rotated token file."""
     from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-    credential = target.credential(tenant_id, client_id, lambda: assertion)
+    current = assertion if callable(assertion) else (lambda: assertion)
+    credential = target.credential(tenant_id, client_id, current)
     try:
         token = credential.get_token(scope)
     except ClientAuthenticationError as exc:
