@@ -228,6 +228,11 @@ BUILTIN_PROFILES: dict[str, ClusterProfile] = {
         # completion lasts ~10 s at the T4's ~34 ms per decode step.
         load=LoadSettings(concurrency=8, duration_s=10, max_tokens=64),
         idle_cost_per_day_max=15.0,
+        # The default lab's queue, as a user's profile names theirs.
+        azure=AzureSettings(
+            service_bus_namespace="sb-aksai-lab.servicebus.windows.net",
+            service_bus_queue="inference-requests",
+        ),
     ),
 }
 

@@ -22,6 +22,7 @@ from pytest_aksai import (
     AzureTarget,
     Exchange,
     IssuerDocuments,
+    QueueSend,
     SecretRead,
     Settings,
     TokenClaims,
@@ -277,4 +278,23 @@ def test_secret_provider_classes_use_the_identity(
                 f"({sa.client_id}); it is federated for {sa.subject}, so mounts work"
             ),
             stacklevel=1,
+        )
+
+
+@pytest.mark.disruptive
+def test_service_bus_accepts_the_identitys_messages(
+    aksai_identity: WorkloadIdentity, aksai_identity_client_id: str, aksai_identity_queue_send: QueueSend
+) -> None:
+    """[hop: Service Bus] A probe message (one-minute time to live, property `aksai-run`) sent to
+    `[azure] service_bus_queue` over AMQP with the ServiceAccount's identity is accepted: the identity holds
+    the Send claim on the queue. Disruptive: the queue's consumers receive the probe."""
+    sent = aksai_identity_queue_send
+    if not sent.ok:
+        pytest.fail(
+            f"[hop: Service Bus] {aksai_identity.ref} cannot send to {sent.namespace}/{sent.queue}: {sent.error}"
+            + (f" (condition {sent.condition})" if sent.condition else "")
+            + ". Service Bus refuses an entity link without the 'Send' claim. Fix: az role assignment create "
+            f'--role "Azure Service Bus Data Sender" --assignee {aksai_identity_client_id} --scope $(az '
+            f"servicebus namespace show -n {sent.namespace.split('.')[0]} -g <rg> --query id -o tsv)",
+            pytrace=False,
         )

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         AzureTarget,
         Exchange,
         IssuerDocuments,
+        QueueSend,
         SecretRead,
         TokenClaims,
         WorkloadIdentity,
@@ -177,6 +178,11 @@ def aksai_azure(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFa
         tenant_id=profile.tenant_id or str(advertised.get("tenantId", "")),
         authority_host=profile.authority_host or str(advertised.get("authorityHost", "")),
         vault_urls=dict(advertised.get("keyVaults") or {}),
+        amqp_endpoints={
+            name: str(bus["amqpEndpoint"])
+            for name, bus in (advertised.get("serviceBus") or {}).items()
+            if bus.get("amqpEndpoint")
+        },
         ca_bundle=str(ca),
         simulated=True,
     )
@@ -263,7 +269,7 @@ def aksai_identity_issuer(
     aksai_identity_token: tuple[str, TokenClaims],
 ) -> IssuerDocuments:
     """The token issuer's discovery document and JWKS as Entra ID fetches them; a Finding (explained by the
-    issuer check) when they are unreachable or lack the token's signing key."""
+    issuer check) when they cannot be fetched or lack the signing key of the token."""
     from pytest_aksai.azure import issuer_documents
 
     claims = aksai_identity_token[1]
@@ -298,9 +304,30 @@ def aksai_identity_issuer(
     )
 
 
+def _rotating_token(cluster: Cluster, identity: WorkloadIdentity, first: str) -> Callable[[], str]:
+    """The ServiceAccount's token as the kubelet keeps it: the same one until 80 % of its lifetime (cluster
+    time), then a new TokenRequest: what a pod's SDK reads from AZURE_FEDERATED_TOKEN_FILE."""
+    import time
+
+    from pytest_aksai.azure import TOKEN_EXCHANGE_AUDIENCE, token_claims
+    from pytest_aksai.kube import request_token
+
+    lifetime = token_claims(first).lifetime_s / max(cluster.time_scale, 1e-9)
+    tokens, since = [first], [time.monotonic()]
+
+    def current() -> str:
+        if time.monotonic() - since[0] > 0.8 * lifetime:
+            tokens[0] = request_token(cluster, identity.namespace, identity.name, TOKEN_EXCHANGE_AUDIENCE)
+            since[0] = time.monotonic()
+        return tokens[0]
+
+    return current
+
+
 @pytest.fixture(scope="module")
 def aksai_identity_exchange(
     request: pytest.FixtureRequest,
+    aksai_cluster: Cluster,
     aksai_azure: AzureTarget,
     aksai_identity: WorkloadIdentity,
     aksai_identity_client_id: str,
@@ -313,9 +340,10 @@ def aksai_identity_exchange(
 
     token, claims = aksai_identity_token
     tenant = aksai_identity.tenant_id or aksai_azure.tenant_id
+    current = _rotating_token(aksai_cluster, aksai_identity, token)
 
     def compute() -> Exchange:
-        result = exchange(aksai_azure, tenant, aksai_identity_client_id, token)
+        result = exchange(aksai_azure, tenant, aksai_identity_client_id, current)
         if not result.ok:
             meaning = aadsts_meaning(result.code, claims, aksai_identity_client_id)
             raise Finding(
@@ -357,15 +385,18 @@ def aksai_probe_pod(
 
 @pytest.fixture(scope="module")
 def aksai_exchanger(
-    aksai_azure: AzureTarget, aksai_identity: WorkloadIdentity, aksai_identity_token: tuple[str, TokenClaims]
+    aksai_cluster: Cluster,
+    aksai_azure: AzureTarget,
+    aksai_identity: WorkloadIdentity,
+    aksai_identity_token: tuple[str, TokenClaims],
 ) -> Callable[[str], Exchange]:
     """Exchange the ServiceAccount's token as another client id (what the CSI driver does with a
     SecretProviderClass's clientID): `aksai_exchanger(client_id)` → what Entra ID answered."""
     from pytest_aksai.azure import exchange
 
-    token = aksai_identity_token[0]
+    current = _rotating_token(aksai_cluster, aksai_identity, aksai_identity_token[0])
     tenant = aksai_identity.tenant_id or aksai_azure.tenant_id
-    return lambda client_id: exchange(aksai_azure, tenant, client_id, token)
+    return lambda client_id: exchange(aksai_azure, tenant, client_id, current)
 
 
 def secrets_to_read(settings: Settings, identity: WorkloadIdentity) -> list[tuple[str, str]]:
@@ -396,3 +427,28 @@ def aksai_identity_secrets(
     return [
         read_secret(aksai_azure, vault, name, aksai_identity_exchange.credential) for vault, name in pairs
     ]
+
+
+@pytest.fixture(scope="module")
+def aksai_identity_queue_send(
+    aksai_settings: Settings,
+    aksai_azure: AzureTarget,
+    aksai_identity: WorkloadIdentity,
+    aksai_identity_exchange: Exchange,
+) -> QueueSend:
+    """Service Bus's answer to one probe message sent to `[azure] service_bus_queue` with the
+    ServiceAccount's identity (AMQP, claims-based security, as a workload's sender)."""
+    from pytest_aksai.azure import send_probe
+
+    azure = aksai_settings.profile.azure
+    if not (azure.service_bus_namespace and azure.service_bus_queue):
+        pytest.skip(
+            "the profile names no Service Bus queue ([azure] service_bus_namespace and service_bus_queue)"
+        )
+    return send_probe(
+        aksai_azure,
+        azure.service_bus_namespace,
+        azure.service_bus_queue,
+        aksai_identity_exchange.credential,
+        aksai_settings.run_id,
+    )

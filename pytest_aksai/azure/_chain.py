@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,12 +205,19 @@ _BODY = re.compile(r"Content: (\{.*\})", re.DOTALL)
 
 
 def exchange(
-    target: AzureTarget, tenant_id: str, client_id: str, assertion: str, scope: str = VAULT_SCOPE
+    target: AzureTarget,
+    tenant_id: str,
+    client_id: str,
+    assertion: str | Callable[[], str],
+    scope: str = VAULT_SCOPE,
 ) -> Exchange:
-    """Exchange a service-account token for an Entra ID token, as the pod's SDK would."""
+    """Exchange a service-account token for an Entra ID token, as the pod's SDK would. `assertion` may be a
+    function returning a current token: the credential calls it for each new access token, as the SDK re-reads
+    the kubelet-rotated token file."""
     from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-    credential = target.credential(tenant_id, client_id, lambda: assertion)
+    current = assertion if callable(assertion) else (lambda: assertion)
+    credential = target.credential(tenant_id, client_id, current)
     try:
         token = credential.get_token(scope)
     except ClientAuthenticationError as exc:
@@ -285,3 +293,45 @@ def read_secret(target: AzureTarget, vault: str, name: str, credential: Any) -> 
     finally:
         client.close()
     return SecretRead(vault, name, 200, fingerprint=fingerprint(secret.value or ""))
+
+
+@public
+@dataclass(frozen=True)
+class QueueSend:
+    """What Service Bus answered to sending one probe message to a queue."""
+
+    namespace: str
+    queue: str
+    ok: bool
+    error: str = ""
+    condition: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"sent a probe message to {self.namespace}/{self.queue}"
+        return f"{self.namespace}/{self.queue}: {self.error}"
+
+
+def send_probe(target: AzureTarget, namespace: str, queue: str, credential: Any, run_id: str) -> QueueSend:
+    """Send one small message (application property `aksai-run`, a one-minute time to live) to the queue,
+    as a workload's sender would."""
+    from datetime import timedelta
+
+    from azure.servicebus import ServiceBusMessage
+    from azure.servicebus.exceptions import ServiceBusError
+
+    fqdn = namespace if "." in namespace else f"{namespace}.servicebus.windows.net"
+    try:
+        client = target.service_bus_client(fqdn, credential, retry_total=1)
+        with client, client.get_queue_sender(queue) as sender:
+            sender.send_messages(
+                ServiceBusMessage(
+                    "pytest-aksai identity probe",
+                    application_properties={"aksai-run": run_id},
+                    time_to_live=timedelta(minutes=1),
+                )
+            )
+    except ServiceBusError as exc:
+        condition = str(getattr(getattr(exc, "condition", None), "value", b"") or "")
+        return QueueSend(fqdn, queue, False, error=str(exc).splitlines()[0], condition=condition)
+    return QueueSend(fqdn, queue, True)

@@ -5,6 +5,7 @@ one: constructor keyword arguments of the unchanged SDKs, gathered here.
 |---|---|---|
 | `ClientAssertionCredential(tenant, client_id, func)` | `authority=` only when not public cloud | `authority=<sim Entra>`, `connection_verify=<sim CA>` |
 | `SecretClient(vault_url, credential)` | `https://<vault>.vault.azure.net/` | vault URL `https://127.0.0.1:<port>/`, `verify_challenge_resource=False` (an IP is not under `vault.azure.net`), `connection_verify=<sim CA>` |
+| `ServiceBusClient(namespace, credential)` | AMQPS to `<namespace>.servicebus.windows.net:5671` | `custom_endpoint_address=sb://127.0.0.1:<port>`, `transport_type=TransportType.Amqp` (else it switches to websockets), `connection_verify=<sim CA>` |
 | HTTPS GET of the issuer's discovery and JWKS | system trust | `verify=<sim CA>` |
 """
 
@@ -36,6 +37,8 @@ class AzureTarget:
     """The default tenant (a ServiceAccount's tenant-id annotation wins)."""
     authority_host: str = PUBLIC_AUTHORITY
     vault_urls: Mapping[str, str] = field(default_factory=dict)
+    amqp_endpoints: Mapping[str, str] = field(default_factory=dict)
+    """Service Bus namespace → `sb://host:port`, where it is not the namespace's own host (the sim's)."""
     """Vault name → URL, where it is not `https://<name>.vault.azure.net/` (the simulated cluster's)."""
     ca_bundle: str | None = None
     """A CA file to trust instead of the system's (the simulated cluster's CA)."""
@@ -60,6 +63,19 @@ class AzureTarget:
         from azure.identity import ClientAssertionCredential
 
         return ClientAssertionCredential(tenant_id, client_id, assertion, **self.credential_kwargs())
+
+    def service_bus_client(self, fully_qualified_namespace: str, credential: Any, **options: Any) -> Any:
+        from azure.servicebus import ServiceBusClient, TransportType
+
+        name = fully_qualified_namespace.split(".")[0]
+        kwargs: dict[str, Any] = {}
+        if name in self.amqp_endpoints:
+            # custom_endpoint_address switches to websockets unless the transport is named
+            kwargs = {
+                "custom_endpoint_address": self.amqp_endpoints[name],
+                "transport_type": TransportType.Amqp,
+            }
+        return ServiceBusClient(fully_qualified_namespace, credential, **options, **kwargs, **self._verify())
 
     def secret_client(self, vault: str, credential: Any) -> Any:
         from azure.keyvault.secrets import SecretClient

@@ -18,8 +18,13 @@ IDENTITY_CHECKS = {
     "test_entra_exchange",
     "test_key_vault_secrets_are_readable",
     "test_secret_provider_classes_use_the_identity",
+    "test_service_bus_accepts_the_identitys_messages",
 }
 SUITE = ("test_identity.py",)
+SERVICE_BUS = (
+    '[clusters.fast.azure]\nservice_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\n'
+    'service_bus_queue = "inference-requests"'
+)
 
 # fault → (the check that explains it, what its message must say, the checks that fail with a root-cause line)
 FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
@@ -30,12 +35,12 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "AADSTS700213",
             "--subject 'system:serviceaccount:inference:inference-sa'",
         ),
-        {"test_key_vault_secrets_are_readable"},
+        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
     ),
     "wi-issuer-mismatch": (
         "test_entra_exchange",
         ("at the federated credential issuer hop", "AADSTS700211", "--issuer 'https://127.0.0.1:"),
-        {"test_key_vault_secrets_are_readable"},
+        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
     ),
     "wi-audience-mismatch": (
         "test_entra_exchange",
@@ -44,7 +49,7 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "AADSTS700212",
             "--audiences 'api://AzureADTokenExchange'",
         ),
-        {"test_key_vault_secrets_are_readable"},
+        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
     ),
     "wi-label-on-serviceaccount": (
         "test_label_is_on_the_pod_templates",
@@ -61,7 +66,12 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "has no azure.workload.identity/client-id annotation",
             "kubectl annotate serviceaccount -n inference",
         ),
-        {"test_webhook_injects_the_identity", "test_entra_exchange", "test_key_vault_secrets_are_readable"},
+        {
+            "test_webhook_injects_the_identity",
+            "test_entra_exchange",
+            "test_key_vault_secrets_are_readable",
+            "test_service_bus_accepts_the_identitys_messages",
+        },
     ),
     "wi-webhook-down": (
         "test_webhook_injects_the_identity",
@@ -75,7 +85,11 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     "oidc-discovery-unreachable": (
         "test_issuer_publishes_the_signing_key",
         ("does not serve its discovery document and JWKS", "discovery HTTP 404", "--enable-oidc-issuer"),
-        {"test_entra_exchange", "test_key_vault_secrets_are_readable"},
+        {
+            "test_entra_exchange",
+            "test_key_vault_secrets_are_readable",
+            "test_service_bus_accepts_the_identitys_messages",
+        },
     ),
     "kv-no-role": (
         "test_key_vault_secrets_are_readable",
@@ -94,6 +108,14 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
         ),
         set(),
     ),
+    "sb-no-send-claim": (
+        "test_service_bus_accepts_the_identitys_messages",
+        (
+            "[hop: Service Bus] inference/inference-sa cannot send to",
+            '--role "Azure Service Bus Data Sender"',
+        ),
+        set(),
+    ),
     "spc-wrong-client-id": (
         "test_secret_provider_classes_use_the_identity",
         (
@@ -106,9 +128,9 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
 }
 
 CASES: dict[str, Case] = {
-    "identity-healthy": Case(suites=SUITE),
-    "identity-healthy-strict": Case(suites=SUITE, strict=True),
-    **{fault: Case((fault,), suites=SUITE) for fault in FAULTS},
+    "identity-healthy": Case(suites=SUITE, profile=SERVICE_BUS),
+    "identity-healthy-strict": Case(suites=SUITE, strict=True, profile=SERVICE_BUS),
+    **{fault: Case((fault,), suites=SUITE, profile=SERVICE_BUS) for fault in FAULTS},
 }
 
 

@@ -67,7 +67,9 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
 def _profile(folder: Path, sim: SimCluster, extra: str = "") -> None:
     (folder / "aksai.toml").write_text(
         f'[clusters.running]\nprovider = "sim"\nkubeconfig = "{sim.kubeconfig_path}"\n'
-        f'allow = ["disruptive"]\n{extra}'
+        f'allow = ["disruptive"]\n[clusters.running.azure]\n'
+        'service_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\nservice_bus_queue = "inference-requests"\n'
+        f"{extra}"
     )
 
 

@@ -84,7 +84,13 @@ class SimAzure(Controller):
         self.issuer = f"{_url(self._sockets['oidc'])}{seed.tenant_id}/{cluster_guid}/"
         self._tenant: Tenant = seed.resolved(self.issuer)
         self.authority_host = _url(self._sockets["entra"])
-        self.entra = SimEntra(self.tenant, ctx.clock.epoch_seconds, ctx.ca_pem, lambda: self.authority_host)
+        self.entra = SimEntra(
+            self.tenant,
+            ctx.clock.epoch_seconds,
+            ctx.ca_pem,
+            lambda: self.authority_host,
+            time_scale=ctx.clock.time_scale,
+        )
         self.vaults: dict[str, tuple[socket.socket, SimKeyVault]] = {}
         for vault in self._tenant.key_vaults:
             sock = _listen()

@@ -57,10 +57,12 @@ class SimEntra:
         now: Callable[[], float],
         ca_pem: bytes,
         authority: Callable[[], str],
+        time_scale: float = 1.0,
     ) -> None:
         self.tenant = tenant
         self.now = now
         self.authority = authority
+        self.time_scale = time_scale
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.public_key = self._key.public_key()
         self._ssl = ssl.create_default_context(cadata=ca_pem.decode())
@@ -260,10 +262,12 @@ class SimEntra:
             self._key,
             algorithm="RS256",
         )
+        # Clients count expires_in in wall seconds, the resources check exp in cluster time.
+        expires_in = max(1, int(ACCESS_TOKEN_SECONDS / self.time_scale))
         return {
             "token_type": "Bearer",
-            "expires_in": ACCESS_TOKEN_SECONDS,
-            "ext_expires_in": ACCESS_TOKEN_SECONDS,
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
             "access_token": access,
         }
 
