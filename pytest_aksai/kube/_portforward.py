@@ -24,6 +24,9 @@ class PortForwardError(Exception):
     """The API server refused or could not open the port-forward (RBAC, kubelet, network)."""
 
 
+_OPENING = threading.Lock()
+
+
 class PortForward:
     """Forward `127.0.0.1:<local_port>` to `port` of pod `namespace/pod`; close() stops it."""
 
@@ -46,12 +49,15 @@ class PortForward:
 
     def _open_stream(self) -> Any:
         try:
-            forward = portforward(
-                self._core.connect_get_namespaced_pod_portforward,
-                self.pod,
-                self.namespace,
-                ports=str(self.port),
-            )
+            # The client's `stream` swaps `request` on the ApiClient while it connects: two connections
+            # opening at once on one client would each see the other's swap.
+            with _OPENING:
+                forward = portforward(
+                    self._core.connect_get_namespaced_pod_portforward,
+                    self.pod,
+                    self.namespace,
+                    ports=str(self.port),
+                )
         except ApiException as exc:
             raise PortForwardError(
                 f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: {exc.reason or exc.status}"
