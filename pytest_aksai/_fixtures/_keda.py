@@ -23,7 +23,7 @@ REF_ARGNAME = "aksai_scaler_ref"
 SCALER_FIXTURES = frozenset({"aksai_scaler", "aksai_scaler_ready", "aksai_keda_lifecycle"})
 LIFECYCLE_SLACK_S = 30.0
 """Cluster seconds allowed beyond KEDA's own bounds (a watch event's and a poll's jitter)."""
-HARNESS_SLACK_WALL_S = 1.0
+HARNESS_SLACK_WALL_S = 2.0
 """Wall seconds for the harness's own path (API server watches, the port-forward): on a time-compressed
 simulated cluster they are not compressed, so they are added to each budget at the cluster's time scale."""
 

@@ -1093,7 +1093,7 @@ def run_http_lifecycle(
             load_started = recorder.now()
 
             last_done = [0.0]
-            load = {**body, "max_tokens": 400}
+            load = {**body, "max_tokens": 128}
 
             def worker(client: httpx.Client) -> None:
                 try:

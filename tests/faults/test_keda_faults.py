@@ -36,7 +36,7 @@ KEDA_CHECKS = STATIC_CHECKS | {"test_scaler_is_ready"} | LIFECYCLE_CHECKS
 
 
 def _case(scaler: str, *faults: str, strict: bool = False) -> Case:
-    # The default time scale (not the matrix's 600): the lifecycle's budgets are cluster seconds, and at 600
+    # Half the default time scale (not the matrix's 600): the lifecycle's budgets are cluster seconds; at 600
     # a 45 s activation budget is 75 ms of wall time, less than a request through a port-forward takes.
     return Case(
         faults,
@@ -45,7 +45,7 @@ def _case(scaler: str, *faults: str, strict: bool = False) -> Case:
         scenario="keda-gpu",
         profile=scaler,
         args=("-m", "keda"),
-        time_scale=60,
+        time_scale=30,
     )
 
 
