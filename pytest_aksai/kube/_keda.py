@@ -420,6 +420,9 @@ def route_service_judgment(scaler: Scaler, objects: Sequence[tuple[str, Obj]]) -
     if not scaler.is_http or not scaler.service:
         return Judgment(None, f"{scaler} is not routed by the HTTP add-on")
     service = _find(objects, "Service", scaler.namespace, scaler.service)
+    if service is None and _workspace_running(objects, scaler.namespace, scaler.service):
+        # Not in the YAML: KAITO creates Service <workspace> itself, with publishNotReadyAddresses: true.
+        service = {"spec": {"publishNotReadyAddresses": True, "selector": {WORKSPACE_LABEL: scaler.service}}}
     if service is None:
         return Judgment(
             False, f"{scaler} routes to Service {scaler.namespace}/{scaler.service}, which does not exist"

@@ -7,11 +7,15 @@ T4 nodes for the vLLM-standalone Deployment, until NAP provisions them), one sca
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from tests.faults._matrix import Case, Verdicts, failing
+from tests.faults._matrix import SUITES, Case, Verdicts, failing
 
 HTTP_SCALER = 'scaled_objects = ["inference/vllm-phi4-mini"]'
 KAITO_SCALER = 'scaled_objects = ["inference/workspace-phi4-mini"]'
@@ -151,3 +155,37 @@ def test_each_keda_fault_fails_exactly_its_checks(
         assert text in failed[name], (name, failed[name])
     for name in dependents:
         assert says and says in failed[name], (name, failed[name])
+
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "upstream" / "aks-ai-lab-manifests"
+
+
+def test_the_seed_labs_http_scaler_fails_naming_the_kind_mismatch(tmp_path: Path) -> None:
+    """The seed lab's `keda/1-http-scaledobject.yaml` with its Workspace, in static mode: the target-kind check
+    names the Deployment/StatefulSet mismatch, and the route check KAITO's Service with not-ready addresses."""
+    if not SEED.is_dir():
+        pytest.skip(f"the seed lab's manifests are not at {SEED}")
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    shutil.copy(SEED / "keda" / "1-http-scaledobject.yaml", deploy)
+    shutil.copy(SEED / "kaito" / "workspace-phi4-mini.yaml", deploy)
+    shutil.copy(SUITES / "test_keda.py", tmp_path)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--aksai-manifests=deploy", "-rf"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    failed = {
+        line.split("::")[1].split("[")[0] for line in run.stdout.splitlines() if line.startswith("FAILED ")
+    }
+    assert failed == {"test_target_is_what_runs", "test_route_publishes_only_ready_addresses"}, run.stdout[
+        -3000:
+    ]
+    assert (
+        "names Deployment/workspace-phi4-mini (no kind: KEDA reads Deployment), but KAITO runs" in run.stdout
+    )
+    assert "Set scaleTargetRef.apiVersion: apps/v1 and kind: StatefulSet" in run.stdout
