@@ -118,6 +118,7 @@ _EXPLAINED_BY = {
     "idle-at-zero": "test_idles_at_zero",
     "activation": "test_activates_on_demand",
     "pod-ready": "test_activates_on_demand",
+    "scale-out": "test_scales_out_under_sustained_demand",
 }
 
 
@@ -164,6 +165,7 @@ def test_first_request_after_scale_from_zero_succeeds(
 ) -> None:
     """The request that woke the target is answered 200 (status, latency and the cold-start header recorded)."""
     lifecycle = aksai_keda_lifecycle
+    _root_cause(lifecycle, "scale-out")
     first = lifecycle.first_request
     assert first is not None, f"{lifecycle.scaler}: the first request never completed"
     aksai_measure("keda_first_request_s", first.seconds)

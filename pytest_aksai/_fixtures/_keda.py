@@ -23,6 +23,9 @@ REF_ARGNAME = "aksai_scaler_ref"
 SCALER_FIXTURES = frozenset({"aksai_scaler", "aksai_scaler_ready", "aksai_keda_lifecycle"})
 LIFECYCLE_SLACK_S = 30.0
 """Cluster seconds allowed beyond KEDA's own bounds (a watch event's and a poll's jitter)."""
+HARNESS_SLACK_WALL_S = 2.0
+"""Wall seconds for the harness's own path (API server watches, the port-forward): on a time-compressed
+simulated cluster they are not compressed, so they are added to each budget at the cluster's time scale."""
 
 ObjectList = list[tuple[str, dict[str, Any]]]
 
@@ -178,7 +181,6 @@ def aksai_keda_lifecycle(
     request: pytest.FixtureRequest,
     aksai_cluster: Cluster,
     aksai_scaler: Scaler,
-    aksai_scaler_ready: WaitResult,
     aksai_keda_objects: ObjectList,
 ) -> Lifecycle:
     """One 0 → 1 → N → 0 run of the scaler with demand through its own channel, once per run; the checks
@@ -192,12 +194,17 @@ def aksai_keda_lifecycle(
     if not aksai_scaler.is_http:
         kinds = ", ".join(t.type for t in aksai_scaler.triggers)
         pytest.skip(f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on only)")
+    request.getfixturevalue("aksai_scaler_ready")
     budget = settings_of(request.config).timeout("scale_up")
     return once_per_run(
         request,
         f"keda-lifecycle:{aksai_scaler.ref}",
         lambda: run_http_lifecycle(
-            aksai_cluster, aksai_scaler, aksai_keda_objects, slack=LIFECYCLE_SLACK_S, cold_start_budget=budget
+            aksai_cluster,
+            aksai_scaler,
+            aksai_keda_objects,
+            slack=LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale,
+            cold_start_budget=budget,
         ),
         params={REF_ARGNAME: aksai_scaler},
     )

@@ -9,6 +9,7 @@ and arithmetic/comparison between a vector and a scalar or two vectors with iden
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import re
@@ -47,6 +48,10 @@ Vector = list[Sample]
 Value = Vector | float
 
 
+def _time(sample: tuple[float, float]) -> float:
+    return sample[0]
+
+
 def _name(labels: Labels) -> str:
     return dict(labels).get("__name__", "")
 
@@ -72,6 +77,15 @@ class Evaluator:
     def __init__(self, series: Callable[[], Iterable[Series]], now: float) -> None:
         self._series = series
         self.now = now
+        self._by_name: dict[str, list[tuple[dict[str, str], Series]]] | None = None
+
+    def _indexed(self) -> dict[str, list[tuple[dict[str, str], Series]]]:
+        if self._by_name is None:
+            self._by_name = {}
+            for series in self._series():
+                labels = dict(series.labels)
+                self._by_name.setdefault(labels.get("__name__", ""), []).append((labels, series))
+        return self._by_name
 
     def query(self, text: str) -> Value:
         try:
@@ -84,30 +98,32 @@ class Evaluator:
     def _select(self, vs: object) -> list[Series]:
         name = getattr(vs, "name", None)
         matchers = list(getattr(getattr(vs, "matchers"), "matchers"))  # noqa: B009
-        out = []
-        for series in self._series():
-            labels = dict(series.labels)
-            if name and labels.get("__name__") != name:
-                continue
-            if all(_matches(labels, m) for m in matchers):
-                out.append(series)
-        return out
+        index = self._indexed()
+        candidates = index.get(name, []) if name else [c for group in index.values() for c in group]
+        return [series for labels, series in candidates if all(_matches(labels, m) for m in matchers)]
 
     def _instant(self, vs: object) -> Vector:
         out: Vector = []
         for series in self._select(vs):
             if series.stale_at is not None and series.stale_at <= self.now:
                 continue
-            recent = [(t, v) for t, v in series.samples if self.now - LOOKBACK < t <= self.now]
-            if recent:
-                out.append(Sample(series.labels, recent[-1][1]))
+            end = bisect.bisect_right(series.samples, self.now, key=_time)
+            if end and series.samples[end - 1][0] > self.now - LOOKBACK:
+                out.append(Sample(series.labels, series.samples[end - 1][1]))
         return out
 
     def _range(self, ms: object) -> tuple[list[tuple[Labels, list[tuple[float, float]]]], float]:
         window = float(getattr(ms, "range").total_seconds())  # noqa: B009
         vs = getattr(ms, "vector_selector")  # noqa: B009
         selected = [
-            (series.labels, [(t, v) for t, v in series.samples if self.now - window < t <= self.now])
+            (
+                series.labels,
+                series.samples[
+                    bisect.bisect_right(series.samples, self.now - window, key=_time) : bisect.bisect_right(
+                        series.samples, self.now, key=_time
+                    )
+                ],
+            )
             for series in self._select(vs)
         ]
         return selected, window
