@@ -161,6 +161,8 @@ def aksai_load_run(
 
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)
+    if settings.is_absent("load"):
+        pytest.skip(settings.absence_reason("load"))
 
     def run() -> LoadRun:
         merged = _measure(request, aksai_cluster, aksai_endpoint, settings)
