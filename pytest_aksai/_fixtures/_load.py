@@ -102,7 +102,7 @@ def _measure(
 
 SIM_WORKER_IMAGE = "pytest-aksai-load:sim"
 """On the simulated cluster any image runs the `aksai-load` command as the real client process."""
-START_DELAY_S = {True: 15.0, False: 90.0}
+START_DELAY_S = {True: 25.0, False: 90.0}
 """Seconds from creating the Job to the shared start: pods must be scheduled, pulled and warmed up by then."""
 
 
