@@ -53,6 +53,8 @@ NamespacedName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 ]
 """`namespace/name`, e.g. `inference/workspace-phi4-mini`."""
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+"""A namespace name (an RFC 1123 label)."""
 
 
 class _Strict(BaseModel):
@@ -81,9 +83,20 @@ class SimSettings(_Strict):
 
 
 class AzureSettings(_Strict):
+    """The identity area: whose Workload Identity chain to walk and what it must reach."""
+
     tenant_id: str | None = None
-    client_id: str | None = None
-    key_vault_url: str | None = None
+    """The default tenant (a ServiceAccount's `azure.workload.identity/tenant-id` wins)."""
+    authority_host: str | None = None
+    """Entra ID's host; default `https://login.microsoftonline.com/` (sim: the simulated Entra)."""
+    oidc_issuer: str | None = None
+    """The cluster's OIDC issuer URL (`az aks show --query oidcIssuerProfile.issuerUrl`); tokens must name it."""
+    service_accounts: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ServiceAccounts whose chain to walk; empty means every one configured for
+    Workload Identity."""
+    key_vaults: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Vault name → the secret names to read; empty means the vaults and objects of the
+    SecretProviderClasses the ServiceAccounts' pods mount."""
     service_bus_namespace: str | None = None
     service_bus_queue: str | None = None
 
@@ -169,12 +182,15 @@ class ClusterProfile(_Strict):
     """The idle budget (cluster seconds): a NodePool's consolidateAfter may not exceed it."""
     idle_cost_per_day_max: NonNegativeFloat | None = None
     """USD per day the GPU nodes may cost with no inference traffic; None: the idle-cost check skips."""
-    scaled_objects: tuple[str, ...] = ()
+    scaled_objects: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ScaledObjects or HTTPScaledObjects to check; empty means every scaler found."""
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
     back to the service proxy."""
     endpoints: dict[NamespacedName, str] = Field(default_factory=dict)
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
+    client_namespaces: tuple[DnsLabel, ...] = ()
+    """Namespaces whose pods call the model servers (the network path checks); empty: each model's own."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
@@ -212,6 +228,11 @@ BUILTIN_PROFILES: dict[str, ClusterProfile] = {
         # completion lasts ~10 s at the T4's ~34 ms per decode step.
         load=LoadSettings(concurrency=8, duration_s=10, max_tokens=64),
         idle_cost_per_day_max=15.0,
+        # The default lab's queue, as a user's profile names theirs.
+        azure=AzureSettings(
+            service_bus_namespace="sb-aksai-lab.servicebus.windows.net",
+            service_bus_queue="inference-requests",
+        ),
     ),
 }
 

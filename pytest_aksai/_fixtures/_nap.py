@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 REF_ARGNAME = "aksai_nodepool_ref"
 NODEPOOL_FIXTURES = frozenset({"aksai_nodepool"})
 PROBE_MANIFEST = "nap/gpu-probe.yaml"
-NOMINATE_BUDGET_S = 60.0
-"""Karpenter batches pending pods for at most 10 s; a NodeClaim nominated a minute later is a failure."""
+NOMINATE_BUDGET_S = 180.0
+"""Karpenter batches pending pods for at most 10 s and reports every scheduling failure at once; a probe with
+neither a NodeClaim nor a reason after 3 minutes means NAP is not acting on it."""
 LAUNCH_BUDGET_S = 330.0
 """Karpenter's launch timeout (5 min) plus a poll."""
 

@@ -137,6 +137,8 @@ class NodePool(_View):
 
     @property
     def capacity_types(self) -> set[str]:
+        if not self._on(LABEL_CAPACITY_TYPE):
+            return {"on-demand"}  # Karpenter's default
         allowed = {"on-demand", "spot"}
         return {
             c
@@ -304,6 +306,8 @@ def could_land_on(template: Mapping[str, Any], pool: NodePool, *, ignore_taints:
 
     pod_reqs = _pod_requirements(spec)
     defined = {**pool.template_labels, LABEL_NODEPOOL: pool.name}
+    if any(r.get("key") == LABEL_NODEPOOL and not requirement_matches(r, defined) for r in pod_reqs):
+        return False
     pool_keys = {str(r.get("key")) for r in pool.requirements}
     for req in pod_reqs:
         key = str(req.get("key"))
@@ -343,7 +347,8 @@ def gpu_workloads(objects: Iterable[Obj]) -> list[tuple[str, Obj, Obj, int]]:
 
 
 def taint_problems(pool: NodePool, objects: Sequence[Obj]) -> list[str]:
-    """A GPU NodePool keeps other pods off with a NoSchedule taint, and the GPU workloads meant for it tolerate it."""
+    """A GPU NodePool keeps other pods off with a NoSchedule taint, and a GPU workload that matches it but does
+    not tolerate its taints has another NodePool to land on."""
     problems = []
     hard = [t for t in pool.taints if t.get("effect") in ("NoSchedule", "NoExecute")]
     if not hard:
@@ -351,8 +356,12 @@ def taint_problems(pool: NodePool, objects: Sequence[Obj]) -> list[str]:
             "has no NoSchedule taint, so any pod Karpenter provisions for may land on a GPU node (and keep it from "
             f'being consolidated); add taints: [{{key: {GPU_RESOURCE}, value: "true", effect: NoSchedule}}]'
         )
+    others = [NodePool.model_validate(o) for o in objects if o.get("kind") == "NodePool"]
+    others = [other for other in others if other.name != pool.name]
     for name, _, template, _ in gpu_workloads(objects):
         if could_land_on(template, pool, ignore_taints=True) and not could_land_on(template, pool):
+            if any(could_land_on(template, other) for other in others):
+                continue  # kept off this pool on purpose (a spot taint, say): another NodePool serves it
             missing = [
                 f"{t.get('key')}={t.get('value') or ''}:{t.get('effect')}"
                 for t in hard

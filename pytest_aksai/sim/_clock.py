@@ -11,14 +11,22 @@ from pytest_aksai.sim.contract import DEFAULT_TIME_SCALE
 __all__ = ["DEFAULT_TIME_SCALE", "VirtualClock"]
 
 
+BEHIND_WALL_FOR = timedelta(hours=12)
+"""How long (wall time) the cluster clock stays behind the wall clock after it starts."""
+
+
 class VirtualClock:
-    """Cluster time starts at the real time of creation and then advances `time_scale` times faster."""
+    """Cluster time advances `time_scale` times faster than wall time. It starts far enough in the past that
+    it stays behind the wall clock for `BEHIND_WALL_FOR`: clients that compare cluster timestamps with their
+    own clock (`kubectl describe`'s event ages) then see old things, never ones from the future
+    (`<invalid>`)."""
 
     def __init__(self, time_scale: float = DEFAULT_TIME_SCALE, *, epoch: datetime | None = None) -> None:
         if not time_scale > 0:
             raise ValueError(f"time scale must be > 0, got {time_scale!r}")
         self.time_scale = float(time_scale)
-        self._epoch = epoch or datetime.now(UTC)
+        lead = BEHIND_WALL_FOR * max(self.time_scale - 1.0, 0.0)
+        self._epoch = epoch or (datetime.now(UTC) - lead).replace(microsecond=0)
         self._wall_start = time.monotonic()
 
     def elapsed(self) -> float:

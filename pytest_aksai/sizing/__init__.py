@@ -36,6 +36,12 @@ if TYPE_CHECKING:
         vm_sizes,
     )
     from pytest_aksai.sizing._check import SizingCheck
+    from pytest_aksai.sizing._engine_args import (
+        EngineArg,
+        EngineArgCatalog,
+        EngineArgProblem,
+        vllm_engine_args,
+    )
     from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
     from pytest_aksai.sizing._latency import Roofline
     from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
@@ -75,6 +81,10 @@ _LAZY = {
     "kaito_fixed_daily": "._arith",
     "selfhost_cost_per_token": "._arith",
     "SizingCheck": "._check",
+    "EngineArg": "._engine_args",
+    "EngineArgCatalog": "._engine_args",
+    "EngineArgProblem": "._engine_args",
+    "vllm_engine_args": "._engine_args",
     "Check": "._fit",
     "FitReport": "._fit",
     "ServingConfig": "._fit",
@@ -116,6 +126,9 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Check",
+    "EngineArg",
+    "EngineArgCatalog",
+    "EngineArgProblem",
     "Finding",
     "FitReport",
     "GpuModel",
@@ -152,5 +165,6 @@ __all__ = [
     "selfhost_cost_per_token",
     "served_name_of",
     "unknown_label_problems",
+    "vllm_engine_args",
     "vm_sizes",
 ]

@@ -83,6 +83,8 @@ LATE_LABEL_DOMAINS = ("nvidia.com/", "feature.node.kubernetes.io/")
 """Labels agents put on a node after it joins (GPU feature discovery): no instance type carries them, so a
 requirement on them can never be met at provisioning time (Azure/karpenter-provider-azure#1005)."""
 
+NOT_OF_THE_INSTANCE = frozenset({LABEL_NODEPOOL, "kubernetes.io/hostname", "topology.kubernetes.io/region"})
+"""Well-known labels an instance type does not carry: the NodePool, the node's name, the cluster's region."""
 CAPACITY_TYPES = ("on-demand", "spot")
 ZONES = ("1", "2", "3")
 
@@ -183,12 +185,17 @@ def requirement_matches(req: Mapping[str, Any], labels: Mapping[str, str]) -> bo
 def instance_type_keys(requirements: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The requirements an instance type must satisfy: those on well-known keys. A requirement on a custom
     key is a label the NodePool puts on its nodes itself, so it never excludes an instance type."""
-    return [r for r in requirements if str(r.get("key")) in WELL_KNOWN]
+    return [
+        r for r in requirements if str(r.get("key")) in WELL_KNOWN and r.get("key") not in NOT_OF_THE_INSTANCE
+    ]
 
 
 def compatible(it: InstanceType, requirements: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """The (capacity type, zone) offerings of `it` that satisfy every well-known requirement."""
     relevant = instance_type_keys(requirements)
+    if not any(r.get("key") == LABEL_CAPACITY_TYPE for r in relevant):
+        # Karpenter defaults a NodePool (and so its NodeClaims) without a capacity-type requirement to on-demand.
+        relevant = [*relevant, {"key": LABEL_CAPACITY_TYPE, "operator": "In", "values": ["on-demand"]}]
     return [
         (ct, zone)
         for ct in CAPACITY_TYPES

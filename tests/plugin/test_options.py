@@ -180,6 +180,7 @@ def test_faults_command_lists_every_fault_the_option_accepts() -> None:
     listed = {line.split()[0] for line in out.splitlines()}
     assert listed == set(FAULTS)
     # The names line up in one column, as wide as the longest name.
+
     assert re.search(
         r"^vllm-buffered-stream +streamed responses arrive all at once at the end$", out, re.M
     ), out

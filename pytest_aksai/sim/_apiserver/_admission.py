@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +238,171 @@ def _workload(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
     _pod_spec(template.get("spec"), "spec.template.spec", errors, template=True)
 
 
+def _network_policy(obj: Obj, errors: list[FieldError]) -> None:
+    """Defaults and validation of networking/v1 NetworkPolicy (storage only: another part of the sim
+    decides what traffic policies allow)."""
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        errors.append(FieldError("FieldValueInvalid", "spec", spec, "must be an object"))
+        return
+    spec.setdefault("podSelector", {})
+    types = spec.get("policyTypes") or []
+    for i, value in enumerate(types):
+        if value not in ("Ingress", "Egress"):
+            errors.append(
+                FieldError(
+                    "FieldValueNotSupported",
+                    f"spec.policyTypes[{i}]",
+                    value,
+                    'supported values: "Egress", "Ingress"',
+                )
+            )
+    if len(types) > 2:
+        errors.append(
+            FieldError(
+                "FieldValueInvalid", "spec.policyTypes", types, "may not specify more than two policyTypes"
+            )
+        )
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or []):
+            base = f"spec.{direction}[{i}]"
+            for j, port in enumerate(rule.get("ports") or []):
+                path = f"{base}.ports[{j}]"
+                port.setdefault("protocol", "TCP")
+                if port["protocol"] not in ("TCP", "UDP", "SCTP"):
+                    errors.append(
+                        FieldError(
+                            "FieldValueNotSupported",
+                            f"{path}.protocol",
+                            port["protocol"],
+                            'supported values: "SCTP", "TCP", "UDP"',
+                        )
+                    )
+                number = port.get("port")
+                if isinstance(number, int) and not 0 < number < 65536:
+                    errors.append(
+                        FieldError(
+                            "FieldValueInvalid",
+                            f"{path}.port",
+                            number,
+                            "must be between 1 and 65535, inclusive",
+                        )
+                    )
+                end = port.get("endPort")
+                if end is not None:
+                    if not isinstance(number, int):
+                        errors.append(
+                            FieldError(
+                                "FieldValueRequired",
+                                f"{path}.port",
+                                detail="must be specified when endPort is specified",
+                            )
+                        )
+                    elif not isinstance(end, int) or end < number:
+                        errors.append(
+                            FieldError(
+                                "FieldValueInvalid",
+                                f"{path}.endPort",
+                                end,
+                                "must be greater than or equal to `port`",
+                            )
+                        )
+            for j, peer in enumerate(rule.get(peers_key) or []):
+                path = f"{base}.{peers_key}[{j}]"
+                selectors = [k for k in ("podSelector", "namespaceSelector") if k in peer]
+                if "ipBlock" in peer and selectors:
+                    errors.append(
+                        FieldError(
+                            "FieldValueForbidden",
+                            path,
+                            detail="may not specify both ipBlock and another peer",
+                        )
+                    )
+                elif "ipBlock" not in peer and not selectors:
+                    errors.append(FieldError("FieldValueRequired", path, detail="must specify a peer"))
+                block = peer.get("ipBlock")
+                if isinstance(block, dict) and not _cidr(block.get("cidr")):
+                    errors.append(
+                        FieldError(
+                            "FieldValueInvalid",
+                            f"{path}.ipBlock.cidr",
+                            block.get("cidr"),
+                            "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+                        )
+                    )
+
+
+def _cidr(value: Any) -> bool:
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+_CRONJOB_DEFAULTS = {
+    "concurrencyPolicy": "Allow",
+    "suspend": False,
+    "successfulJobsHistoryLimit": 3,
+    "failedJobsHistoryLimit": 1,
+}
+
+
+def _job(obj: Obj, errors: list[FieldError], old: Obj | None) -> None:
+    """The Job strategy's defaults: a selector on the Job's uid and the labels that make it match (so
+    `kubectl logs job/x` finds the pod), unless `manualSelector` says the user chose their own."""
+    spec = obj.setdefault("spec", {})
+    if old is not None:
+        if spec.get("selector") != (old.get("spec") or {}).get("selector"):
+            errors.append(
+                FieldError("FieldValueInvalid", "spec.selector", spec.get("selector"), "field is immutable")
+            )
+        return
+    meta = obj["metadata"]
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    if not spec.get("manualSelector"):
+        if spec.get("selector"):
+            errors.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    "spec.selector",
+                    spec["selector"],
+                    "`selector` will be auto-generated",
+                )
+            )
+        uid, name = str(meta.get("uid")), str(meta.get("name"))
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            }
+        )
+    restart = (template.get("spec") or {}).get("restartPolicy")
+    if restart not in ("OnFailure", "Never"):
+        errors.append(
+            FieldError(
+                "FieldValueNotSupported" if restart else "FieldValueRequired",
+                "spec.template.spec.restartPolicy",
+                restart,
+                'supported values: "OnFailure", "Never"',
+            )
+        )
+    _pod_spec(template.get("spec"), "spec.template.spec", errors, template=True)
+
+
 def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
@@ -277,6 +443,16 @@ def _service(obj: Obj, errors: list[FieldError], store: Store, old: Obj | None) 
         elif not spec.get("clusterIP"):
             spec["clusterIP"] = store.allocate_cluster_ip()
         spec["clusterIPs"] = [spec["clusterIP"]]
+        if spec["type"] in ("NodePort", "LoadBalancer"):
+            previous = {
+                (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                for p in ((old or {}).get("spec") or {}).get("ports") or []
+            }
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+            for port in ports or []:
+                if isinstance(port, dict) and not port.get("nodePort"):
+                    key = (port.get("port"), port.get("protocol", "TCP"))
+                    port["nodePort"] = previous.get(key) or store.allocate_node_port()
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
@@ -380,6 +556,16 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         status = obj.setdefault("status", {})
         for field in _STATUS_ALWAYS_SERIALIZED.get(kind, ()):
             status.setdefault(field, 0)
+    elif rt.group == "networking.k8s.io" and kind == "NetworkPolicy":
+        _network_policy(obj, errors)
+    elif rt.group == "batch" and kind == "Job":
+        _job(obj, errors, old)
+    elif rt.group == "batch" and kind == "CronJob":
+        spec = obj.setdefault("spec", {})
+        for field, value in _CRONJOB_DEFAULTS.items():
+            spec.setdefault(field, value)
+        if not spec.get("schedule"):
+            errors.append(FieldError("FieldValueRequired", "spec.schedule"))
     elif rt.group == "apiextensions.k8s.io":
         errors.extend(_crd.validate(store, obj, old))
     if errors:

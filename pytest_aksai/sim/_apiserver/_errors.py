@@ -50,10 +50,15 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         }
         if self.details is not None:
-            body["details"] = self.details
+            # metav1.StatusDetails' field order, as the Go encoder writes it
+            order = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+            body["details"] = {
+                **{k: self.details[k] for k in order if k in self.details},
+                **{k: v for k, v in self.details.items() if k not in order},
+            }
+        body["code"] = self.code  # metav1.Status puts code after details
         return body
 
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import _discovery, _knownfields, _openapi, _tables
+from . import _discovery, _knownfields, _openapi, _protobuf, _tables
 from ._errors import ApiError, invalid, method_not_allowed
 from ._store import Obj, Store, Watch
+from ._streams import StreamHandlers
 from ._types import ResourceType
 
 if TYPE_CHECKING:
@@ -30,7 +31,10 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_dumps(body).encode(), status=status, content_type=_JSON, headers=headers)
+    # Go's json.Encoder, which the API server writes with, ends every document with a newline.
+    return web.Response(
+        body=_dumps(body).encode() + b"\n", status=status, content_type=_JSON, headers=headers
+    )
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -55,6 +59,10 @@ def _bool(value: str | None) -> bool:
     return value is not None and value.lower() in ("true", "1")
 
 
+def _include(request: web.Request) -> str:
+    return request.query.get("includeObject") or "Metadata"
+
+
 def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
@@ -63,6 +71,7 @@ class Handlers:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
         self.store: Store = server.store
+        self.streams = StreamHandlers(server)
         self._lines: dict[tuple[int, str, str], tuple[Obj, bytes]] = {}
 
     # ---- routing ---------------------------------------------------------------------------------------
@@ -136,13 +145,14 @@ class Handlers:
     async def _body(self, request: web.Request) -> Any:
         ctype = request.content_type
         raw = await request.read()
-        if "protobuf" in ctype or "cbor" in ctype:
+        if "protobuf" in ctype:
             # kubectl's imperative generators (`kubectl create namespace|configmap|deployment ...`) send protobuf.
+            return _protobuf.decode(raw, ctype)
+        if "cbor" in ctype:
             raise ApiError(
                 415,
                 f"the body of the request was in an unknown format ({ctype}) - accepted media types "
-                "include: application/json, application/yaml (the simulated cluster does not decode "
-                "protobuf: use `kubectl apply -f` or `kubectl create -f`)",
+                "include: application/json, application/yaml, application/vnd.kubernetes.protobuf",
             )
         try:
             if ctype.endswith("yaml"):
@@ -155,7 +165,7 @@ class Handlers:
         self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200
     ) -> web.Response:
         if _wants_table(request):
-            return json_response(_tables.table(rt, [obj], self.store.clock, None), status)
+            return json_response(_tables.table(rt, [obj], self.store.clock, None, _include(request)), status)
         return json_response(obj, status)
 
     # ---- verbs -----------------------------------------------------------------------------------------
@@ -180,7 +190,7 @@ class Handlers:
             meta["continue"] = page.continue_token
             meta["remainingItemCount"] = page.remaining
         if _wants_table(request):
-            return json_response(_tables.table(rt, page.items, self.store.clock, meta))
+            return json_response(_tables.table(rt, page.items, self.store.clock, meta, _include(request)))
         return json_response(
             {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": page.items}
         )
@@ -233,6 +243,8 @@ class Handlers:
             raise ApiError(400, "the body of the request was not a JSON object")
         dry_run = self._check_dry_run(request)
         warnings = self._field_validation(request, route.rt, body)
+        if route.rt.kind in ("SelfSubjectReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview"):
+            return json_response(self.server.self_review(request, route.rt, body), 201)
         obj = self.store.create_raw(route.rt, body, namespace=route.namespace, dry_run=dry_run)
         return _warn(self._obj_response(request, route.rt, obj, 201), warnings)
 
@@ -424,7 +436,7 @@ class Handlers:
                 if table:
                     if obj["apiVersion"] != rt.api_version:
                         obj = {**obj, "apiVersion": rt.api_version}
-                    payload = _tables.table(rt, [obj], server.store.clock, None)
+                    payload = _tables.table(rt, [obj], server.store.clock, None, _include(request))
                     line = _dumps({"type": event_type, "object": payload}).encode() + b"\n"
                 else:
                     line = self._event_line(event_type, obj, rt.api_version)
@@ -470,7 +482,7 @@ class Handlers:
         method = request.method
         rt = route.rt
         assert route.name is not None
-        if sub == "status":
+        if sub in ("status", "approval"):  # a CSR's approval lives in its status
             if method == "GET":
                 return self._get(request, route)
             if method == "PUT":
@@ -492,7 +504,9 @@ class Handlers:
         if sub == "proxy":
             return await self.server.proxy(request, rt, route.namespace or "default", route.name, route.rest)
         if sub == "portforward" and method in ("GET", "POST"):
-            return await self.server.port_forward(request, rt, route.namespace or "default", route.name)
+            return await self.streams.port_forward(request, route.namespace or "default", route.name)
+        if sub in ("exec", "attach") and method in ("GET", "POST"):
+            return await self.streams.exec(request, route.namespace or "default", route.name, sub == "attach")
         if sub == "binding" and method == "POST":
             body = await self._body(request)
             target = (body or {}).get("target") or {}
@@ -685,7 +699,11 @@ def discovery_routes(server: ApiServer) -> list[web.RouteDef]:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def openapi_v2(_: web.Request) -> web.Response:
+    async def openapi_v2(request: web.Request) -> web.Response:
+        if _openapi.PROTOBUF_V2 in request.headers.get("Accept", ""):
+            return web.Response(
+                body=_openapi.v2_protobuf(store), content_type=f"{_openapi.PROTOBUF_V2}.v1.0+protobuf"
+            )
         return json_response(_openapi.v2(store))
 
     async def openapi_v3(_: web.Request) -> web.Response:

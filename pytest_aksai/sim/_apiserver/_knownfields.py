@@ -32,6 +32,11 @@ def _model(name: str) -> dict[str, str] | None:
     return _tables().get(name)
 
 
+def model_fields(name: str) -> dict[str, str] | None:
+    """JSON field name → type name of the built-in model `name` (e.g. `V1PodSpec`), or None."""
+    return _model(name)
+
+
 def model_name(rt: ResourceType) -> str | None:
     name = _SPECIAL.get((rt.group, rt.kind)) or f"{rt.version[:1].upper()}{rt.version[1:]}{rt.kind}"
     return name if _model(name) is not None else None

@@ -122,13 +122,11 @@ def apply_patch(rt: ResourceType, current: dict[str, Any], patch: Any, patch_typ
             raise ApiError(400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
         try:
             return jsonpatch.apply_patch(current, patch)
-        except jsonpatch.JsonPatchTestFailed as exc:
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+            # kube-apiserver answers every failed application (a `test` that does not hold, a missing path)
+            # with this generic 422 and no details.
             raise ApiError(
-                422, f"the server rejected our request due to an error in our request: {exc}"
-            ) from None
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise ApiError(
-                422, f"the server rejected our request due to an error in our request: {exc}"
+                422, "the server rejected our request due to an error in our request", reason="Invalid"
             ) from None
     if not isinstance(patch, dict):
         raise ApiError(

@@ -52,6 +52,8 @@ _HOP_BY_HOP = frozenset(
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEY = web.RequestKey("aksai-user", str)
+ADMIN_USER = "masterclient"
+"""Who the kubeconfig's admin token is (an AKS cluster-admin kubeconfig's user)."""
 """The authenticated service account's username; absent for the admin and the sim's own token."""
 
 
@@ -60,6 +62,7 @@ class PodLogs:
 
     def __init__(self) -> None:
         self._text: dict[tuple[str, str, str], str] = {}
+        self._previous: dict[tuple[str, str, str], str] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
 
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
@@ -69,12 +72,18 @@ class PodLogs:
         if event is not None:
             event.set()
 
-    def read(self, namespace: str, pod: str, container: str) -> str | None:
-        return self._text.get((namespace, pod, container))
+    def read(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str | None:
+        return (self._previous if previous else self._text).get((namespace, pod, container))
+
+    def rotate(self, namespace: str, pod: str, container: str) -> None:
+        """The container restarted: its log so far becomes the previous instance's."""
+        key = (namespace, pod, container)
+        self._previous[key] = self._text.pop(key, "")
 
     def forget(self, namespace: str, pod: str) -> None:
-        for key in [k for k in self._text if k[:2] == (namespace, pod)]:
-            del self._text[key]
+        for table in (self._text, self._previous):
+            for key in [k for k in table if k[:2] == (namespace, pod)]:
+                del table[key]
 
     async def wait(self, namespace: str, pod: str, seconds: float) -> None:
         event = self._changed.setdefault((namespace, pod), asyncio.Event())
@@ -144,7 +153,11 @@ class ApiServer:
     ) -> None:
         """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
         user = request.get(USER_KEY)
-        if user is None or rt.plural in ("selfsubjectaccessreviews", "selfsubjectreviews"):
+        if user is None or rt.plural in (
+            "selfsubjectaccessreviews",
+            "selfsubjectreviews",
+            "selfsubjectrulesreviews",
+        ):
             return
         verb = _VERBS.get(request.method, "get")
         if request.method == "GET" and name is None:
@@ -158,6 +171,53 @@ class ApiServer:
             f'"{rt.plural}" in API group "{rt.group}"{where}',
             details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})},
         )
+
+    def self_review(self, request: web.Request, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
+        """SelfSubjectReview (`kubectl auth whoami`) and Self­Subject­Access/RulesReview (`kubectl auth can-i`)
+        for the requester: the admin may do anything, a service account nothing beyond these reviews."""
+        user = request.get(USER_KEY)
+        obj = {**body, "apiVersion": rt.api_version, "kind": rt.kind}
+        obj["metadata"] = {**(body.get("metadata") or {}), "creationTimestamp": None}
+        if rt.kind == "SelfSubjectReview":
+            if user is None:
+                info = {"username": ADMIN_USER, "groups": ["system:masters", "system:authenticated"]}
+            else:
+                namespace = user.split(":")[2] if user.count(":") >= 3 else ""
+                info = {
+                    "username": user,
+                    "groups": [
+                        "system:serviceaccounts",
+                        f"system:serviceaccounts:{namespace}",
+                        "system:authenticated",
+                    ],
+                }
+            obj["status"] = {"userInfo": info}
+        elif rt.kind == "SelfSubjectAccessReview":
+            obj["status"] = (
+                {"allowed": True, "reason": "the simulated cluster's admin may do anything"}
+                if user is None
+                else {"allowed": False}
+            )
+        else:
+            everything = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+            review_rules = [
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authorization.k8s.io"],
+                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                },
+                {
+                    "verbs": ["create"],
+                    "apiGroups": ["authentication.k8s.io"],
+                    "resources": ["selfsubjectreviews"],
+                },
+            ]
+            obj["status"] = {
+                "resourceRules": [everything] if user is None else review_rules,
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if user is None else [],
+                "incomplete": False,
+            }
+        return obj
 
     # ---- OIDC ------------------------------------------------------------------------------------------
     async def _openid_configuration(self, _: web.Request) -> web.Response:
@@ -224,7 +284,12 @@ class ApiServer:
         ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
-            raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            previous = self.pod_logs.read(namespace, name, container, previous=True)
+            if previous is None:
+                raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
+            return web.Response(
+                text=_tail(previous, request.query.get("tailLines")), content_type="text/plain"
+            )
         text = self.pod_logs.read(namespace, name, container)
         if text is None:
             state = next(
@@ -235,14 +300,13 @@ class ApiServer:
                 ),
                 {},
             )
-            if not state or "waiting" in state:
-                reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            # A container waiting to restart shows the log of its last instance, as kubelet serves it.
+            text = self.pod_logs.read(namespace, name, container, previous=True)
+            if text is None and (not state or "waiting" in state):
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-            text = ""
-        tail = request.query.get("tailLines")
-        if tail is not None:
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(tail) :]) if int(tail) > 0 else ""
+            text = text or ""
+        text = _tail(text, request.query.get("tailLines"))
         if not _bool(request.query.get("follow")):
             return web.Response(text=text, content_type="text/plain")
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -328,65 +392,18 @@ class ApiServer:
                 503, f"error trying to reach service: {exc}", reason="ServiceUnavailable"
             ) from None
 
-    async def port_forward(
-        self, request: web.Request, rt: ResourceType, namespace: str, name: str
-    ) -> web.StreamResponse:
-        """`pods/<name>/portforward?ports=P[,Q]` over WebSocket (`v4.channel.k8s.io`), as kubelet serves it.
-
-        Each port gets a data channel (2i) and an error channel (2i+1); the first frame on each carries the
-        port number (2 bytes, little endian). Every container port of a simulated pod is its process's port.
-        """
-        _, target = self._proxy_target(rt, namespace, name)
-        raw = ",".join(request.query.getall("ports", []))
-        try:
-            ports = [int(p) for p in raw.split(",") if p]
-        except ValueError:
-            raise ApiError(400, f"invalid port {raw!r}", reason="BadRequest") from None
-        if not ports or any(not 0 < p < 65536 for p in ports):
-            raise ApiError(
-                400, "at least one port must be given, each between 1 and 65535", reason="BadRequest"
-            )
-        ws = web.WebSocketResponse(protocols=("v4.channel.k8s.io",), autoping=True)
-        await ws.prepare(request)
-        streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        try:
-            for index, port in enumerate(ports):
-                streams.append(await asyncio.open_connection("127.0.0.1", target))
-                header = port.to_bytes(2, "little")
-                await ws.send_bytes(bytes((2 * index,)) + header)
-                await ws.send_bytes(bytes((2 * index + 1,)) + header)
-        except OSError as exc:
-            await ws.send_bytes(bytes((1,)) + f"error forwarding port: {exc}".encode())
-            await ws.close()
-            return ws
-
-        async def upstream_to_client(index: int, reader: asyncio.StreamReader) -> None:
-            while chunk := await reader.read(65536):
-                await ws.send_bytes(bytes((2 * index,)) + chunk)
-            await ws.close()
-
-        pumps = [asyncio.create_task(upstream_to_client(i, r)) for i, (r, _) in enumerate(streams)]
-        try:
-            async for message in ws:
-                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
-                    continue
-                channel, data = message.data[0], message.data[1:]
-                if channel % 2 == 0 and channel // 2 < len(streams):
-                    writer = streams[channel // 2][1]
-                    writer.write(data)
-                    await writer.drain()
-        finally:
-            for pump in pumps:
-                pump.cancel()
-            for _, writer in streams:
-                writer.close()
-        return ws
-
     async def _on_shutdown(self, _: web.Application) -> None:
         for watch in list(self.watches):
             watch.close()
         if self._client is not None:
             await self._client.close()
+
+
+def _tail(text: str, lines: str | None) -> str:
+    if lines is None:
+        return text
+    count = int(lines)
+    return "".join(text.splitlines(keepends=True)[-count:]) if count > 0 else ""
 
 
 def _bool(value: str | None) -> bool:

@@ -143,6 +143,7 @@ class Store:
         self._rv = 1000
         self._types: dict[tuple[str, str, str], ResourceType] = {}
         self._buckets: dict[Bucket, dict[Key, Obj]] = {}
+        self._node_ports = 0
         self._history: deque[_Event] = deque(maxlen=history_window)
         self._compacted_rv = self._rv
         self._watches: dict[Bucket, set[Watch]] = {}
@@ -151,6 +152,11 @@ class Store:
         self.on_types_changed: list[Callable[[], None]] = []
         self._ip_counter = 10
         self.tokens: TokenIssuer | None = None
+        self.mutating_admission: list[Callable[[ResourceType, Obj], None]] = []
+        """Mutating admission webhooks (an add-on's, e.g. Workload Identity's): called on CREATE before
+        validation with the object to mutate in place; an ApiError they raise refuses the request."""
+        self.container_runtime: Any = None
+        """The core's container runtime (exec, attach, port-forward), set once the kubelets run."""
         for rt in BUILTIN_TYPES:
             self._add_type(rt)
 
@@ -404,6 +410,8 @@ class Store:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        for webhook in self.mutating_admission:
+            webhook(rt, obj)
         _admission.admit(self, rt, obj, None)
         name = meta["name"]
         self._check_namespace(rt, namespace, name)
@@ -581,6 +589,20 @@ class Store:
                 raise ApiError(400, "PATCH, application/apply-patch+yaml requires fieldManager to be set")
             if not isinstance(patch, dict):
                 raise ApiError(400, "apply patch must be a YAML or JSON object")
+            raw_meta = patch.get("metadata")
+            applied_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+            if rt.namespaced and applied_meta.get("namespace") and applied_meta["namespace"] != namespace:
+                raise ApiError(
+                    400,
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                    reason="BadRequest",
+                )
+            if applied_meta.get("name") and applied_meta["name"] != name:
+                raise ApiError(
+                    400,
+                    f"the name of the object ({applied_meta['name']}) does not match the name on the URL ({name})",
+                    reason="BadRequest",
+                )
             if old is None:
                 if subresource:
                     raise not_found(rt.plural, rt.group, name)
@@ -998,6 +1020,21 @@ class Store:
                 self._remove(rt, key, obj)
         self.register_types(group, plural, [])
         self._buckets.pop((group, plural), None)
+
+    def allocate_node_port(self) -> int:
+        """A free port of the default NodePort range (30000-32767), as the service allocator gives one."""
+        services = self._buckets.get(("", "services"), {})
+        used = {
+            int(p["nodePort"])
+            for svc in services.values()
+            for p in (svc.get("spec") or {}).get("ports") or []
+            if p.get("nodePort")
+        }
+        while True:
+            self._node_ports += 1
+            candidate = 30000 + (self._node_ports * 7919) % 2768  # spread like the random allocator
+            if candidate not in used:
+                return candidate
 
     def allocate_cluster_ip(self) -> str:
         self._ip_counter += 1

@@ -113,7 +113,17 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         "Pod",
         short_names=("po",),
         categories=("all",),
-        subresources={"status", "log", "binding", "eviction", "ephemeralcontainers", "proxy", "portforward"},
+        subresources={
+            "status",
+            "log",
+            "binding",
+            "eviction",
+            "ephemeralcontainers",
+            "proxy",
+            "portforward",
+            "exec",
+            "attach",
+        },
         field_selectors=_POD_FIELDS,
     ),
     _rt(
@@ -309,7 +319,76 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         verbs=("create",),
         has_generation=False,
     ),
+    _rt("batch/v1", "cronjobs", "CronJob", short_names=("cj",), categories=("all",), subresources={"status"}),
+    _rt(
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short_names=("pv",),
+        subresources={"status"},
+        has_generation=False,
+    ),
+    _rt(
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        short_names=("rc",),
+        categories=("all",),
+        subresources={"status", "scale"},
+        scale=_SCALE,
+    ),
+    _rt("v1", "podtemplates", "PodTemplate", has_generation=False),
+    _rt("networking.k8s.io/v1", "ingressclasses", "IngressClass", namespaced=False, has_generation=False),
+    _rt(
+        "apiregistration.k8s.io/v1",
+        "apiservices",
+        "APIService",
+        namespaced=False,
+        subresources={"status"},
+    ),
+    _rt(
+        "certificates.k8s.io/v1",
+        "certificatesigningrequests",
+        "CertificateSigningRequest",
+        namespaced=False,
+        short_names=("csr",),
+        subresources={"status", "approval"},
+        has_generation=False,
+    ),
+    _rt(
+        "authentication.k8s.io/v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        namespaced=False,
+        verbs=("create",),
+        has_generation=False,
+    ),
+    _rt(
+        "authorization.k8s.io/v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+        verbs=("create",),
+        has_generation=False,
+    ),
+    _rt(
+        "authorization.k8s.io/v1",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        verbs=("create",),
+        has_generation=False,
+    ),
 )
 
-VIRTUAL_KINDS = frozenset({"TokenReview", "SelfSubjectAccessReview", "SubjectAccessReview"})
+VIRTUAL_KINDS = frozenset(
+    {
+        "TokenReview",
+        "SelfSubjectAccessReview",
+        "SubjectAccessReview",
+        "LocalSubjectAccessReview",
+        "SelfSubjectReview",
+        "SelfSubjectRulesReview",
+    }
+)
 """Create-only kinds the server answers without storing anything."""

@@ -17,6 +17,7 @@ from pytest_aksai.sim._apiserver._errors import ApiError
 from pytest_aksai.sim._core._daemonset import DaemonSetController
 from pytest_aksai.sim._core._deployment import DeploymentController
 from pytest_aksai.sim._core._endpoints import EndpointsController
+from pytest_aksai.sim._core._exec import install as install_runtime
 from pytest_aksai.sim._core._framework import Controller, run_all
 from pytest_aksai.sim._core._job import JobController
 from pytest_aksai.sim._core._kubelet import KubeletController
@@ -24,6 +25,7 @@ from pytest_aksai.sim._core._nodes import NodeController
 from pytest_aksai.sim._core._replicaset import ReplicaSetController
 from pytest_aksai.sim._core._scheduler import SchedulerController
 from pytest_aksai.sim._core._statefulset import StatefulSetController
+from pytest_aksai.sim._core._taints import TaintEvictionController
 from pytest_aksai.sim._scenarios import Scenario, load_scenario, scenario_objects
 
 log = logging.getLogger("pytest_aksai.sim.controllers")
@@ -38,6 +40,7 @@ CORE_CONTROLLERS: list[type[Controller]] = [
     DaemonSetController,
     JobController,
     EndpointsController,
+    TaintEvictionController,
 ]
 
 
@@ -66,6 +69,7 @@ async def start(ctx: Any) -> list[asyncio.Task[None]]:
     from pytest_aksai.sim._addons import resolve
 
     scenario = load_scenario(ctx.scenario)
+    _, web_server = install_runtime(ctx)
     apply_scenario(ctx, scenario)
     controllers = [*CORE_CONTROLLERS, *(c for addon in resolve(scenario.addons) for c in addon.controllers())]
-    return await run_all(controller(ctx) for controller in controllers)
+    return [web_server, *await run_all(controller(ctx) for controller in controllers)]

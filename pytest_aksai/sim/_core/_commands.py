@@ -38,6 +38,8 @@ class CommandContext:
     now: datetime
     faults: Any = None
     """The cluster's ActiveFaults (None outside a running cluster)."""
+    cluster: Any = None
+    """The running cluster's context (its store), for commands that look at the cluster (`curl`)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,11 @@ def register_command(name: str, handler: Handler) -> None:
     _COMMANDS[name] = handler
 
 
+def lookup(name: str) -> Handler | None:
+    """The handler registered for program `name` (a basename), if any."""
+    return _COMMANDS.get(name)
+
+
 def register_image(image_substring: str, handler: Handler) -> None:
     """Entrypoint for containers of images containing `image_substring` that set no `command`."""
     _IMAGES.append((image_substring, handler))
@@ -89,9 +96,10 @@ def run(
     node: Mapping[str, Any],
     now: datetime,
     faults: Any = None,
+    cluster: Any = None,
 ) -> CommandResult:
     argv = argv_of(container)
-    ctx = CommandContext(argv, pod, container, node, now, faults)
+    ctx = CommandContext(argv, pod, container, node, now, faults, cluster)
     if not container.get("command"):
         image = str(container.get("image") or "")
         for substring, handler in reversed(_IMAGES):
@@ -110,7 +118,7 @@ def _dispatch(ctx: CommandContext) -> CommandResult:
 
 
 def _with_argv(ctx: CommandContext, argv: list[str]) -> CommandContext:
-    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults)
+    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults, ctx.cluster)
 
 
 def _shell(ctx: CommandContext) -> CommandResult:

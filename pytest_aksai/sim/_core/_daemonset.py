@@ -15,6 +15,7 @@ from pytest_aksai.sim._core._framework import (
     split_key,
     watch_owned,
 )
+from pytest_aksai.sim._core._history import clean_template, sync_revisions
 from pytest_aksai.sim._core._podutil import is_active, is_controlled_by, is_ready, template_hash
 from pytest_aksai.sim._core._predicates import matches_node_affinity, tolerates
 from pytest_aksai.sim._core._replicaset import pod_from_template
@@ -85,9 +86,12 @@ class DaemonSetController(Controller):
         namespace, name = split_key(key)
         spec = ds.get("spec") or {}
         template = spec.get("template") or {}
-        revision = template_hash(template)
+        revision = template_hash(clean_template(template))
         pods_rt = self.rt("v1", "pods")
         pods = [p for p in self.list("v1", "pods", namespace) if is_controlled_by(p, ds) and is_active(p)]
+        sync_revisions(
+            self, ds, revision, {str((p["metadata"].get("labels") or {}).get(REVISION_LABEL)) for p in pods}
+        )
         by_node: dict[str, list[Obj]] = {}
         for pod in pods:
             by_node.setdefault(self._target(pod), []).append(pod)

@@ -47,7 +47,17 @@ def _strip_hash(template: Obj) -> Obj:
     meta = dict(template.get("metadata") or {})
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
     meta["labels"] = labels
-    return {**template, "metadata": meta}
+    stripped: Obj = _without_nulls({**template, "metadata": meta})
+    return stripped
+
+
+def _without_nulls(value: Any) -> Any:
+    """Null and absent are one value to the Go types (`rollout undo` sends `creationTimestamp: null`)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _same_template(a: Obj, b: Obj) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._core import _commands, _realprocess
+from pytest_aksai.sim._core import _commands, _curl, _realprocess  # noqa: F401  (_curl registers `curl`)
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._core._nodes import kubelet_down
 from pytest_aksai.sim._core._podutil import set_condition
@@ -38,6 +38,8 @@ BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 
 _PULL_SECONDS: list[tuple[str, float]] = []
+_KUBELETS: dict[int, KubeletController] = {}
+"""The kubelet controller of each running simulated cluster, by `id(ctx)`."""
 
 
 def register_pull_time(image_substring: str, cluster_seconds: float) -> None:
@@ -128,6 +130,24 @@ class KubeletController(Controller):
         """Real processes of running containers, by (pod uid, container name)."""
         self.images: dict[str, set[str]] = {}
         self._ips: dict[str, int] = {}
+        _KUBELETS[id(ctx)] = self
+
+    def crash(self, namespace: str, pod: str, container: str, *, exit_code: int, output: str) -> bool:
+        """The container's process exits now with `exit_code` (after writing `output` to its log), as a
+        process that fails after start-up does; the restart policy and back-off then apply. False when the
+        container is not running."""
+        key = f"{namespace}/{pod}"
+        run = self.runs.get(key)
+        c = next((c for c in (run.containers if run else []) if c.name == container), None)
+        if c is None or c.state != "running" or c.result is None:
+            return False
+        now = self.clock.elapsed()
+        c.result = dataclasses.replace(c.result, exit_code=exit_code, duration=now - c.started, reason=None)
+        c.exit_at, c.step, c.next_at = now, "run", now
+        if output:
+            self.ctx.pod_logs.append(namespace, pod, container, output)
+        self.queue.add(key)
+        return True
 
     # ---- reconcile -----------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
@@ -299,7 +319,7 @@ class KubeletController(Controller):
         c.state, c.reason, c.message = "running", "", None
         c.container_id = f"containerd://{secrets.token_hex(32)}"
         c.started, c.started_at, c.finished_at = now, self.clock.timestamp(), None
-        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults)
+        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults, self.ctx)
         if c.result.output:
             self._log(pod, c.name, c.result.output)
         if c.result.process is not None:
@@ -380,6 +400,8 @@ class KubeletController(Controller):
             c.step = "done"
             return
         c.last_state = {"terminated": self._terminated(c)}
+        # `kubectl logs --previous` reads the log of the instance that exited.
+        self.ctx.pod_logs.rotate(pod["metadata"]["namespace"], pod["metadata"]["name"], c.name)
         c.restarts += 1
         c.state, c.reason = "waiting", "CrashLoopBackOff"
         c.message = (
@@ -538,3 +560,8 @@ class KubeletController(Controller):
     def _log(self, pod: Obj, container: str, text: str) -> None:
         meta = pod["metadata"]
         self.ctx.pod_logs.append(meta["namespace"], meta["name"], container, text)
+
+
+def kubelet_of(ctx: Any) -> KubeletController | None:
+    """The kubelet controller of a running simulated cluster (add-ons use it to end a container's process)."""
+    return _KUBELETS.get(id(ctx))

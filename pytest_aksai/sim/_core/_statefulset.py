@@ -6,6 +6,7 @@ highest ordinal down on a template change (RollingUpdate)."""
 from __future__ import annotations
 
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
+from pytest_aksai.sim._core._history import clean_template, sync_revisions
 from pytest_aksai.sim._core._podutil import (
     is_controlled_by,
     is_ready,
@@ -36,12 +37,18 @@ class StatefulSetController(Controller):
         namespace, name = split_key(key)
         spec = sts.get("spec") or {}
         replicas = int(spec.get("replicas", 1))
-        revision = f"{name}-{template_hash(spec.get('template') or {})}"
+        revision_hash = template_hash(clean_template(spec.get("template") or {}))
+        revision = f"{name}-{revision_hash}"
         parallel = spec.get("podManagementPolicy") == "Parallel"
         pods_rt = self.rt("v1", "pods")
         pods = {
             p["metadata"]["name"]: p for p in self.list("v1", "pods", namespace) if is_controlled_by(p, sts)
         }
+        running = {
+            str((p["metadata"].get("labels") or {}).get(REVISION_LABEL, "")).rsplit("-", 1)[-1]
+            for p in pods.values()
+        }
+        sync_revisions(self, sts, revision_hash, running)
 
         for ordinal in range(replicas):
             pod_name = f"{name}-{ordinal}"

@@ -87,7 +87,10 @@ def _true(obj: Mapping[str, Any], type_: str) -> bool:
 
 class DisruptionController(Controller):
     name = "disruption"
-    watches = (Watch(API, "nodepools", lambda _s, _t, _o: [_KEY]),)
+    watches = (
+        Watch(API, "nodepools", lambda _s, _t, _o: [_KEY]),
+        Watch(API, "nodeclaims", lambda _s, _t, _o: [_KEY]),
+    )
 
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
@@ -98,16 +101,20 @@ class DisruptionController(Controller):
     async def reconcile(self, key: str) -> float | None:
         now = self.clock.elapsed()
         claims = self.list(API, "nodeclaims")
-        pods_by_node: dict[str, list[Obj]] = {}
-        for pod in self.list("v1", "pods"):
-            node_name = (pod.get("spec") or {}).get("nodeName")
-            if node_name and not is_terminal(pod) and not _is_daemon(pod):
-                pods_by_node.setdefault(node_name, []).append(pod)
         pools = {p["metadata"]["name"]: p for p in self.list(API, "nodepools")}
-        self._expire(claims, pools)
-        if self.ctx.faults.is_active(Fault.NAP_NO_CONSOLIDATION):
+        next_expiry = self._expire(claims, pools)
+        candidates = [
+            c
+            for c in sorted(claims, key=lambda c: c["metadata"]["name"])
+            if (c["metadata"].get("labels") or {}).get(LABEL_NODEPOOL, "") in pools
+            and not c["metadata"].get("deletionTimestamp")
+            and _true(c, "Initialized")
+            and _true(c, "Consolidatable")
+        ]
+        if self.ctx.faults.is_active(Fault.NAP_NO_CONSOLIDATION) or not candidates:
+            # Nothing to consolidate: wait for a NodeClaim to change (or the next expiry) instead of polling.
             self._pending.clear()
-            return POLL_SECONDS
+            return next_expiry
         deleting: dict[str, int] = {}
         members: dict[str, int] = {}
         for claim in claims:
@@ -116,16 +123,12 @@ class DisruptionController(Controller):
             if claim["metadata"].get("deletionTimestamp"):
                 deleting[pool_name] = deleting.get(pool_name, 0) + 1
         seen: set[str] = set()
-        for claim in sorted(claims, key=lambda c: c["metadata"]["name"]):
+        for claim in candidates:
             name = claim["metadata"]["name"]
             pool_name = (claim["metadata"].get("labels") or {}).get(LABEL_NODEPOOL, "")
-            pool = pools.get(pool_name)
-            if pool is None or claim["metadata"].get("deletionTimestamp"):
-                continue
-            if not (_true(claim, "Initialized") and _true(claim, "Consolidatable")):
-                continue
+            pool = pools[pool_name]
             node_name = (claim.get("status") or {}).get("nodeName") or ""
-            if pods_by_node.get(node_name):
+            if self._busy(node_name):
                 continue  # not empty: underutilized consolidation (replacing nodes) is not simulated
             node = self.get("v1", "nodes", node_name)
             if self._protected(claim, node):
@@ -156,6 +159,12 @@ class DisruptionController(Controller):
         )
         return max(min(POLL_SECONDS, soonest), 0.1)
 
+    def _busy(self, node_name: str) -> bool:
+        return any(
+            not is_terminal(pod) and not _is_daemon(pod)
+            for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}")
+        )
+
     def _protected(self, claim: Obj, node: Obj | None) -> bool:
         for obj, kind in ((claim, "NodeClaim"), (node, "Node")):
             if obj is not None and (obj["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT) == "true":
@@ -182,8 +191,10 @@ class DisruptionController(Controller):
         self.event(claim, "Normal", "DisruptionTerminating", f"Disrupting NodeClaim: {reason}", "karpenter")
         self.store.delete(self.rt(API, "nodeclaims"), claim["metadata"]["name"])
 
-    def _expire(self, claims: list[Obj], pools: Mapping[str, Obj]) -> None:
+    def _expire(self, claims: list[Obj], pools: Mapping[str, Obj]) -> float | None:
+        """Delete the NodeClaims past their NodePool's expireAfter; cluster seconds until the next one expires."""
         now = self.clock.now()
+        soonest: float | None = None
         for claim in claims:
             pool = pools.get((claim["metadata"].get("labels") or {}).get(LABEL_NODEPOOL, ""))
             if pool is None or claim["metadata"].get("deletionTimestamp"):
@@ -192,6 +203,10 @@ class DisruptionController(Controller):
             created = claim["metadata"].get("creationTimestamp")
             if limit is None or not created:
                 continue
-            if (now - parse_time(created)).total_seconds() >= limit:
+            left = limit - (now - parse_time(created)).total_seconds()
+            if left <= 0:
                 node = self.get("v1", "nodes", (claim.get("status") or {}).get("nodeName") or "")
                 self._disrupt(claim, node, "Expired")
+            else:
+                soonest = left if soonest is None else min(soonest, left)
+        return soonest

@@ -50,6 +50,7 @@ LAUNCH_RETRY_SECONDS = 30.0
 LAUNCH_TIMEOUT = 300.0
 REGISTRATION_TIMEOUT = 900.0
 VM_DELETE_SECONDS = 30.0
+POD_EVENT_DEDUPE_SECONDS = 5.0
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 LABEL_NODEPOOL = "karpenter.sh/nodepool"
 LABEL_REGISTERED = "karpenter.sh/registered"
@@ -65,7 +66,8 @@ REGION = "eastus2"
 SPOT_PRICE_FACTOR = 0.2
 """The simulated spot price as a share of on-demand: the lab's own estimate (~80% savings); Azure's spot
 prices move and no upstream source pins them."""
-QUOTA_URL = "https://aka.ms/quotas"
+UNPRICED = 1e6
+"""The price an instance type without a catalog price ranks at: after every priced one."""
 _SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _NODE_RESOURCE_GROUP = "MC_aksai-lab_aksai-sim_eastus"
 
@@ -284,8 +286,9 @@ def register_seconds(instance_type_name: str) -> float:
 
 def offering_price(name: str, capacity_type: str) -> float:
     known = instance_type(name)
-    price = known.price_per_hour if known is not None and known.price_per_hour is not None else 1e6
-    return price * (SPOT_PRICE_FACTOR if capacity_type == "spot" else 1.0)
+    if known is None or known.price_per_hour is None:
+        return UNPRICED
+    return known.price_per_hour * (SPOT_PRICE_FACTOR if capacity_type == "spot" else 1.0)
 
 
 def choose_offering(claim: Mapping[str, Any], priciest: bool = False) -> tuple[str, str, str] | None:
@@ -308,7 +311,10 @@ def choose_offering(claim: Mapping[str, Any], priciest: bool = False) -> tuple[s
         # The `nap-pricier-sku` fault: the most expensive instance type (at its cheapest offering).
         by_type: dict[str, tuple[float, str, str, str]] = {}
         for offer in offers:
-            by_type.setdefault(offer[1], offer)
+            if offer[0] < UNPRICED:  # the priciest of the types with a known price
+                by_type.setdefault(offer[1], offer)
+        if not by_type:
+            by_type = {offers[0][1]: offers[0]}
         _, name, capacity_type, zone = max(by_type.values())
         return name, capacity_type, zone
     _, name, capacity_type, zone = offers[0]
@@ -335,15 +341,16 @@ class ProvisionerController(Controller):
         self._terminating_since: dict[str, float] = {}
 
     def _fault_applies(self, fault: Fault, claim: Mapping[str, Any]) -> bool:
-        """NAP faults hit NodeClaims of the cluster's NodePools (parameter: NodePool names, comma-separated);
-        KAITO's NodeClaims, which name no NodePool of the cluster, are not affected."""
+        """NAP faults hit the NodeClaims of the cluster's NodePools; KAITO's NodeClaims, which name no NodePool of
+        the cluster, are spared. A parameter (`karpenter.sh/nodepool` values, comma-separated) picks the claims
+        instead: `kaito` hits KAITO's."""
         if not self.ctx.faults.is_active(fault):
             return False
         pool = ((claim.get("metadata") or {}).get("labels") or {}).get(LABEL_NODEPOOL, "")
-        if self.get(NODEPOOL_API, "nodepools", pool) is None:
-            return False
         names = [n.strip() for n in self.ctx.faults.parameter(fault).split(",") if n.strip()]
-        return not names or pool in names
+        if names:
+            return pool in names
+        return self.get(NODEPOOL_API, "nodepools", pool) is not None
 
     async def reconcile(self, key: str) -> float | None:
         claim = self.get(NODECLAIM_API, "nodeclaims", key)
@@ -488,8 +495,17 @@ class ProvisionerController(Controller):
         if condition_true(claim, "Initialized"):
             if name in self._pod_events:
                 self._pod_events.discard(name)
-                status["lastPodEventTime"] = stamp
-                changed = True
+                last = status.get("lastPodEventTime")
+                # Karpenter dedupes pod events: lastPodEventTime moves at most every 5 s.
+                if (
+                    not last
+                    or (self.clock.now() - parse_time(last)).total_seconds() >= POD_EVENT_DEDUPE_SECONDS
+                ):
+                    status["lastPodEventTime"] = stamp
+                    changed = True
+                else:
+                    due.append(POD_EVENT_DEDUPE_SECONDS)
+                    self._pod_events.add(name)
             cleared, consolidatable_in = self._consolidatable(claim, conditions, generation, stamp)
             changed |= cleared
             if consolidatable_in is not None:

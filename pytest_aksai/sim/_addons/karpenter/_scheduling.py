@@ -159,6 +159,12 @@ def _pool_error(
     custom = _custom_incompatibility(pool, reqs)
     if custom:
         return custom, []
+    for req in reqs:
+        if req.get("key") == LABEL_NODEPOOL and not requirement_matches(req, {LABEL_NODEPOOL: pool.name}):
+            return (
+                f"incompatible requirements, key {LABEL_NODEPOOL}, {format_requirements([req])} not in {LABEL_NODEPOOL} In [{pool.name}]",
+                [],
+            )
     if (
         pool.remaining is not None
         and pool.remaining.get("nodes") is not None
@@ -253,10 +259,13 @@ def _add_to_inflight(claims: list[NewClaim], pod: Obj, requests: Resources, reqs
             for t in claim.pool.taints
         ):
             continue
-        if _custom_incompatibility(claim.pool, reqs):
+        if _custom_incompatibility(claim.pool, reqs) or any(
+            r.get("key") == LABEL_NODEPOOL and not requirement_matches(r, {LABEL_NODEPOOL: claim.pool.name})
+            for r in reqs
+        ):
             continue
         total = _add(claim.requests, requests)
-        merged = [*claim.requirements, *reqs]
+        merged = [*claim.requirements, *(r for r in reqs if r not in claim.requirements)]
         options = [
             (it, alloc) for it, alloc in claim.options if compatible(it, merged) and _fits(total, alloc)
         ]

@@ -34,5 +34,7 @@ ADDON = AddonSpec(
         Fault.VLLM_SLOW_TTFT,
         Fault.VLLM_ERRORS_UNDER_LOAD,
         Fault.VLLM_KV_SMALLER_THAN_CONFIGURED,
+        # --- kaito/api depth (issue 18) ---
+        Fault.VLLM_ENGINE_DIES,
     ),
 )
