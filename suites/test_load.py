@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_aksai import LoadRun, LoadVerdict
+from pytest_aksai import CheckReport, LoadRun, LoadVerdict
 
 pytestmark = [pytest.mark.load, pytest.mark.disruptive]
 
@@ -29,15 +29,25 @@ def _judge(run: LoadRun, verdict: LoadVerdict, measure: Measure) -> None:
         pytest.fail(verdict.message, pytrace=False)
 
 
-def test_ttft_p95(aksai_load: LoadRun, aksai_measure: Measure) -> None:
+def _show(run: LoadRun, name: str, title: str, report: CheckReport) -> None:
+    """The latency histogram the SLO is judged on, in the run report."""
+    count, bins, percentiles, limits = run.distribution(name)
+    shown = report.distribution(f"load:{run.workspace}:{name}", f"{title} of {run.workspace} (client)")
+    shown.count, shown.bins, shown.percentiles, shown.limits = count, bins, percentiles, limits
+
+
+def test_ttft_p95(aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport) -> None:
+    _show(aksai_load, "ttft_p95_ms", "Time to first token", aksai_report)
     _judge(aksai_load, aksai_load.slo("ttft_p95_ms"), aksai_measure)
 
 
-def test_itl_p95(aksai_load: LoadRun, aksai_measure: Measure) -> None:
+def test_itl_p95(aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport) -> None:
+    _show(aksai_load, "itl_p95_ms", "Inter-token latency", aksai_report)
     _judge(aksai_load, aksai_load.slo("itl_p95_ms"), aksai_measure)
 
 
-def test_e2e_p99(aksai_load: LoadRun, aksai_measure: Measure) -> None:
+def test_e2e_p99(aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport) -> None:
+    _show(aksai_load, "e2e_p99_ms", "End-to-end latency", aksai_report)
     _judge(aksai_load, aksai_load.slo("e2e_p99_ms"), aksai_measure)
 
 

@@ -84,6 +84,8 @@ def _measure(
         )
     load = settings.profile.load
     budget = load.duration_s * 3 + 180
+    if load.workers > 1:
+        _worker_image(settings)  # a configuration problem: an error, not a finding about the cluster
     try:
         if load.workers > 1:
             return _in_cluster(request, cluster, endpoint, settings, budget)
@@ -100,17 +102,12 @@ def _measure(
 
 SIM_WORKER_IMAGE = "pytest-aksai-load:sim"
 """On the simulated cluster any image runs the `aksai-load` command as the real client process."""
-START_DELAY_S = {True: 15.0, False: 90.0}
+START_DELAY_S = {True: 25.0, False: 90.0}
 """Seconds from creating the Job to the shared start: pods must be scheduled, pulled and warmed up by then."""
 
 
-def _in_cluster(
-    request: pytest.FixtureRequest, cluster: Cluster, endpoint: Endpoint, settings: Settings, budget: float
-) -> MergedRun:
-    """The plan's shares as an Indexed Job of `[load] workers` pods in a namespace of the run's own."""
+def _worker_image(settings: Settings) -> str:
     from pytest_aksai._errors import AksaiError
-    from pytest_aksai.kube import IndexedJob, delete_indexed_job, run_indexed_job, service_url
-    from pytest_aksai.load import WorkerSpec, merge_outputs, parse_outputs
 
     load = settings.profile.load
     image = load.image or (SIM_WORKER_IMAGE if settings.is_sim else None)
@@ -121,6 +118,18 @@ def _in_cluster(
             fix='Build one (FROM python:3.12-slim, pip install pytest-aksai) and set [load] image = "…", or set '
             "workers = 1",
         )
+    return image
+
+
+def _in_cluster(
+    request: pytest.FixtureRequest, cluster: Cluster, endpoint: Endpoint, settings: Settings, budget: float
+) -> MergedRun:
+    """The plan's shares as an Indexed Job of `[load] workers` pods in a namespace of the run's own."""
+    from pytest_aksai.kube import IndexedJob, delete_indexed_job, run_indexed_job, service_url
+    from pytest_aksai.load import WorkerSpec, merge_outputs, parse_outputs
+
+    load = settings.profile.load
+    image = _worker_image(settings)
     namespace, name = endpoint.workspace.split("/", 1)
     base = service_url(cluster, namespace, name)
     plan = _plan(settings, base + "/v1", _served_model(endpoint))
@@ -161,6 +170,8 @@ def aksai_load_run(
 
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)
+    if settings.is_absent("load"):
+        pytest.skip(settings.absence_reason("load"))
 
     def run() -> LoadRun:
         merged = _measure(request, aksai_cluster, aksai_endpoint, settings)

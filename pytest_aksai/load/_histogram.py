@@ -45,6 +45,18 @@ class LatencyHistogram:
         summary["mean"] = self.mean_ms()
         return summary
 
+    def bins_ms(self, bins: int = 40) -> list[tuple[float, float, int]]:
+        """(low, high, count) in ms: `bins` equally wide bins between the smallest and largest value."""
+        if self.count == 0:
+            return []
+        low, high = self._hdr.get_min_value() / 1000, self._hdr.get_max_value() / 1000
+        width = (high - low) / bins if high > low else 1.0
+        counts = [0] * bins
+        for item in self._hdr.get_recorded_iterator():
+            index = int((item.value_iterated_to / 1000 - low) / width)
+            counts[min(bins - 1, max(0, index))] += item.count_at_value_iterated_to
+        return [(round(low + i * width, 3), round(low + (i + 1) * width, 3), counts[i]) for i in range(bins)]
+
     def merge(self, other: LatencyHistogram) -> None:
         self._hdr.add(other._hdr)
 

@@ -134,6 +134,19 @@ class LoadRun:
             message += f"; errors: {classes}"
         return LoadVerdict(name, verdict.met, message, measurements)
 
+    def distribution(
+        self, name: str
+    ) -> tuple[int, list[tuple[float, float, int]], dict[str, float], dict[str, float]]:
+        """(count, bins, percentiles, limits) of a latency SLO's histogram (ms), for the report."""
+        _, _, histogram_name, _ = _SLO_WHAT[name]
+        if histogram_name is None:
+            raise ValueError(f"{name} is not a latency SLO")
+        histogram = getattr(self.result, histogram_name)
+        percentiles = {k: v for k, v in histogram.summary_ms().items() if v is not None and k != "mean"}
+        limit = self.result.plan.slos.given().get(name)
+        limits = {f"SLO {name}": limit} if limit is not None else {}
+        return histogram.count, histogram.bins_ms(), percentiles, limits
+
     # -- cross-checks ------------------------------------------------------------------------------------
     def _server_problem(self) -> str | None:
         if self.server is None:

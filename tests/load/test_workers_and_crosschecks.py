@@ -144,3 +144,14 @@ def test_real_processes_reach_services_on_the_pods_local_port() -> None:
     assert rewrite_service_urls(text, _Store()) == (
         '{"url": "http://127.0.0.1:4321/v1", "other": "http://gone.inference.svc:80"}'
     )
+
+
+def test_histogram_bins_hold_every_value_between_min_and_max() -> None:
+    from pytest_aksai.load import LatencyHistogram
+
+    h = LatencyHistogram()
+    h.record_seconds([0.010, 0.011, 0.050, 0.100])
+    bins = h.bins_ms(10)
+    assert sum(count for _, _, count in bins) == 4
+    assert bins[0][0] == 10.0 and bins[-1][1] == pytest.approx(100.0, rel=1e-3)
+    assert LatencyHistogram().bins_ms() == []
