@@ -59,18 +59,17 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         "nap",
-        "Node Auto-Provisioning (Karpenter): GPU node provision and deprovision",
+        "Node Auto-Provisioning (Karpenter on AKS): NodePools, GPU node provision and deprovision, idle cost",
         "docs/reference/suites/nap.md",
-        None,
+        "pytest_aksai._fixtures._nap",
         api_group="karpenter.sh",
-        built=False,
     ),
     Area(
         "identity",
-        "Azure Workload Identity chain: token request, AAD exchange, Key Vault",
+        "Azure Workload Identity chain: ServiceAccount, pod label, webhook, token, OIDC issuer, Entra ID "
+        "exchange, Key Vault, SecretProviderClass",
         "docs/reference/suites/identity.md",
-        None,
-        built=False,
+        "pytest_aksai._fixtures._identity",
     ),
     Area(
         "load",

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     StringConstraints,
     ValidationError,
@@ -70,6 +71,7 @@ class Timeouts(_Strict):
     workspace_ready: PositiveFloat = 1800
     node_provision: PositiveFloat = 900
     node_deprovision: PositiveFloat = 1200
+    gpu_advertise: PositiveFloat = 600
     scale_up: PositiveFloat = 600
     scale_to_zero: PositiveFloat = 900
 
@@ -81,9 +83,20 @@ class SimSettings(_Strict):
 
 
 class AzureSettings(_Strict):
+    """The identity area: whose Workload Identity chain to walk and what it must reach."""
+
     tenant_id: str | None = None
-    client_id: str | None = None
-    key_vault_url: str | None = None
+    """The default tenant (a ServiceAccount's `azure.workload.identity/tenant-id` wins)."""
+    authority_host: str | None = None
+    """Entra ID's host; default `https://login.microsoftonline.com/` (sim: the simulated Entra)."""
+    oidc_issuer: str | None = None
+    """The cluster's OIDC issuer URL (`az aks show --query oidcIssuerProfile.issuerUrl`); tokens must name it."""
+    service_accounts: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ServiceAccounts whose chain to walk; empty means every one configured for
+    Workload Identity."""
+    key_vaults: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Vault name → the secret names to read; empty means the vaults and objects of the
+    SecretProviderClasses the ServiceAccounts' pods mount."""
     service_bus_namespace: str | None = None
     service_bus_queue: str | None = None
 
@@ -110,6 +123,13 @@ class ClusterProfile(_Strict):
     workspaces: tuple[NamespacedName, ...] = ()
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
+    """Names of the NodePools the `nap` suite checks; empty means every NodePool."""
+    probe_sku: str | None = None
+    """The VM size the `nap` suite's GPU probe asks for; None lets NAP choose the cheapest a NodePool allows."""
+    consolidate_after_max: PositiveFloat = 1800
+    """The idle budget (cluster seconds): a NodePool's consolidateAfter may not exceed it."""
+    idle_cost_per_day_max: NonNegativeFloat | None = None
+    """USD per day the GPU nodes may cost with no inference traffic; None: the idle-cost check skips."""
     scaled_objects: tuple[str, ...] = ()
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
@@ -147,7 +167,9 @@ class ClusterProfile(_Strict):
 
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {
-    BUILTIN_PROFILE: ClusterProfile(provider="sim", allow=("disruptive", "costly")),
+    BUILTIN_PROFILE: ClusterProfile(
+        provider="sim", allow=("disruptive", "costly"), idle_cost_per_day_max=15.0
+    ),
 }
 
 

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,6 +33,9 @@ from pytest_aksai.report import (
     measurements_of,
     unit_of,
 )
+
+if TYPE_CHECKING:
+    from pytest_aksai.kube import GpuNodeLedger, GpuNodeUse
 
 _ARTIFACTS = pytest.StashKey[Artifacts]()
 _LINKS = pytest.StashKey["_Links"]()
@@ -121,10 +125,26 @@ class ReportCollector:
             plugin_version=__version__,
             artifacts=run_artifacts(config),
         )
+        self._ledger: GpuNodeLedger | None = None
+        self._gpu_uses: list[GpuNodeUse] = []
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         item.user_properties.append((REPORT_SECTION_PROPERTY, f"{HTML_NAME}#{anchor_of(item.nodeid)}"))
+
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        # The GPU ledger starts once a check has connected to the cluster (never connecting on its own).
+        if self._ledger is None and runtime_of(self._config).started:
+            from pytest_aksai.kube import GpuNodeLedger
+
+            self._ledger = GpuNodeLedger(runtime_of(self._config).cluster())
+            self._ledger.start()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        # Before the run's cleanup closes the cluster (a simulated one stops then).
+        if self._ledger is not None:
+            self._gpu_uses = self._ledger.stop()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -191,8 +211,27 @@ class ReportCollector:
             self.report.context = cluster.context
             self.report.server_url = cluster.server_url
             self.report.server_version = cluster.server_version
+        if self._ledger is not None:
+            self._record_gpu_use(self._ledger, runtime.cluster().time_scale)
         self.report.cleanup = report_data(self._config)
         return self.report.write(self._folder, all_evidence=self._all_evidence)
+
+    def _record_gpu_use(self, ledger: GpuNodeLedger, time_scale: float) -> None:
+        from pytest_aksai.sizing import UnknownEntryError, gpu_sku
+
+        for use in self._gpu_uses or ledger.stop():
+            minutes = use.cluster_minutes(ledger.end, time_scale)
+            try:
+                sku = gpu_sku(use.sku)
+                hourly = sku.spot_price_per_hour if use.capacity_type == "spot" else sku.price_per_hour
+            except UnknownEntryError:
+                hourly = None
+            what = f"GPU node {use.name} ({use.capacity_type}, {use.gpus} GPU)"
+            if hourly is None:
+                what += ": no price in the sizing catalog"
+            self.report.artifacts.cost.add_gpu_use(use.sku, minutes, minutes / 60 * (hourly or 0.0), what)
+        if ledger.error:
+            self.report.artifacts.cost.notes.append(f"GPU node time may be incomplete: {ledger.error}")
 
 
 def _settings_table(settings: Settings) -> dict[str, dict[str, object]]:

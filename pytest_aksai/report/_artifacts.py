@@ -178,6 +178,7 @@ class Cost:
     idle_floor_usd_per_day: float | None = None
     idle_nodes: list[dict[str, Any]] = field(default_factory=list)
     breakeven: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add_gpu_use(self, sku: str, node_minutes: float, usd: float, what: str) -> None:
         self.gpu_use.append(_GpuUse(sku, round(node_minutes, 3), round(usd, 4), what))

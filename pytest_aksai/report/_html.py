@@ -111,6 +111,7 @@ class _Page:
             if cost["idle_nodes"]:
                 columns = list(cost["idle_nodes"][0])
                 parts.append(_table(columns, [[n.get(c, "") for c in columns] for n in cost["idle_nodes"]]))
+        parts += [f"<p class='muted'>{_e(note)}</p>" for note in cost["notes"]]
         if cost["breakeven"]:
             parts.append(_table(["break-even", "value"], sorted(cost["breakeven"].items())))
         return "".join(parts)

@@ -33,6 +33,18 @@ HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 KUBECONFIG_CONTEXT = "aksai-sim"
 """The context (and cluster) name of the kubeconfig the sim writes."""
 
+AZURE_CONFIGMAP = "aksai-sim-azure"
+"""`kube-system/aksai-sim-azure`: the simulated Azure tenant, key `tenant.yaml` (the scenario's `azure:`
+schema). Editing it changes the tenant at run time (identities, federated credentials, roles, secrets)."""
+KEY_TENANT = "tenant.yaml"
+KEY_AZURE = "azure"
+"""In `kube-system/aksai-sim`: the simulated Azure endpoints as JSON — `tenantId`, `authorityHost`
+(Entra ID, `https://127.0.0.1:<port>/`), `oidcIssuer`, `keyVaults` (vault name → vault URL),
+`serviceBus` (namespace → {`fullyQualifiedNamespace`, `amqpEndpoint`}), and `caBundle` (PEM of the CA
+every simulated Azure endpoint's certificate chains to)."""
+WEBHOOK_NAME = "mutation.azure-workload-identity.io"
+"""The Workload Identity mutating webhook, as azure-workload-identity v1.6 names it."""
+
 DEFAULT_TIME_SCALE = 60.0
 """One cluster minute per wall second: a 10-minute NAP lifecycle takes ten seconds."""
 
@@ -52,6 +64,26 @@ class Fault(StrEnum):
     # --- kaito/api depth (issue 18) ---
     GPU_DEVICE_PLUGIN_MISSING = "gpu-device-plugin-missing"
     VLLM_ENGINE_DIES = "vllm-engine-dies"
+    # --- nap ---
+    NAP_SKU_FAMILY_MISMATCH = "nap-sku-family-mismatch"
+    NAP_LIMITS_EXHAUSTED = "nap-limits-exhausted"
+    NAP_QUOTA_EXCEEDED = "nap-quota-exceeded"
+    NAP_GPU_NOT_ADVERTISED = "nap-gpu-not-advertised"
+    NAP_NO_CONSOLIDATION = "nap-no-consolidation"
+    NAP_PRICIER_SKU = "nap-pricier-sku"
+    # --- identity (the azure add-on) ---
+    WI_SUBJECT_MISMATCH = "wi-subject-mismatch"
+    WI_ISSUER_MISMATCH = "wi-issuer-mismatch"
+    WI_AUDIENCE_MISMATCH = "wi-audience-mismatch"
+    WI_LABEL_ON_SERVICEACCOUNT = "wi-label-on-serviceaccount"
+    WI_MISSING_CLIENT_ID = "wi-missing-client-id"
+    WI_WEBHOOK_DOWN = "wi-webhook-down"
+    OIDC_DISCOVERY_UNREACHABLE = "oidc-discovery-unreachable"
+    KV_NO_ROLE = "kv-no-role"
+    KV_SECRET_MISSING = "kv-secret-missing"
+    SB_NO_SEND_CLAIM = "sb-no-send-claim"
+    KEDA_IDENTITY_NOT_FEDERATED = "keda-identity-not-federated"
+    SPC_WRONG_CLIENT_ID = "spc-wrong-client-id"
 
 
 @dataclass(frozen=True)
@@ -113,6 +145,100 @@ FAULTS: dict[str, FaultSpec] = {
             "vllm",
             "each model server's engine dies after some completions; the process exits 1 and the pod restarts",
             "completions served before the engine dies (default 12)",
+        ),
+        # --- nap ---
+        FaultSpec(
+            Fault.NAP_SKU_FAMILY_MISMATCH,
+            "karpenter",
+            "the NodePools require karpenter.azure.com/sku-family In [NC] (the seed lab's bug): no SKU matches",
+        ),
+        FaultSpec(
+            Fault.NAP_LIMITS_EXHAUSTED,
+            "karpenter",
+            "every NodePool's limits count as used up: pending pods get 'exceed limits for nodepool'",
+        ),
+        FaultSpec(
+            Fault.NAP_QUOTA_EXCEEDED,
+            "karpenter",
+            "VM creates for NodePool NodeClaims fail with SubscriptionQuotaReached (KAITO's are spared)",
+            "NodePool names (default: every NodePool)",
+        ),
+        FaultSpec(
+            Fault.NAP_GPU_NOT_ADVERTISED,
+            "karpenter",
+            "NodePool GPU nodes register but nvidia.com/gpu is never advertised (Initialized=Unknown)",
+            "NodePool names (default: every NodePool)",
+        ),
+        FaultSpec(Fault.NAP_NO_CONSOLIDATION, "karpenter", "empty nodes are never consolidated"),
+        FaultSpec(
+            Fault.NAP_PRICIER_SKU,
+            "karpenter",
+            "launches pick the most expensive instance type a NodeClaim allows instead of the cheapest",
+            "NodePool names (default: every NodePool)",
+        ),
+        # --- identity (the azure add-on) ---
+        FaultSpec(
+            Fault.WI_SUBJECT_MISMATCH,
+            "azure",
+            "the workload identity's federated credential names the ServiceAccount in namespace default "
+            "(Entra answers AADSTS700213)",
+        ),
+        FaultSpec(
+            Fault.WI_ISSUER_MISMATCH,
+            "azure",
+            "the workload identity's federated credential has the issuer without its trailing / "
+            "(Entra answers AADSTS700211)",
+        ),
+        FaultSpec(
+            Fault.WI_AUDIENCE_MISMATCH,
+            "azure",
+            "the workload identity's federated credential expects another audience (AADSTS700212)",
+        ),
+        FaultSpec(
+            Fault.WI_LABEL_ON_SERVICEACCOUNT,
+            "azure",
+            "the seed lab's mistake: azure.workload.identity/use is on the ServiceAccount, not on the pods",
+        ),
+        FaultSpec(
+            Fault.WI_MISSING_CLIENT_ID,
+            "azure",
+            "the ServiceAccount lacks the azure.workload.identity/client-id annotation",
+        ),
+        FaultSpec(
+            Fault.WI_WEBHOOK_DOWN,
+            "azure",
+            "the Workload Identity webhook is unreachable: labelled pods are refused (failurePolicy Fail)",
+        ),
+        FaultSpec(
+            Fault.OIDC_DISCOVERY_UNREACHABLE,
+            "azure",
+            "the cluster's OIDC issuer answers 404 on discovery and JWKS (Entra answers AADSTS50166)",
+        ),
+        FaultSpec(
+            Fault.KV_NO_ROLE,
+            "azure",
+            "the workload identity has no Key Vault secrets role (403 ForbiddenByRbac)",
+        ),
+        FaultSpec(
+            Fault.KV_SECRET_MISSING,
+            "azure",
+            "a secret is missing from the vault (404 SecretNotFound)",
+            "secret name (default hf-token)",
+        ),
+        FaultSpec(
+            Fault.SB_NO_SEND_CLAIM,
+            "azure",
+            "the workload identity may not send to Service Bus ('Send' claim(s) are required)",
+        ),
+        FaultSpec(
+            Fault.KEDA_IDENTITY_NOT_FEDERATED,
+            "azure",
+            "the KEDA operator's identity has no federated credential (AADSTS700213 for keda-operator)",
+        ),
+        FaultSpec(
+            Fault.SPC_WRONG_CLIENT_ID,
+            "azure",
+            "the SecretProviderClass's clientID names another identity than its pods' ServiceAccount",
         ),
     ]
 }

@@ -40,6 +40,18 @@ if TYPE_CHECKING:
     from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
     from pytest_aksai.sizing._latency import Roofline
     from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
+    from pytest_aksai.sizing._offerings import (
+        WELL_KNOWN,
+        InstanceType,
+        compatible,
+        family_hint,
+        instance_type,
+        instance_types,
+        matching_instance_types,
+        offering_labels,
+        requirement_matches,
+        unknown_label_problems,
+    )
     from pytest_aksai.sizing._profile import SizingProfile
     from pytest_aksai.sizing._recommend import NothingFits
     from pytest_aksai.sizing._resolve import RefusedInput
@@ -75,6 +87,16 @@ _LAZY = {
     "ManifestError": "._manifests",
     "analyze_objects": "._manifests",
     "load_manifests": "._manifests",
+    "InstanceType": "._offerings",
+    "WELL_KNOWN": "._offerings",
+    "compatible": "._offerings",
+    "family_hint": "._offerings",
+    "instance_type": "._offerings",
+    "instance_types": "._offerings",
+    "matching_instance_types": "._offerings",
+    "offering_labels": "._offerings",
+    "requirement_matches": "._offerings",
+    "unknown_label_problems": "._offerings",
     "SizingProfile": "._profile",
     "NothingFits": "._recommend",
     "RefusedInput": "._resolve",
@@ -90,6 +112,7 @@ __getattr__ = lazy_getattr(globals(), _LAZY)
 
 
 __all__ = [
+    "WELL_KNOWN",
     "AksaiSizingWarning",
     "ApiPrice",
     "Catalog",
@@ -102,6 +125,7 @@ __all__ = [
     "FitReport",
     "GpuModel",
     "GpuSku",
+    "InstanceType",
     "ManifestError",
     "ModelSpec",
     "NothingFits",
@@ -114,14 +138,22 @@ __all__ = [
     "UnknownEntryError",
     "VmSize",
     "analyze_objects",
+    "compatible",
     "default_catalog",
     "evaluate",
+    "family_hint",
     "gpu_models",
     "gpu_sku",
+    "instance_type",
+    "instance_types",
     "load_catalog_file",
     "load_manifests",
+    "matching_instance_types",
     "model_spec",
+    "offering_labels",
+    "requirement_matches",
     "served_name_of",
+    "unknown_label_problems",
     "vllm_engine_args",
     "vm_sizes",
 ]

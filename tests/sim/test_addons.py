@@ -34,6 +34,7 @@ def test_each_addon_serves_only_its_own_groups() -> None:
         "karpenter": {"karpenter.sh", "karpenter.azure.com"},
         "vllm": set(),
         "kaito": {"kaito.sh"},
+        "azure": {"secrets-store.csi.x-k8s.io"},
     }
 
 

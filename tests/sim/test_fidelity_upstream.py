@@ -36,8 +36,8 @@ _CRD_FILES = (
 )
 
 CREATED, NO_MATCH, INVALID = "created", "no kind match (404)", "invalid (422)"
-NOT_INSTALLED_ON_THE_SIM = {"keda.sh", "http.keda.sh", "secrets-store.csi.x-k8s.io"}
-"""API groups of add-ons the sim does not implement yet (KEDA, HTTP add-on, Secrets Store CSI driver)."""
+NOT_INSTALLED_ON_THE_SIM = {"keda.sh", "http.keda.sh"}
+"""API groups of add-ons the sim does not implement yet (KEDA, HTTP add-on)."""
 # What a real API server with the upstream CRDs does with each manifest (namespaces first, then file order).
 # NO_MATCH: the group/version is not served (Gateway API, Istio, Cilium, Envoy Gateway and the ALB controller
 # are not installed; InferencePool/InferenceModel moved from inference.networking.x-k8s.io/v1alpha2 to
@@ -201,6 +201,7 @@ def test_placeholder_subnet_is_rejected_with_the_schema_pattern(cluster):
         "/subscriptions/0000/resourceGroups/rg-lab/providers/Microsoft.Network/"
         "virtualNetworks/aks-ai-lab-vnet/subnets/aks-subnet"
     )
+    fixed["metadata"]["name"] = "fidelity-" + fixed["metadata"]["name"]  # the default lab has the lab's own
     created = dyn.create(resource, body=fixed)
     assert created.spec.imageFamily == "Ubuntu2204"
     assert created.spec.osDiskSizeGB == 256

@@ -28,7 +28,9 @@ def test_aks_ai_lab_keeps_the_published_settings_and_the_default_stays_correct()
 
     assert "max-num-seqs: 64" in config(lab.objects)
     assert "max-num-seqs: 12" in config(default.objects)
-    assert [o["metadata"]["name"] for o in lab.objects if o["kind"] == "NodePool"] == ["gpu-inference"]
+    pools = {o["metadata"]["name"]: o for o in lab.objects if o["kind"] == "NodePool"}
+    assert sorted(pools) == ["gpu-inference", "gpu-inference-spot"]
+    assert all("values: [NC]" in str(p) or "'NC'" in str(p) for p in pools.values())
 
 
 def test_sizing_suite_finds_the_published_labs_misconfigurations(pytester: pytest.Pytester) -> None:
@@ -41,5 +43,6 @@ def test_sizing_suite_finds_the_published_labs_misconfigurations(pytester: pytes
     assert failed == {
         "test_sizing.py::test_sizing_invariant[cluster:lab::Workspace/workspace-phi4-mini::kv-concurrency]",
         "test_sizing.py::test_sizing_invariant[cluster:lab::NodePool/gpu-inference::nodepool-sku-match]",
+        "test_sizing.py::test_sizing_invariant[cluster:lab::NodePool/gpu-inference-spot::nodepool-sku-match]",
     }, result.outlines
     result.stdout.fnmatch_lines(["*max-num-seqs 64 > 12 sequences*", "*sku-family*family letter only*"])

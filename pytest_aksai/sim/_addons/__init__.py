@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pytest_aksai.sim._addons import core, kaito, karpenter, vllm
+from pytest_aksai.sim._addons import azure, core, kaito, karpenter, vllm
 from pytest_aksai.sim._addons._spec import AddonSpec, Component
 
 __all__ = ["REGISTRY", "AddonSpec", "Component", "UnknownAddonError", "resolve"]
 
-REGISTRY: dict[str, AddonSpec] = {a.name: a for a in (core.ADDON, karpenter.ADDON, vllm.ADDON, kaito.ADDON)}
+REGISTRY: dict[str, AddonSpec] = {
+    a.name: a for a in (core.ADDON, karpenter.ADDON, vllm.ADDON, kaito.ADDON, azure.ADDON)
+}
 """In start order: an add-on's controllers start after those of the add-ons it requires."""
 
 
@@ -31,7 +33,7 @@ def resolve(names: Iterable[str]) -> list[AddonSpec]:
         raise UnknownAddonError(
             f"unknown add-on(s) {', '.join(map(repr, unknown))} in the scenario's `addons` list; "
             f"registered add-ons: {', '.join(REGISTRY)}. Not yet implemented add-ons (keda, "
-            "keda-http-add-on, workload-identity) cannot be listed; remove them or add the add-on "
+            "keda-http-add-on) cannot be listed; remove them or add the add-on "
             "package under pytest_aksai/sim/_addons/"
         )
     missing = sorted({r for n in wanted for r in REGISTRY[n].requires} - set(wanted))
