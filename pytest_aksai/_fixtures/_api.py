@@ -128,7 +128,7 @@ def aksai_client_probes(
     deleted; a probe in a namespace the run does not own is disruptive (refused on live clusters unless
     allowed), and when every probe is refused the check skips with the refusal."""
     from pytest_aksai._fixtures._kaito import client_namespaces
-    from pytest_aksai.kube import NAMESPACES, RUN_LABEL, client_probe_manifest, run_labels, run_probe
+    from pytest_aksai.kube import NAMESPACES, RUN_LABEL, client_probe_manifest, run_client_probe, run_labels
 
     workspace, _ = aksai_ready_workspace
     settings = settings_of(request.config)
@@ -143,7 +143,7 @@ def aksai_client_probes(
             refused.append(client)
             continue
         manifest = client_probe_manifest(_fixtures_dir(), url, run_labels(settings.run_id))
-        result = run_probe(aksai_cluster, client, manifest, PROBE_TIMEOUT_S)
+        result = run_client_probe(aksai_cluster, client, manifest, PROBE_TIMEOUT_S)
         if result.exit_code != 0 or result.output != "200":
             problems.append(
                 f"from namespace {client!r}: probe pod {result.pod} got exit code {result.exit_code} with "

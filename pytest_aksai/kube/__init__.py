@@ -94,9 +94,9 @@ if TYPE_CHECKING:
         ProbeResult,
         blocked_clients,
         cilium_policies,
-        run_probe,
+        client_probe_manifest,
+        run_client_probe,
     )
-    from pytest_aksai.kube._network import probe_manifest as client_probe_manifest
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -200,6 +200,12 @@ _LAZY = {
     "condition": "._wait",
     "wait_for": "._wait",
     "sizing_objects": "._inventory",
+    "Blocked": "._network",
+    "ProbeResult": "._network",
+    "blocked_clients": "._network",
+    "cilium_policies": "._network",
+    "client_probe_manifest": "._network",
+    "run_client_probe": "._network",
     "GpuNodeLedger": "._ledger",
     "GpuNodeUse": "._ledger",
     "AKSNODECLASSES": "._nap",
@@ -232,12 +238,6 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
-    "Blocked": "._network",
-    "ProbeResult": "._network",
-    "blocked_clients": "._network",
-    "cilium_policies": "._network",
-    "client_probe_manifest": "._network:probe_manifest",
-    "run_probe": "._network",
 }
 
 
@@ -329,11 +329,11 @@ __all__ = [
     "read_scaled_object",
     "read_workspace",
     "request_token",
+    "run_client_probe",
     "run_gpu_probe",
     "run_http_lifecycle",
     "run_indexed_job",
     "run_labels",
-    "run_probe",
     "run_selector",
     "scalers_from_objects",
     "service_url",

@@ -288,11 +288,7 @@ class _WorkspaceWait:
                 _rest.PODS, self.namespace, label_selector=f"{WORKSPACE_LABEL}={self.name}"
             )
             self.claims = (
-                self._optional_informer(
-                    _rest.NODECLAIMS,
-                    None,
-                    label_selector=f"{WORKSPACE_LABEL}={self.name},{WORKSPACE_NAMESPACE_LABEL}={self.namespace}",
-                )
+                self._optional_informer(_rest.NODECLAIMS, None)
                 if self.cluster.serves(_rest.NODECLAIMS.group, _rest.NODECLAIMS.version)
                 else None
             )
@@ -344,6 +340,18 @@ class _WorkspaceWait:
             for informer in self.informers:
                 informer.stop()
 
+    def _ours(self, claim: Obj) -> bool:
+        """A NodeClaim of this Workspace: KAITO's gpu-provisioner labels, or (the NAP path) the labels KAITO's
+        per-Workspace NodePool puts on the NodeClaims Karpenter makes."""
+        labels = claim["metadata"].get("labels") or {}
+        return (
+            labels.get(WORKSPACE_LABEL) == self.name
+            and labels.get(WORKSPACE_NAMESPACE_LABEL) == self.namespace
+        ) or (
+            labels.get("karpenter.kaito.sh/workspace-name") == self.name
+            and labels.get("karpenter.kaito.sh/workspace-namespace") == self.namespace
+        )
+
     def _since(self, key: str, elapsed: float) -> float:
         """Cluster seconds since the wait first saw the problem named `key`."""
         return elapsed - self.first_seen.setdefault(key, elapsed)
@@ -379,7 +387,7 @@ class _WorkspaceWait:
         return found or kaito
 
     def _terminal_below(self, obj: Obj, elapsed: float) -> Terminal | None:
-        claims = self.claims.items() if self.claims is not None else []
+        claims = [c for c in (self.claims.items() if self.claims is not None else []) if self._ours(c)]
         for claim in claims:
             found = _terminal.nodeclaim_terminal(claim)
             if found is not None:

@@ -20,6 +20,7 @@ from pytest_aksai.kube._rest import Kind, Obj
 NETWORKPOLICIES = Kind("networking.k8s.io", "v1", "networkpolicies", kind="NetworkPolicy")
 CILIUM_POLICIES = Kind("cilium.io", "v2", "ciliumnetworkpolicies", kind="CiliumNetworkPolicy")
 PROBE_MANIFEST = "probe-curl.yaml"
+MIN_PROBE_WALL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ProbeResult:
     output: str
 
 
-def probe_manifest(fixtures_dir: Path, url: str, labels: dict[str, str]) -> Obj:
+def client_probe_manifest(fixtures_dir: Path, url: str, labels: dict[str, str]) -> Obj:
     """The probe pod of `fixtures/probe-curl.yaml`, calling `url`, labelled with the run."""
     manifest: dict[str, Any] = yaml.safe_load((fixtures_dir / PROBE_MANIFEST).read_text(encoding="utf-8"))
     manifest["metadata"].setdefault("labels", {}).update(labels)
@@ -92,13 +93,14 @@ def probe_manifest(fixtures_dir: Path, url: str, labels: dict[str, str]) -> Obj:
     return manifest
 
 
-def run_probe(cluster: Cluster, namespace: str, manifest: Obj, timeout: float) -> ProbeResult:
+def run_client_probe(cluster: Cluster, namespace: str, manifest: Obj, timeout: float) -> ProbeResult:
     """Create the probe pod, wait (cluster seconds) until its container ends, read its log; always deletes it."""
     created = _rest.create(cluster._api, _rest.PODS, dict(manifest), namespace)
     name = created["metadata"]["name"]
     url = " ".join(created["spec"]["containers"][0].get("args") or [])
     try:
-        deadline = time.monotonic() + timeout / cluster.time_scale
+        # Cluster seconds, but never less than the API round trips a loaded machine needs.
+        deadline = time.monotonic() + max(timeout / cluster.time_scale, MIN_PROBE_WALL_S)
         pod: Obj | None = created
         while time.monotonic() < deadline:
             pod = _rest.get(cluster._api, _rest.PODS, name, namespace)

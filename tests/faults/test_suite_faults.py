@@ -65,7 +65,9 @@ CASES: dict[str, Case] = {
     "gpu-device-plugin-missing": Case(("gpu-device-plugin-missing",)),
     "image-pull-backoff": Case(("image-pull-backoff=kaito-base",)),
     "unschedulable-taint": Case(scenario=str(SCENARIOS / "unschedulable-taint.yaml")),
-    "nodeclaim-launch-failed": Case(scenario=str(SCENARIOS / "nodeclaim-launch-failed.yaml")),
+    "nodeclaim-launch-failed": Case(
+        ("nap-quota-exceeded=kaito",), scenario=str(SCENARIOS / "nodeclaim-launch-failed.yaml")
+    ),
     "vllm-engine-dies": Case(("vllm-engine-dies=5",)),
     "service-wrong-port": Case(scenario=str(SCENARIOS / "service-wrong-port.yaml")),
     "networkpolicy-blocks-clients": Case(scenario=str(SCENARIOS / "networkpolicy-blocks-clients.yaml")),
@@ -165,7 +167,7 @@ TERMINAL = {
     "gpu-device-plugin-missing": "advertises no allocatable nvidia.com/gpu",
     "image-pull-backoff": "cannot pull image 'mcr.microsoft.com/aks/kaito/kaito-base",
     "unschedulable-taint": "untolerated taint",
-    "nodeclaim-launch-failed": "NodeClaim wsbadsize01 failed to launch: Launched=False, reason LaunchFailed",
+    "nodeclaim-launch-failed": "failed to launch: Launched=Unknown, reason SubscriptionQuotaReached",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,10 @@ import yaml
 
 from pytest_aksai.kube import Cluster, WaitAborted, _rest, connect, wait_workspace_ready
 from pytest_aksai.sim import SimCluster
+from pytest_aksai.sim._addons.karpenter._provisioner import LAUNCH_SECONDS
 
-SCALE = 120
-"""Slow enough that 30 cluster seconds (the most a terminal state may take to end the wait) is 0.25 s wall."""
+SCALE = 60
+"""Slow enough that 30 cluster seconds (the most a terminal state may take to end the wait) is 0.5 s wall."""
 REF = "inference/workspace-phi4-mini"
 BUDGET = 3600.0
 """Cluster seconds: the wait's whole budget; a terminal state must end it long before."""
@@ -152,26 +153,18 @@ def test_an_untolerated_taint_on_the_gpu_node_is_unschedulable_and_says_why(tmp_
 
 
 def test_a_nodeclaim_that_fails_to_launch_ends_the_wait(tmp_path: Path) -> None:
-    claim = {
-        "apiVersion": "karpenter.sh/v1",
-        "kind": "NodeClaim",
-        "metadata": {
-            "name": "wsbadsize01",
-            "labels": {
-                "kaito.sh/workspace": "workspace-phi4-mini",
-                "kaito.sh/workspacenamespace": "inference",
-                "karpenter.sh/nodepool": "kaito",
-            },
-        },
-        "spec": {
-            "nodeClassRef": {"group": "karpenter.azure.com", "kind": "AKSNodeClass", "name": "default"},
-            "requirements": [
-                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["Standard_ND96_v9"]}
-            ],
-        },
-    }
-    scenario = {"extends": "default", "description": "a NodeClaim no VM size satisfies", "objects": [claim]}
-    with _lab(tmp_path, scenario=scenario) as cluster:
-        error, _, _ = _aborted(cluster)
+    scenario = yaml.safe_load(
+        (Path(__file__).parents[1] / "faults" / "scenarios" / "nodeclaim-launch-failed.yaml").read_text()
+    )
+    with _lab(tmp_path, scenario=scenario, faults=("nap-quota-exceeded=kaito",)) as cluster:
+        error, started, ended = _aborted(cluster)
+        claims = _rest.items(
+            cluster._api, _rest.NODECLAIMS, label_selector="kaito.sh/workspace=workspace-phi4-mini"
+        )
+        created = _time(claims[0]["metadata"]["creationTimestamp"])
+        # Launched stays Unknown (AwaitingReconciliation, then the provider's reason) with one transition time:
+        # the create call fails LAUNCH_SECONDS after the claim appears.
+        _within_30_s(created + timedelta(seconds=LAUNCH_SECONDS), started, ended)
     message = str(error)
-    assert "NodeClaim wsbadsize01 failed to launch: Launched=False, reason LaunchFailed" in message, message
+    assert "failed to launch: Launched=Unknown, reason SubscriptionQuotaReached" in message
+    assert "quota" in message
