@@ -53,9 +53,8 @@ AREAS: tuple[Area, ...] = (
         "keda",
         "KEDA autoscaling: scale to zero and back, HTTP add-on, Service Bus trigger",
         "docs/reference/suites/keda.md",
-        None,
+        "pytest_aksai._fixtures._keda",
         api_group="keda.sh",
-        built=False,
     ),
     Area(
         "nap",
@@ -66,17 +65,17 @@ AREAS: tuple[Area, ...] = (
     ),
     Area(
         "identity",
-        "Azure Workload Identity chain: token request, AAD exchange, Key Vault",
+        "Azure Workload Identity chain: ServiceAccount, pod label, webhook, token, OIDC issuer, Entra ID "
+        "exchange, Key Vault, SecretProviderClass",
         "docs/reference/suites/identity.md",
-        None,
-        built=False,
+        "pytest_aksai._fixtures._identity",
     ),
     Area(
         "load",
-        "load and latency SLOs: TTFT, inter-token latency, end-to-end latency, throughput",
+        "load and latency SLOs: TTFT, inter-token latency, end-to-end latency, throughput, cross-checks",
         "docs/reference/suites/load.md",
-        None,
-        built=False,
+        "pytest_aksai._fixtures._load",
+        api_group="kaito.sh",
     ),
 )
 

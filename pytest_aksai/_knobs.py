@@ -94,6 +94,12 @@ KNOBS: tuple[_Knob, ...] = (
     ),
     _Knob("strict", "a check's warnings become failures", "bool"),
     _Knob(
+        "load-workers",
+        "load suite: run the load client as an Indexed Job of N pods in the cluster (default: the profile's "
+        "[load] workers, else 1: this machine)",
+        metavar="N",
+    ),
+    _Knob(
         "sim-fault",
         "simulated cluster only: start it with this named fault (repeatable; NAME or NAME=VALUE)",
         "multi",

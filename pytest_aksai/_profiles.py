@@ -53,6 +53,8 @@ NamespacedName = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
 ]
 """`namespace/name`, e.g. `inference/workspace-phi4-mini`."""
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+"""A namespace name (an RFC 1123 label)."""
 
 
 class _Strict(BaseModel):
@@ -81,18 +83,81 @@ class SimSettings(_Strict):
 
 
 class AzureSettings(_Strict):
+    """The identity area: whose Workload Identity chain to walk and what it must reach."""
+
     tenant_id: str | None = None
-    client_id: str | None = None
-    key_vault_url: str | None = None
+    """The default tenant (a ServiceAccount's `azure.workload.identity/tenant-id` wins)."""
+    authority_host: str | None = None
+    """Entra ID's host; default `https://login.microsoftonline.com/` (sim: the simulated Entra)."""
+    oidc_issuer: str | None = None
+    """The cluster's OIDC issuer URL (`az aks show --query oidcIssuerProfile.issuerUrl`); tokens must name it."""
+    service_accounts: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ServiceAccounts whose chain to walk; empty means every one configured for
+    Workload Identity."""
+    key_vaults: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Vault name → the secret names to read; empty means the vaults and objects of the
+    SecretProviderClasses the ServiceAccounts' pods mount."""
     service_bus_namespace: str | None = None
     service_bus_queue: str | None = None
 
 
 class SloSettings(_Strict):
-    ttft_p95_ms: PositiveFloat | None = None
-    itl_p95_ms: PositiveFloat | None = None
-    e2e_p95_ms: PositiveFloat | None = None
-    min_throughput_tokens_per_s: PositiveFloat | None = None
+    """The load area's objectives; each one set is its own check. Defaults: MLPerf Inference's Server scenario
+    (TTFT 2 s; TPOT 200 ms, the 70B-class figure), no server errors, 99 % of requests meeting every SLO."""
+
+    ttft_p95_ms: PositiveFloat | None = 2000
+    itl_p95_ms: PositiveFloat | None = 200
+    e2e_p99_ms: PositiveFloat | None = None
+    error_rate_max: Annotated[float, Field(ge=0, le=1)] | None = 0.0
+    min_output_tokens_per_s: PositiveFloat | None = None
+    attainment_min: Annotated[float, Field(gt=0, le=1)] | None = 0.99
+    breakeven_requests_per_day_max: PositiveFloat | None = None
+    """Fail when self-hosting breaks even against `[load] api_model` only above this many requests/day."""
+
+
+class LoadValidity(_Strict):
+    """When the client's numbers cannot be trusted (the run is an error, not a pass or a latency failure)."""
+
+    min_concurrency_fraction: Annotated[float, Field(gt=0, le=1)] = 0.95
+    max_schedule_lag_p99_ms: PositiveFloat = 5.0
+    max_loop_lag_p99_ms: PositiveFloat = 5.0
+    max_client_cpu_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
+    max_start_late_s: PositiveFloat = 1.0
+
+
+class LoadSettings(_Strict):
+    """The load shape per endpoint. Defaults: the seed's "customer support chat" row (p95 prompt 500 tokens,
+    p95 completion 300, peak concurrency 32), closed loop, 60 measured seconds."""
+
+    concurrency: Annotated[int, Field(ge=1)] | None = None
+    """Closed loop: streams always in flight (32 when neither concurrency nor rate is given)."""
+    rate: PositiveFloat | None = None
+    """Open loop: arrivals per second (instead of concurrency)."""
+    arrival: Literal["poisson", "constant"] = "poisson"
+    duration_s: PositiveFloat = 60
+    requests: Annotated[int, Field(ge=1)] | None = None
+    prompt_tokens: Annotated[int, Field(ge=1)] = 500
+    max_tokens: Annotated[int, Field(ge=1)] = 300
+    endpoint: Literal["chat", "completions"] = "chat"
+    workers: Annotated[int, Field(ge=1)] = 1
+    """More than 1: the client runs in the cluster as an Indexed Job of this many pods."""
+    image: str | None = None
+    """The worker image (pytest-aksai installed) for workers > 1; default: the simulated cluster's own."""
+    api_model: str = "gpt-4o-mini"
+    """The API the break-even is computed against (a name of the sizing catalog's `apis`)."""
+    validity: LoadValidity = Field(default_factory=LoadValidity)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> LoadSettings:
+        if self.concurrency is not None and self.rate is not None:
+            raise ValueError("give either concurrency (closed loop) or rate (open loop), not both")
+        return self
+
+    @property
+    def closed_loop_concurrency(self) -> int | None:
+        if self.rate is not None:
+            return None
+        return self.concurrency if self.concurrency is not None else 32
 
 
 class ClusterProfile(_Strict):
@@ -117,14 +182,18 @@ class ClusterProfile(_Strict):
     """The idle budget (cluster seconds): a NodePool's consolidateAfter may not exceed it."""
     idle_cost_per_day_max: NonNegativeFloat | None = None
     """USD per day the GPU nodes may cost with no inference traffic; None: the idle-cost check skips."""
-    scaled_objects: tuple[str, ...] = ()
+    scaled_objects: tuple[NamespacedName, ...] = ()
+    """`namespace/name` of the ScaledObjects or HTTPScaledObjects to check; empty means every scaler found."""
     endpoint_route: Literal["auto", "port-forward", "service-proxy"] = "auto"
     """How to reach model servers without a direct URL: port-forward, the service proxy, or port-forward falling
     back to the service proxy."""
     endpoints: dict[NamespacedName, str] = Field(default_factory=dict)
     """Workspace (`namespace/name`) → a direct base URL, bypassing port-forward and the service proxy."""
+    client_namespaces: tuple[DnsLabel, ...] = ()
+    """Namespaces whose pods call the model servers (the network path checks); empty: each model's own."""
     azure: AzureSettings = Field(default_factory=AzureSettings)
     slos: SloSettings = Field(default_factory=SloSettings)
+    load: LoadSettings = Field(default_factory=LoadSettings)
     sizing: SizingProfile = Field(default_factory=SizingProfile)
     absent: tuple[str, ...] = ()
     """Areas this cluster lacks on purpose: their checks skip (naming this key) instead of failing on
@@ -153,7 +222,12 @@ class ClusterProfile(_Strict):
 
 BUILTIN_PROFILES: dict[str, ClusterProfile] = {
     BUILTIN_PROFILE: ClusterProfile(
-        provider="sim", allow=("disruptive", "costly"), idle_cost_per_day_max=15.0
+        provider="sim",
+        allow=("disruptive", "costly"),
+        # A smoke shape so `-m load` takes seconds: the lab's Workspace holds 12 sequences, and a 300-token
+        # completion lasts ~10 s at the T4's ~34 ms per decode step.
+        load=LoadSettings(concurrency=8, duration_s=10, max_tokens=64),
+        idle_cost_per_day_max=15.0,
     ),
 }
 

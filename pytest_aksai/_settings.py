@@ -174,6 +174,17 @@ def _to_float(noun: str) -> Callable[[Any, str], float]:
     return convert
 
 
+def _to_workers(value: Any, source: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise _bad("load-workers", source, value, "a whole number ≥ 1", "Give e.g. --aksai-load-workers 3 "
+                   "(1 runs the load client on this machine, more run it as an Indexed Job in the cluster).")  # fmt: skip
+    return number
+
+
 def _to_bool(noun: str) -> Callable[[Any, str], bool]:
     def convert(value: Any, source: str) -> bool:
         if isinstance(value, bool):
@@ -277,6 +288,14 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
             f"but profile {cluster!r} has provider {profile.provider!r}. Drop the fault, or use "
             f"--aksai-cluster={BUILTIN_PROFILE}."
         )
+    workers = resolver.get(
+        "load-workers",
+        _to_workers,
+        profile=pick(profile.load.workers if profile.load.workers != 1 else None),
+        default=1,
+    )
+    if workers != profile.load.workers:
+        profile = profile.model_copy(update={"load": profile.load.model_copy(update={"workers": workers})})
     if manifests is not None and not manifests.exists():
         raise SettingsError(
             f"--aksai-manifests (from {resolver.sources['manifests']}) names {str(manifests)!r}, which does "

@@ -51,7 +51,7 @@ def served_model(aksai_endpoint: Endpoint) -> dict[str, Any]:
         with aksai_endpoint.http() as http:
             response = http.get("v1/models")
     except httpx.TransportError as exc:
-        raise Finding(
+        raise aksai_endpoint.explain_failure(exc) or Finding(
             f"GET {url} via {aksai_endpoint.via} failed: {exc!r}",
             observed=aksai_endpoint.trouble() or "no answer",
             where="the model pod's log and events (kubectl describe pod)",
@@ -347,3 +347,25 @@ def test_metrics_move_with_traffic(
         "vllm:request_success", "_total", model_name=model
     )
     assert successes >= 1, "vllm:request_success_total did not count the request"
+
+
+def test_model_answers_on_its_cluster_dns_name(aksai_client_probes: list[str]) -> None:
+    """A short-lived client pod in each client namespace reaches the model at
+    `http://<ws>.<ns>.svc.cluster.local/v1/models`: the path applications use (cluster DNS, the Service,
+    NetworkPolicies), which the port-forward and the service proxy bypass."""
+    assert not aksai_client_probes, (
+        f"the model does not answer on its Service's cluster DNS name {'; '.join(aksai_client_probes)}. curl's "
+        "exit code says why: 6 the name does not resolve (the Service is missing), 7 connection refused (no "
+        "endpoint listens on the target port), 28 timed out (a NetworkPolicy drops the traffic; see "
+        "test_network_policies_admit_the_clients)"
+    )
+
+
+def test_model_pods_did_not_restart(aksai_endpoint: Endpoint) -> None:
+    """No model container restarted while the suite ran (runs last): a restart drops in-flight requests, so a
+    crash under a handful of requests will show as errors for your applications."""
+    restarted = aksai_endpoint.restarts_during_run()
+    assert not restarted, (
+        f"the model pods of {aksai_endpoint.workspace} restarted during the run: {'; '.join(restarted)}. Read "
+        "the previous instance's log (kubectl logs --previous) for why the model server exited"
+    )

@@ -24,9 +24,11 @@ from pytest_aksai import (
     Workspace,
     condition,
     expected_served_name,
+    gpu_sku,
     inference_config,
     kinds,
     model_spec,
+    vllm_engine_args,
 )
 
 pytestmark = pytest.mark.kaito
@@ -159,27 +161,84 @@ def test_served_name_matches_the_preset(
 def test_inference_config_is_valid(
     aksai_settings: Settings, aksai_cluster: Cluster, aksai_workspace: Workspace
 ) -> None:
-    """The inference ConfigMap has `inference_config.yaml` with a `vllm:` map whose max-model-len fits the model."""
+    """The inference ConfigMap's `vllm:` map is a command line vLLM accepts, coherent with the model and GPU.
+
+    Every key is a flag of vLLM's server (the engine-argument catalog, with its vLLM version), each value has
+    the flag's type, choices and range, and together they fit the model and the GPUs: `max-model-len` within
+    the model's context, `dtype` the GPU supports, tensor x pipeline parallelism within the node's GPUs and
+    dividing the model's attention heads.
+    """
     if not (aksai_workspace.inference and aksai_workspace.inference.config):
         pytest.skip(f"{aksai_workspace.ref} names no inference ConfigMap; KAITO's defaults apply")
     _, vllm, problem = inference_config(aksai_cluster, aksai_workspace)
     assert not problem, f"{aksai_workspace.ref}: {problem}"
     assert vllm is not None
+    where = f"ConfigMap {aksai_workspace.metadata.namespace}/{aksai_workspace.inference.config}"
+    catalog = vllm_engine_args()
+    problems = []
+    for found in catalog.check(vllm):
+        if found.problem == "unknown":
+            hint = f"; did you mean `{found.closest}`?" if found.closest else ""
+            problems.append(f"`{found.key}` is not a flag vLLM {catalog.version} knows{hint}")
+        else:
+            hint = f" (closest: {found.closest!r})" if found.closest else ""
+            problems.append(f"`{found.key}`: {found.message}{hint}")
     spec = _model_spec(aksai_workspace.preset, aksai_settings.strict)
-    max_model_len = vllm.get("max-model-len")
-    if max_model_len is not None:
-        assert isinstance(max_model_len, int) and max_model_len > 0, (
-            f"{aksai_workspace.ref}: max-model-len is {max_model_len!r}, expected a positive integer"
+    problems += _incoherent(vllm, spec, aksai_workspace)
+    assert not problems, (
+        f"{aksai_workspace.ref}: vLLM will refuse the inference config of {where} and the model pod will "
+        f"crash-loop: {'; '.join(problems)}. Fix the `vllm:` map of its {INFERENCE_CONFIG_KEY} (engine "
+        f"arguments of vLLM {catalog.version}, from {catalog.source})"
+    )
+
+
+INFERENCE_CONFIG_KEY = "inference_config.yaml"
+
+
+def _number(vllm: dict[str, Any], key: str) -> float | None:
+    raw = vllm.get(key, vllm.get(key.replace("-", "_")))
+    try:
+        return float(str(raw)) if raw is not None else None
+    except ValueError:
+        return None  # the catalog check reports the type
+
+
+def _incoherent(vllm: dict[str, Any], spec: ModelSpec, workspace: Workspace) -> list[str]:
+    """What vLLM's engine refuses for this model on this GPU, though every flag parses."""
+    problems = []
+    max_model_len = _number(vllm, "max-model-len")
+    if max_model_len is not None and max_model_len > spec.max_context:
+        problems.append(
+            f"max-model-len {max_model_len:.0f} exceeds {spec.hf_id}'s context limit of {spec.max_context} "
+            f'tokens (vLLM: "User-specified max_model_len is greater than the derived max_model_len"); lower it '
+            f"to at most {spec.max_context}"
         )
-        assert max_model_len <= spec.max_context, (
-            f"{aksai_workspace.ref}: max-model-len {max_model_len} exceeds {spec.hf_id}'s context limit of "
-            f"{spec.max_context} tokens; vLLM refuses to start. Lower max-model-len to at most {spec.max_context}"
+    instance_type = workspace.resource.instance_type
+    try:
+        sku = gpu_sku(instance_type) if instance_type else None
+    except UnknownEntryError:
+        sku = None
+    dtype = str(vllm.get("dtype", "auto"))
+    if sku is not None and dtype == "bfloat16" and not sku.bf16:
+        problems.append(
+            f"dtype bfloat16 on {sku.gpu_model} (compute capability {sku.compute_capability:g}): vLLM refuses "
+            "bfloat16 below compute capability 8.0; use dtype float16 (or auto)"
         )
-    utilization = vllm.get("gpu-memory-utilization")
-    if utilization is not None:
-        assert isinstance(utilization, int | float) and 0 < utilization <= 1, (
-            f"{aksai_workspace.ref}: gpu-memory-utilization is {utilization!r}, expected a fraction in (0, 1]"
+    tensor = _number(vllm, "tensor-parallel-size") or 1
+    pipeline = _number(vllm, "pipeline-parallel-size") or 1
+    if sku is not None:
+        nodes = max(1, workspace.resource.count or 1)
+        if tensor > sku.gpu_count or tensor * pipeline > sku.gpu_count * nodes:
+            problems.append(
+                f"tensor-parallel-size {tensor:.0f} x pipeline-parallel-size {pipeline:.0f} needs "
+                f"{tensor * pipeline:.0f} GPUs, but {nodes} node(s) of {sku.name} have {sku.gpu_count} each"
+            )
+    if tensor > 0 and spec.attention_heads % int(tensor):
+        problems.append(
+            f"tensor-parallel-size {tensor:.0f} does not divide {spec.hf_id}'s {spec.attention_heads} attention "
+            'heads (vLLM: "Total number of attention heads must be divisible by tensor parallel size")'
         )
+    return problems
 
 
 def test_gpu_node_matches_instance_type(
@@ -201,6 +260,16 @@ def test_gpu_node_matches_instance_type(
             f"{workspace.ref} runs on node {node_name} of type {actual}, expected {wanted} "
             "(resource.instanceType): KAITO reused a node its labelSelector matched but of another size"
         )
+
+
+def test_network_policies_admit_the_clients(aksai_network_policy_blocks: list[str]) -> None:
+    """The NetworkPolicies that select the model pods admit the client namespaces (the profile's
+    `client_namespaces`, else the model's own) on the Service's target port."""
+    assert not aksai_network_policy_blocks, (
+        f"{'; '.join(aksai_network_policy_blocks)}: applications there cannot reach the model (connections "
+        "time out). Add an ingress rule admitting them (a namespaceSelector on kubernetes.io/metadata.name, "
+        "port 5000), or name the namespaces your clients really run in with the profile's client_namespaces"
+    )
 
 
 def _time(value: str | None) -> datetime | None:

@@ -125,3 +125,41 @@ def aksai_ready_workspace(
     )
     assert result.obj is not None, "a successful wait returns the object"
     return Workspace.model_validate(result.obj), result
+
+
+def client_namespaces(request: pytest.FixtureRequest, workspace: Workspace) -> list[str]:
+    """The profile's `client_namespaces`, else the Workspace's own namespace."""
+    named = settings_of(request.config).profile.client_namespaces
+    return list(named) or [str(workspace.metadata.namespace)]
+
+
+@pytest.fixture(scope="module")
+def aksai_network_policy_blocks(
+    request: pytest.FixtureRequest,
+    aksai_cluster: Cluster,
+    aksai_ready_workspace: tuple[Workspace, WaitResult],
+) -> list[str]:
+    """What the NetworkPolicies selecting the model pods refuse: one line per (client namespace, pod) that no
+    policy admits on the Service's target port (empty: every client namespace may connect). Cilium policies in
+    the namespace are not evaluated; a warning names them."""
+    import warnings
+
+    from pytest_aksai._warnings import AksaiWarning
+    from pytest_aksai.kube import blocked_clients, cilium_policies
+
+    workspace, _ = aksai_ready_workspace
+    namespace, name = str(workspace.metadata.namespace), workspace.metadata.name
+    cilium = cilium_policies(aksai_cluster, namespace)
+    if cilium:
+        warnings.warn(
+            AksaiWarning(
+                f"CiliumNetworkPolicies in namespace {namespace} ({', '.join(cilium)}) also govern traffic to "
+                f"{workspace.ref} and are not evaluated; the DNS probe check sees their effect"
+            ),
+            stacklevel=1,
+        )
+    return [
+        f"NetworkPolicy {', '.join(b.policies)} in {namespace} selects pod {b.pod} and admits no pod of namespace "
+        f"{b.client_namespace!r} on the model's port"
+        for b in blocked_clients(aksai_cluster, namespace, name, client_namespaces(request, workspace))
+    ]

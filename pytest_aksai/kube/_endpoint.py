@@ -21,9 +21,11 @@ import httpx
 if TYPE_CHECKING:
     import openai
 
+from pytest_aksai._errors import Finding
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
+from pytest_aksai.kube._diagnose import explain_request_failure, restart_counts, restarts_since, selected_pods
 from pytest_aksai.kube._portforward import PortForward, PortForwardError
 
 
@@ -49,6 +51,20 @@ class Endpoint:
     cert_file: str | None = None
     key_file: str | None = None
     insecure: bool = False
+    diagnose: Callable[[BaseException], Finding | None] | None = field(default=None, repr=False)
+    """What broke behind a failed request (set for routes through the cluster)."""
+    restarts: Callable[[], list[str]] | None = field(default=None, repr=False)
+    """The model pod restarts since the endpoint was opened (set for routes through the cluster)."""
+
+    def explain_failure(self, exc: BaseException) -> Finding | None:
+        """A `Finding` saying what broke when a request failed: the Service has no ready endpoints, the pod
+        restarted during the check (restart count, last termination reason), connection refused on the
+        target port, or the engine answered with an error. None when `exc` is not a failed request."""
+        return self.diagnose(exc) if self.diagnose is not None else None
+
+    def restarts_during_run(self) -> list[str]:
+        """Each model container that restarted since the endpoint was opened, described in one line."""
+        return self.restarts() if self.restarts is not None else []
 
     def _tls(self) -> ssl.SSLContext | bool:
         if self.insecure:
@@ -161,6 +177,7 @@ def workspace_endpoint(
     if port is None:
         raise LookupError(f"Service {namespace}/{name} has no ports")
     ready = _ready_pods(cluster, service)
+    baseline = restart_counts(selected_pods(cluster, service))
     refusal = ""
     if route != "service-proxy":
         try:
@@ -171,6 +188,7 @@ def workspace_endpoint(
                 via="port-forward",
                 forward=forward,
                 ready_replicas=len(ready),
+                **_watchers(cluster, service, baseline, "port-forward", forward),
             )
         except (PortForwardError, LookupError) as exc:
             if route == "port-forward":
@@ -179,7 +197,33 @@ def workspace_endpoint(
                 ) from None
             refusal = str(exc)
     endpoint = service_proxy_endpoint(cluster, workspace_ref, namespace, name, port)
-    return dataclasses.replace(endpoint, fallback_reason=refusal, ready_replicas=len(ready))
+    return dataclasses.replace(
+        endpoint,
+        fallback_reason=refusal,
+        ready_replicas=len(ready),
+        **_watchers(cluster, service, baseline, "the service proxy", None),
+    )
+
+
+def _watchers(
+    cluster: Cluster,
+    service: dict[str, Any],
+    baseline: dict[str, dict[str, int]],
+    via: str,
+    forward: PortForward | None,
+) -> dict[str, Any]:
+    namespace, name = service["metadata"]["namespace"], service["metadata"]["name"]
+
+    def diagnose(exc: BaseException) -> Finding | None:
+        route_error = forward.last_error if forward is not None else ""
+        return explain_request_failure(
+            cluster, namespace, name, baseline, exc, via=via, route_error=route_error
+        )
+
+    def restarts() -> list[str]:
+        return [r.describe() for r in restarts_since(selected_pods(cluster, service), baseline)]
+
+    return {"diagnose": diagnose, "restarts": restarts}
 
 
 def _ready_pods(cluster: Cluster, service: dict[str, Any]) -> list[dict[str, Any]]:

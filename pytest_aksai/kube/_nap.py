@@ -343,7 +343,8 @@ def gpu_workloads(objects: Iterable[Obj]) -> list[tuple[str, Obj, Obj, int]]:
 
 
 def taint_problems(pool: NodePool, objects: Sequence[Obj]) -> list[str]:
-    """A GPU NodePool keeps other pods off with a NoSchedule taint, and the GPU workloads meant for it tolerate it."""
+    """A GPU NodePool keeps other pods off with a NoSchedule taint, and a GPU workload that matches it but does
+    not tolerate its taints has another NodePool to land on."""
     problems = []
     hard = [t for t in pool.taints if t.get("effect") in ("NoSchedule", "NoExecute")]
     if not hard:
@@ -351,8 +352,12 @@ def taint_problems(pool: NodePool, objects: Sequence[Obj]) -> list[str]:
             "has no NoSchedule taint, so any pod Karpenter provisions for may land on a GPU node (and keep it from "
             f'being consolidated); add taints: [{{key: {GPU_RESOURCE}, value: "true", effect: NoSchedule}}]'
         )
+    others = [NodePool.model_validate(o) for o in objects if o.get("kind") == "NodePool"]
+    others = [other for other in others if other.name != pool.name]
     for name, _, template, _ in gpu_workloads(objects):
         if could_land_on(template, pool, ignore_taints=True) and not could_land_on(template, pool):
+            if any(could_land_on(template, other) for other in others):
+                continue  # kept off this pool on purpose (a spot taint, say): another NodePool serves it
             missing = [
                 f"{t.get('key')}={t.get('value') or ''}:{t.get('effect')}"
                 for t in hard

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 from pytest_aksai._errors import AksaiError
@@ -18,6 +20,7 @@ from ._client import Progress, run_load
 from ._plan import LoadInputError, LoadPlan, Slos, bad_input
 from ._result import LoadResult
 from ._validity import InvalidRunError
+from ._worker import WorkerSpec, run_worker
 
 EXIT_OK, EXIT_SLO_MISSED, EXIT_BAD_INPUT, EXIT_INVALID_RUN = 0, 1, 2, 3
 _N = TypeVar("_N", int, float)
@@ -49,7 +52,29 @@ def _parser() -> _Parser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     run.add_argument("--slo", nargs="+", default=[], metavar="NAME=VALUE",
                      help="limits that set the exit code, e.g. ttft_p95_ms=500 itl_p95_ms=50 attainment_min=0.99")  # fmt: skip
+    worker = commands.add_parser(
+        "worker",
+        help="run one worker's share of a plan and print one AKSAI_RESULT line (the suite's workers)",
+    )
+    worker.add_argument("--spec", required=True, metavar="PATH", help="the worker spec (JSON; - reads stdin)")
+    worker.add_argument(
+        "--index", metavar="I", help="this worker's index (default $JOB_COMPLETION_INDEX, else 0)"
+    )
     return parser
+
+
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text(encoding="utf-8")
+        spec = WorkerSpec.from_json(json.loads(text))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LoadInputError(f"The worker spec {args.spec} cannot be read", observed=f"{type(exc).__name__}: {exc}",
+                             fix="Write it with WorkerSpec.to_json (the suite does)") from None  # fmt: skip
+    index_text = args.index if args.index is not None else os.environ.get("JOB_COMPLETION_INDEX", "0")
+    index = _number("index", index_text, int, "a whole number ≥ 0", "0") or 0
+    out.write(run_worker(spec, index).line() + "\n")
+    out.flush()
+    return EXIT_OK
 
 
 def _number(knob: str, text: str | None, kind: Callable[[str], _N], valid: str, example: str) -> _N | None:
@@ -129,8 +154,11 @@ def main(
     argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        plan, as_json = plan_from_args(sys.argv[1:] if argv is None else argv)
+        if args_list[:1] == ["worker"]:
+            return _worker(_parser().parse_args(args_list), out)
+        plan, as_json = plan_from_args(args_list)
         result = run_load(plan, on_progress=_progress(err) if err.isatty() and not as_json else None)
     except AksaiError as exc:  # LoadInputError, LoadTargetError, an unreadable prompt set
         err.write(exc.paragraph() + "\n")

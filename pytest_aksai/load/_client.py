@@ -23,6 +23,7 @@ from pytest_aksai._errors import AksaiError
 from ._plan import LoadPlan
 from ._prompts import PromptBuilder, first_guess_words, load_passages, rescale_words
 from ._result import LoadResult
+from ._server_window import ServerObserver
 
 _SAMPLE_PERIOD_S = 0.01
 _PROMPT_VARIANTS = 64
@@ -72,8 +73,17 @@ _NO_DELTA: dict[str, Any] = {}
 
 
 class _Runner:
-    def __init__(self, plan: LoadPlan, on_progress: Callable[[Progress], None] | None) -> None:
+    def __init__(
+        self,
+        plan: LoadPlan,
+        on_progress: Callable[[Progress], None] | None,
+        observer: ServerObserver | None = None,
+        start_at: float | None = None,
+    ) -> None:
         self.plan = plan
+        self.observer = observer
+        self.start_at = start_at
+        self.start_late_s = 0.0
         self.chat = plan.endpoint == "chat"
         base = plan.url.rstrip("/")
         self.url = base + ("/chat/completions" if self.chat else "/completions")
@@ -245,6 +255,12 @@ class _Runner:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await self._prepare_prompts(session)
             await asyncio.gather(*(self._send(session) for _ in range(plan.warmup)))
+            if self.start_at is not None:
+                # The shared start of the workers' measured windows (calibration and warm-up come before).
+                await asyncio.sleep(max(0.0, self.start_at - time.time()))
+                self.start_late_s = max(0.0, time.time() - self.start_at)
+            if self.observer is not None:
+                await self.observer.begin()
             self.measuring = True
             self.window_start = time.perf_counter()
             cpu_start = time.process_time()
@@ -257,13 +273,17 @@ class _Runner:
             window_end = time.perf_counter()
             cpu_s = time.process_time() - cpu_start
             await sampler
+            if self.observer is not None:
+                await self.observer.end()
         return self._result(window_end, cpu_s)
 
     def _result(self, window_end: float, cpu_s: float) -> LoadResult:
         plan, slos = self.plan, self.plan.slos
         start = self.window_start
         issue_end = self.issue_end if self.issue_end is not None else window_end
-        result = LoadResult(plan=plan, requests=len(self.records), client_cpu_s=cpu_s)
+        result = LoadResult(
+            plan=plan, requests=len(self.records), client_cpu_s=cpu_s, start_late_s=self.start_late_s
+        )
         result.window_s = max((r.end for r in self.records), default=window_end) - start
         result.issue_window_s = issue_end - start
         result.client_cpu_fraction = cpu_s / (window_end - start) if window_end > start else 0.0
@@ -306,9 +326,18 @@ class _Runner:
         return result
 
 
-async def run_load_async(plan: LoadPlan, on_progress: Callable[[Progress], None] | None = None) -> LoadResult:
-    """Run the plan on the current event loop and return what it measured (validity included, not raised)."""
-    return await _Runner(plan, on_progress).run()
+async def run_load_async(
+    plan: LoadPlan,
+    on_progress: Callable[[Progress], None] | None = None,
+    observer: ServerObserver | None = None,
+    start_at: float | None = None,
+) -> LoadResult:
+    """Run the plan on the current event loop and return what it measured (validity included, not raised).
+
+    With an `observer`, the server's `/metrics` are scraped around and during the measured window; with
+    `start_at` (Unix time), the measured window starts then, after calibration and warm-up.
+    """
+    return await _Runner(plan, on_progress, observer, start_at).run()
 
 
 def run_load(plan: LoadPlan, on_progress: Callable[[Progress], None] | None = None) -> LoadResult:

@@ -68,6 +68,8 @@ class ValidityLimits:
     max_loop_lag_p99_ms: float = 5.0
     max_client_cpu_fraction: float = 0.8
     """Client CPU time over wall time, in cores: above it the event loop is the bottleneck."""
+    max_start_late_s: float = 1.0
+    """Workers only: how long after the shared start a worker may begin measuring."""
 
 
 @dataclass(frozen=True)

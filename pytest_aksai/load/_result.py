@@ -49,6 +49,8 @@ class LoadResult:
     schedule_lag: LatencyHistogram = field(default_factory=_histogram)
     loop_lag: LatencyHistogram = field(default_factory=_histogram)
     workers: int = 1
+    start_late_s: float = 0.0
+    """How late the latest worker began its measured window after the shared start time."""
 
     # -- derived ---------------------------------------------------------------------------------------
     @property
@@ -92,6 +94,7 @@ class LoadResult:
             loop_lag_p99_ms=self.loop_lag.percentile_ms(99),
             client_cpu_fraction=self.client_cpu_fraction,
             measured_requests=self.requests,
+            start_late_s=self.start_late_s,
         )
 
     @property
@@ -135,6 +138,7 @@ class LoadResult:
         self.window_s = max(self.window_s, other.window_s)
         self.issue_window_s = max(self.issue_window_s, other.issue_window_s)
         self.client_cpu_fraction = max(self.client_cpu_fraction, other.client_cpu_fraction)
+        self.start_late_s = max(self.start_late_s, other.start_late_s)
         for name in _HISTOGRAMS:
             getattr(self, name).merge(getattr(other, name))
 

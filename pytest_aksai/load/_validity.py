@@ -30,6 +30,7 @@ class SelfMeasurements:
     loop_lag_p99_ms: float | None
     client_cpu_fraction: float
     measured_requests: int
+    start_late_s: float = 0.0
 
 
 def check_validity(m: SelfMeasurements, limits: ValidityLimits) -> list[InvalidReason]:
@@ -61,7 +62,13 @@ def check_validity(m: SelfMeasurements, limits: ValidityLimits) -> list[InvalidR
     if m.client_cpu_fraction > limits.max_client_cpu_fraction:
         reasons.append(InvalidReason(
             "client CPU", m.client_cpu_fraction, limits.max_client_cpu_fraction,
-            f"the client used {m.client_cpu_fraction:.0%} of a core (limit {limits.max_client_cpu_fraction:.0%})"))  # fmt: skip
+            f"the client used {m.client_cpu_fraction:.0%} of a core (limit {limits.max_client_cpu_fraction * 100:.3g} %)"))  # fmt: skip
+    if m.start_late_s > limits.max_start_late_s:
+        reasons.append(InvalidReason(
+            "shared start", m.start_late_s, limits.max_start_late_s,
+            f"a worker began measuring {m.start_late_s:.1f} s after the shared start (limit "
+            f"{limits.max_start_late_s:g} s), so the workers' windows do not overlap: its pod was scheduled, "
+            "pulled or calibrated too slowly"))  # fmt: skip
     return reasons
 
 

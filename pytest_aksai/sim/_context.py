@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._apiserver import ApiError, PodLogs, Store
+from ._apiserver._tls import ServingCert
 from ._clock import VirtualClock
 from ._faults import ActiveFaults
 
@@ -41,6 +42,8 @@ class SimContext:
     """The service-account token issuer (OIDC discovery at `<issuer>/.well-known/openid-configuration`)."""
     ca_pem: bytes = b""
     """The CA that signed the API server's serving certificate (for the sim's own HTTPS clients)."""
+    serving_cert: ServingCert | None = None
+    """The API server's certificate (SAN 127.0.0.1 and the host), for add-ons that serve HTTPS too."""
     _event_names: dict[tuple[str, str, str, str], str] = field(default_factory=dict, repr=False)
 
     def record_event(

@@ -115,6 +115,7 @@ class Runtime:
             internal_token=self.internal_token,
             issuer=self.server_url,
             ca_pem=self.tls.ca_pem,
+            serving_cert=self.tls,
         )
         self._tasks.append(asyncio.create_task(self._sync_faults(), name="aksai-sim-faults"))
         self._tasks.extend(await _core.start(self.ctx))

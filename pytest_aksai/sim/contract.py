@@ -33,6 +33,18 @@ HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 KUBECONFIG_CONTEXT = "aksai-sim"
 """The context (and cluster) name of the kubeconfig the sim writes."""
 
+AZURE_CONFIGMAP = "aksai-sim-azure"
+"""`kube-system/aksai-sim-azure`: the simulated Azure tenant, key `tenant.yaml` (the scenario's `azure:`
+schema). Editing it changes the tenant at run time (identities, federated credentials, roles, secrets)."""
+KEY_TENANT = "tenant.yaml"
+KEY_AZURE = "azure"
+"""In `kube-system/aksai-sim`: the simulated Azure endpoints as JSON — `tenantId`, `authorityHost`
+(Entra ID, `https://127.0.0.1:<port>/`), `oidcIssuer`, `keyVaults` (vault name → vault URL),
+`serviceBus` (namespace → {`fullyQualifiedNamespace`, `amqpEndpoint`}), and `caBundle` (PEM of the CA
+every simulated Azure endpoint's certificate chains to)."""
+WEBHOOK_NAME = "mutation.azure-workload-identity.io"
+"""The Workload Identity mutating webhook, as azure-workload-identity v1.6 names it."""
+
 DEFAULT_TIME_SCALE = 60.0
 """One cluster minute per wall second: a 10-minute NAP lifecycle takes ten seconds."""
 
@@ -49,6 +61,10 @@ class Fault(StrEnum):
     VLLM_BROKEN_CHAT_TEMPLATE = "vllm-broken-chat-template"
     VLLM_LEGACY_METRICS = "vllm-legacy-metrics"
     KAITO_INFERENCE_OOM = "kaito-inference-oom"
+    # --- load ---
+    VLLM_SLOW_TTFT = "vllm-slow-ttft"
+    VLLM_ERRORS_UNDER_LOAD = "vllm-errors-under-load"
+    VLLM_KV_SMALLER_THAN_CONFIGURED = "vllm-kv-smaller-than-configured"
     # --- nap ---
     NAP_SKU_FAMILY_MISMATCH = "nap-sku-family-mismatch"
     NAP_LIMITS_EXHAUSTED = "nap-limits-exhausted"
@@ -56,6 +72,30 @@ class Fault(StrEnum):
     NAP_GPU_NOT_ADVERTISED = "nap-gpu-not-advertised"
     NAP_NO_CONSOLIDATION = "nap-no-consolidation"
     NAP_PRICIER_SKU = "nap-pricier-sku"
+    # --- identity (the azure add-on) ---
+    WI_SUBJECT_MISMATCH = "wi-subject-mismatch"
+    WI_ISSUER_MISMATCH = "wi-issuer-mismatch"
+    WI_AUDIENCE_MISMATCH = "wi-audience-mismatch"
+    WI_LABEL_ON_SERVICEACCOUNT = "wi-label-on-serviceaccount"
+    WI_MISSING_CLIENT_ID = "wi-missing-client-id"
+    WI_WEBHOOK_DOWN = "wi-webhook-down"
+    OIDC_DISCOVERY_UNREACHABLE = "oidc-discovery-unreachable"
+    KV_NO_ROLE = "kv-no-role"
+    KV_SECRET_MISSING = "kv-secret-missing"
+    SB_NO_SEND_CLAIM = "sb-no-send-claim"
+    KEDA_IDENTITY_NOT_FEDERATED = "keda-identity-not-federated"
+    SPC_WRONG_CLIENT_ID = "spc-wrong-client-id"
+    # --- keda ---
+    KEDA_MIN_REPLICAS_ONE = "keda-min-replicas-one"
+    KEDA_WRONG_TARGET_KIND = "keda-wrong-target-kind"
+    KEDA_METRICS_UNAVAILABLE = "keda-metrics-unavailable"
+    KEDA_STUCK_ACTIVE = "keda-stuck-active"
+    KEDA_EARLY_SCALE_IN = "keda-early-scale-in"
+    KEDA_INTERCEPTOR_TIMEOUT = "keda-interceptor-timeout"
+    KEDA_NOT_READY_FORWARDING = "keda-not-ready-forwarding"
+    # --- kaito/api depth (issue 18) ---
+    GPU_DEVICE_PLUGIN_MISSING = "gpu-device-plugin-missing"
+    VLLM_ENGINE_DIES = "vllm-engine-dies"
 
 
 @dataclass(frozen=True)
@@ -106,6 +146,26 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec(
             Fault.KAITO_INFERENCE_OOM, "vllm", "KAITO inference pods are OOMKilled while loading the model"
         ),
+        # --- load ---
+        FaultSpec(
+            Fault.VLLM_SLOW_TTFT,
+            "vllm",
+            "every request waits before the scheduler sees it (a CPU-starved API server): TTFT well above the "
+            "roofline, counted in the server's own TTFT histogram, not in num_requests_waiting",
+            "milliseconds of delay (default 3000)",
+        ),
+        FaultSpec(
+            Fault.VLLM_ERRORS_UNDER_LOAD,
+            "vllm",
+            "above some concurrency a share of requests answer 500",
+            "CONCURRENCY:PERCENT, requests in the engine from which PERCENT % fail (default 4:20)",
+        ),
+        FaultSpec(
+            Fault.VLLM_KV_SMALLER_THAN_CONFIGURED,
+            "vllm",
+            "model servers started from now on hold a KV cache of only one max-model-len sequence, far less "
+            "than their gpu-memory-utilization implies, so requests queue early",
+        ),
         # --- nap ---
         FaultSpec(
             Fault.NAP_SKU_FAMILY_MISMATCH,
@@ -135,6 +195,117 @@ FAULTS: dict[str, FaultSpec] = {
             "karpenter",
             "launches pick the most expensive instance type a NodeClaim allows instead of the cheapest",
             "NodePool names (default: every NodePool)",
+        ),
+        # --- identity (the azure add-on) ---
+        FaultSpec(
+            Fault.WI_SUBJECT_MISMATCH,
+            "azure",
+            "the workload identity's federated credential names the ServiceAccount in namespace default "
+            "(Entra answers AADSTS700213)",
+        ),
+        FaultSpec(
+            Fault.WI_ISSUER_MISMATCH,
+            "azure",
+            "the workload identity's federated credential has the issuer without its trailing / "
+            "(Entra answers AADSTS700211)",
+        ),
+        FaultSpec(
+            Fault.WI_AUDIENCE_MISMATCH,
+            "azure",
+            "the workload identity's federated credential expects another audience (AADSTS700212)",
+        ),
+        FaultSpec(
+            Fault.WI_LABEL_ON_SERVICEACCOUNT,
+            "azure",
+            "the seed lab's mistake: azure.workload.identity/use is on the ServiceAccount, not on the pods",
+        ),
+        FaultSpec(
+            Fault.WI_MISSING_CLIENT_ID,
+            "azure",
+            "the ServiceAccount lacks the azure.workload.identity/client-id annotation",
+        ),
+        FaultSpec(
+            Fault.WI_WEBHOOK_DOWN,
+            "azure",
+            "the Workload Identity webhook is unreachable: labelled pods are refused (failurePolicy Fail)",
+        ),
+        FaultSpec(
+            Fault.OIDC_DISCOVERY_UNREACHABLE,
+            "azure",
+            "the cluster's OIDC issuer answers 404 on discovery and JWKS (Entra answers AADSTS50166)",
+        ),
+        FaultSpec(
+            Fault.KV_NO_ROLE,
+            "azure",
+            "the workload identity has no Key Vault secrets role (403 ForbiddenByRbac)",
+        ),
+        FaultSpec(
+            Fault.KV_SECRET_MISSING,
+            "azure",
+            "a secret is missing from the vault (404 SecretNotFound)",
+            "secret name (default hf-token)",
+        ),
+        FaultSpec(
+            Fault.SB_NO_SEND_CLAIM,
+            "azure",
+            "the workload identity may not send to Service Bus ('Send' claim(s) are required)",
+        ),
+        FaultSpec(
+            Fault.KEDA_IDENTITY_NOT_FEDERATED,
+            "azure",
+            "the KEDA operator's identity has no federated credential (AADSTS700213 for keda-operator)",
+        ),
+        FaultSpec(
+            Fault.SPC_WRONG_CLIENT_ID,
+            "azure",
+            "the SecretProviderClass's clientID names another identity than its pods' ServiceAccount",
+        ),
+        # --- keda ---
+        FaultSpec(
+            Fault.KEDA_MIN_REPLICAS_ONE,
+            "keda-http-add-on",
+            "HTTPScaledObjects get ScaledObjects with minReplicaCount 1: nothing scales to zero",
+        ),
+        FaultSpec(
+            Fault.KEDA_WRONG_TARGET_KIND,
+            "keda",
+            "ScaledObjects on a StatefulSet lose their kind, as the seed lab writes them: KEDA looks for a "
+            "Deployment",
+        ),
+        FaultSpec(
+            Fault.KEDA_METRICS_UNAVAILABLE,
+            "prometheus",
+            "Prometheus answers 503: prometheus triggers fail with TriggerError",
+        ),
+        FaultSpec(Fault.KEDA_STUCK_ACTIVE, "keda", "KEDA never scales a target to zero after the cooldown"),
+        FaultSpec(
+            Fault.KEDA_EARLY_SCALE_IN,
+            "keda",
+            "KEDA scales to zero on the first idle poll, ignoring the cooldown",
+        ),
+        FaultSpec(
+            Fault.KEDA_INTERCEPTOR_TIMEOUT,
+            "keda-http-add-on",
+            "the interceptor waits only 20 s for a cold start: the first request after scale-from-zero gets "
+            "504",
+        ),
+        FaultSpec(
+            Fault.KEDA_NOT_READY_FORWARDING,
+            "keda-http-add-on",
+            "HTTPScaledObject target Services publish not-ready addresses: the interceptor forwards a cold "
+            "start to a pod still loading",
+        ),
+        # --- kaito/api depth (issue 18) ---
+        FaultSpec(
+            Fault.GPU_DEVICE_PLUGIN_MISSING,
+            "sim-core",
+            "GPU nodes advertise no nvidia.com/gpu (the NVIDIA device plugin is not running)",
+        ),
+        FaultSpec(
+            Fault.VLLM_ENGINE_DIES,
+            "vllm",
+            "each model server's engine dies after some completions; the process exits 1 and the pod restarts",
+            "completions served before the engine dies (default 12)",
         ),
     ]
 }

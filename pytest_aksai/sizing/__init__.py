@@ -13,6 +13,11 @@ from pytest_aksai._public import public
 from pytest_aksai._warnings import AksaiWarning
 
 if TYPE_CHECKING:
+    from pytest_aksai.sizing._arith import (
+        breakeven_requests_per_day,
+        kaito_fixed_daily,
+        selfhost_cost_per_token,
+    )
     from pytest_aksai.sizing._catalog import (
         ApiPrice,
         Catalog,
@@ -31,6 +36,12 @@ if TYPE_CHECKING:
         vm_sizes,
     )
     from pytest_aksai.sizing._check import SizingCheck
+    from pytest_aksai.sizing._engine_args import (
+        EngineArg,
+        EngineArgCatalog,
+        EngineArgProblem,
+        vllm_engine_args,
+    )
     from pytest_aksai.sizing._fit import Check, FitReport, ServingConfig, SettingError, evaluate
     from pytest_aksai.sizing._latency import Roofline
     from pytest_aksai.sizing._manifests import Finding, ManifestError, analyze_objects, load_manifests
@@ -66,7 +77,14 @@ _LAZY = {
     "model_spec": "._catalog",
     "served_name_of": "._catalog",
     "vm_sizes": "._catalog",
+    "breakeven_requests_per_day": "._arith",
+    "kaito_fixed_daily": "._arith",
+    "selfhost_cost_per_token": "._arith",
     "SizingCheck": "._check",
+    "EngineArg": "._engine_args",
+    "EngineArgCatalog": "._engine_args",
+    "EngineArgProblem": "._engine_args",
+    "vllm_engine_args": "._engine_args",
     "Check": "._fit",
     "FitReport": "._fit",
     "ServingConfig": "._fit",
@@ -108,6 +126,9 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "Check",
+    "EngineArg",
+    "EngineArgCatalog",
+    "EngineArgProblem",
     "Finding",
     "FitReport",
     "GpuModel",
@@ -125,6 +146,7 @@ __all__ = [
     "UnknownEntryError",
     "VmSize",
     "analyze_objects",
+    "breakeven_requests_per_day",
     "compatible",
     "default_catalog",
     "evaluate",
@@ -133,13 +155,16 @@ __all__ = [
     "gpu_sku",
     "instance_type",
     "instance_types",
+    "kaito_fixed_daily",
     "load_catalog_file",
     "load_manifests",
     "matching_instance_types",
     "model_spec",
     "offering_labels",
     "requirement_matches",
+    "selfhost_cost_per_token",
     "served_name_of",
     "unknown_label_problems",
+    "vllm_engine_args",
     "vm_sizes",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,9 @@ class _Workload:
     config: ServingConfig = field(default_factory=ServingConfig)
     config_error: str | None = None
     default_tp: int = 1
+    probed_max_model_len: bool = False
+    """A KAITO Workspace whose config sets no max-model-len: KAITO passes `auto` and vLLM takes the longest
+    context that fits the KV cache, so the model's full context is not what runs."""
 
     def finding(self, invariant: str, status: Status, message: str) -> Finding:
         return Finding(self.source, self.kind, self.name, self.namespace, invariant, status, message)
@@ -269,7 +273,18 @@ def _workspace(source: str, obj: Obj, configmaps: Mapping[tuple[str | None, str]
                 w.config = _serving_config(vllm)
             except (yaml.YAMLError, ValueError, AttributeError) as exc:
                 w.config_error = f"ConfigMap {cm_name} inference_config.yaml cannot be read: {exc}"
+    if w.config.max_model_len is None:
+        observed = ((obj.get("metadata") or {}).get("annotations") or {}).get(OBSERVED_MAX_MODEL_LEN)
+        if observed and str(observed).isdigit():
+            w.config = dataclasses.replace(w.config, max_model_len=int(observed))
+        else:
+            w.probed_max_model_len = True
     return w
+
+
+OBSERVED_MAX_MODEL_LEN = "aksai.dev/observed-max-model-len"
+"""Set (in memory, never on the cluster) on a Workspace whose running engine reported its `max_model_len`
+(`/v1/models`): what KAITO's probe settled on, judged instead of the model's full context."""
 
 
 # --- NodePools ------------------------------------------------------------------------------------------
@@ -491,6 +506,16 @@ def analyze_objects(
         except SettingError as exc:
             findings.append(w.finding("config", "unknown", str(exc)))
             continue
+        capacity = report.kv_token_capacity
+        if w.probed_max_model_len and 0 < capacity < model.max_context:
+            # KAITO's max-model-len=auto: vLLM serves the longest context the KV cache holds.
+            report = evaluate(
+                model,
+                sku,
+                dataclasses.replace(w.config, max_model_len=capacity),
+                runtime_overhead_gib=runtime_overhead_gib,
+                default_tensor_parallel=w.default_tp,
+            )
         resolved[i] = model
         findings.extend(w.finding(c.invariant, c.status, c.message) for c in report.checks)
 

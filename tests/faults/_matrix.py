@@ -36,10 +36,15 @@ class Case:
     suites: tuple[str, ...] = ("test_kaito.py", "test_api_surface.py")
     """Suite files (under `suites/`) the inner run copies and runs."""
     time_scale: int = 600
+    scenario: str = ""
+    """The sim scenario of the inner run (empty: default)."""
     profile: str = ""
     """TOML lines added to the inner run's `[clusters.fast]` table (after `provider` and `endpoint_route`)."""
     args: tuple[str, ...] = ()
     """Extra command-line arguments of the inner run (e.g. `-m`, `keda`)."""
+    scenario: str = ""
+    """A scenario YAML (a path) for the inner run's simulated lab: the lab broken from outside, as an operator
+    breaks it with kubectl (a misspelt flag, a taint, a Service edit); empty: the default lab."""
 
     def profile_toml(self) -> str:
         lines = [
@@ -49,6 +54,7 @@ class Case:
             self.profile.strip(),
             "[clusters.fast.sim]",
             f"time_scale = {self.time_scale}",
+            f"scenario = {json.dumps(self.scenario)}" if self.scenario else "",
         ]
         return "\n".join(line for line in lines if line) + "\n"
 
@@ -79,8 +85,13 @@ def run_suites(folder: Path, case: Case) -> Verdicts:
     verdicts: Verdicts = {}
     for check in data["checks"]:
         name = check["nodeid"].split("::")[-1].split("[")[0]
-        verdicts[name] = check
+        # A check that runs once per Workspace keeps its worst verdict.
+        if _RANK.get(check["outcome"], 0) >= _RANK.get(verdicts.get(name, {}).get("outcome", ""), -1):
+            verdicts[name] = check
     return verdicts
+
+
+_RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}
 
 
 Matrix = dict[tuple[str, str], Future[Verdicts]]

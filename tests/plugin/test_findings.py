@@ -61,7 +61,7 @@ def test_a_workspace_that_never_gets_ready_fails_each_check_once_and_explains_it
     root_cause_lines = [line for line in text.splitlines() if line.startswith("root cause: ")]
     assert len(root_cause_lines) == len(failing) - 1
     for line in root_cause_lines:
-        assert "InferenceReady=False, reason ContainerOOMKilled" in line
+        assert "was OOMKilled" in line, line
         assert line.endswith(f"(explained by {explainer})"), line
     assert "Killed" in text, "the evidence carries the model pod's log tail"
 

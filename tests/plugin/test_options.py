@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_aksai._knobs import KNOBS
@@ -177,4 +179,7 @@ def test_faults_command_lists_every_fault_the_option_accepts() -> None:
     ).stdout
     listed = {line.split()[0] for line in out.splitlines()}
     assert listed == set(FAULTS)
-    assert "vllm-buffered-stream       streamed responses arrive all at once at the end" in out
+    # The names line up in one column, as wide as the longest name.
+    assert re.search(
+        r"^vllm-buffered-stream +streamed responses arrive all at once at the end$", out, re.M
+    ), out

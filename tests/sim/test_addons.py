@@ -15,8 +15,12 @@ SIM_SOURCES = Path(contract.__file__).parent
 
 def test_unknown_addon_in_a_scenario_is_a_clear_error(tmp_path: Path) -> None:
     scenario = tmp_path / "with-keda.yaml"
-    scenario.write_text("extends: default\naddons: [core, kaito, vllm, karpenter, keda]\n", encoding="utf-8")
-    with pytest.raises(ScenarioError, match=r"unknown add-on\(s\) 'keda'.*registered add-ons: core,"):
+    scenario.write_text(
+        "extends: default\naddons: [core, kaito, vllm, karpenter, workload-identity]\n", encoding="utf-8"
+    )
+    with pytest.raises(
+        ScenarioError, match=r"unknown add-on\(s\) 'workload-identity'.*registered add-ons: core,"
+    ):
         load_scenario(str(scenario))
 
 
@@ -34,12 +38,16 @@ def test_each_addon_serves_only_its_own_groups() -> None:
         "karpenter": {"karpenter.sh", "karpenter.azure.com"},
         "vllm": set(),
         "kaito": {"kaito.sh"},
+        "azure": {"secrets-store.csi.x-k8s.io"},
+        "prometheus": set(),
+        "keda": {"keda.sh"},
+        "keda-http-add-on": {"http.keda.sh"},
     }
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_an_addons_faults_are_consulted_inside_that_addon(name: str) -> None:
-    package = SIM_SOURCES / "_addons" / name
+    package = SIM_SOURCES / "_addons" / REGISTRY[name].package.rsplit(".", 1)[-1]
     text = "\n".join(p.read_text(encoding="utf-8") for p in package.rglob("*.py") if p.name != "__init__.py")
     for fault in REGISTRY[name].faults:
         assert contract.FAULTS[fault].addon == name

@@ -44,5 +44,14 @@ def test_sizing_suite_finds_the_published_labs_misconfigurations(pytester: pytes
         "test_sizing.py::test_sizing_invariant[cluster:lab::Workspace/workspace-phi4-mini::kv-concurrency]",
         "test_sizing.py::test_sizing_invariant[cluster:lab::NodePool/gpu-inference::nodepool-sku-match]",
         "test_sizing.py::test_sizing_invariant[cluster:lab::NodePool/gpu-inference-spot::nodepool-sku-match]",
+        # The default lab's KEDA scalers hit the same NodePool bug: no node can come for their replicas.
+        *(
+            f"test_sizing.py::test_sizing_invariant[cluster:lab::{scaler}::keda-gpu-limit]"
+            for scaler in (
+                "ScaledObject/workspace-phi4-mini",
+                "ScaledObject/vllm-phi4-mini",
+                "HTTPScaledObject/vllm-phi4-mini",
+            )
+        ),
     }, result.outlines
     result.stdout.fnmatch_lines(["*max-num-seqs 64 > 12 sequences*", "*sku-family*family letter only*"])

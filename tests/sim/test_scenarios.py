@@ -34,7 +34,16 @@ def test_builtin_scenarios_load() -> None:
     [pool] = default.node_pools
     assert (pool.name, pool.mode, pool.vm_size, pool.count) == ("system", "System", "Standard_D4ds_v5", 2)
     assert "inference" in default.namespaces
-    assert default.addons == ["core", "kaito", "vllm", "karpenter"]
+    assert default.addons == [
+        "core",
+        "kaito",
+        "vllm",
+        "karpenter",
+        "azure",
+        "prometheus",
+        "keda",
+        "keda-http-add-on",
+    ]
     gpu = load_scenario("gpu")
     assert [p.name for p in gpu.node_pools] == ["system", "gpu"]
     assert gpu.node_pools[1].taints == ["sku=gpu:NoSchedule"]
@@ -109,7 +118,7 @@ def test_default_lab_namespaces_and_addons(api: client.ApiClient, watch_until: C
     names = {ns.metadata.name for ns in core.list_namespace().items}
     assert {"inference", "kube-system", "kube-node-lease", "default"} <= names
     sim = core.read_namespaced_config_map("aksai-sim", "kube-system").data
-    assert sim["addons"] == "core,kaito,vllm,karpenter"
+    assert sim["addons"] == "core,kaito,vllm,karpenter,azure,prometheus,keda,keda-http-add-on"
     for deployment in ("kaito-workspace", "coredns", "metrics-server"):
         available = watch_until(
             apps.list_namespaced_deployment,
@@ -124,7 +133,8 @@ def test_default_lab_namespaces_and_addons(api: client.ApiClient, watch_until: C
     assert core.read_namespaced_service("metrics-server", "kube-system").spec.ports[0].port == 4443
     # Not-yet-implemented add-ons run no pods that pretend to be them.
     deployments = {d.metadata.name for d in apps.list_deployment_for_all_namespaces().items}
-    assert not {n for n in deployments if n.startswith(("keda", "azure-wi"))}, deployments
+    assert "azure-wi-webhook-controller-manager" in deployments  # the AKS Workload Identity add-on
+    assert {"keda-operator", "keda-add-ons-http-interceptor", "prometheus-server"} <= deployments
 
 
 def test_timestamps_advance_at_the_advertised_time_scale(

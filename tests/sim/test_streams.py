@@ -466,7 +466,7 @@ def test_logs_previous_serves_the_last_terminated_instance(sim, core, shell_pod)
         core.read_namespaced_pod_log(pod, namespace, previous=True)
     assert missing.value.status == 400 and "previous terminated container" in missing.value.body
     logs.append(namespace, pod, "box", "first life\n")
-    logs.restart(namespace, pod, "box")  # what the kubelet does when it restarts the container
+    logs.rotate(namespace, pod, "box")  # what the kubelet does when it restarts the container
     logs.append(namespace, pod, "box", "second life\n")
     assert core.read_namespaced_pod_log(pod, namespace, previous=True) == "first life\n"
     assert core.read_namespaced_pod_log(pod, namespace) == "second life\n"

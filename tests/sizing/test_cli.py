@@ -318,12 +318,17 @@ def test_unknown_names_are_usage_errors() -> None:
 
 def test_check_json_and_exit_code(tmp_path: Path) -> None:
     good = tmp_path / "ok.yaml"
-    good.write_text(
+    workspace = (
         "apiVersion: kaito.sh/v1beta1\nkind: Workspace\nmetadata: {name: p, namespace: ml}\n"
         "resource: {instanceType: Standard_NC4as_T4_v3}\ninference: {preset: {name: phi-4-mini-instruct}}\n"
     )
+    good.write_text(
+        workspace.replace("phi-4-mini-instruct}}", "phi-4-mini-instruct}, config: long}")
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: long, namespace: ml}\ndata:\n"
+        "  inference_config.yaml: |\n    vllm: {max-model-len: 131072}\n"
+    )
     rc, doc = run_json("check", str(good))
-    # vLLM defaults: max-model-len = the model's 131072 tokens, which does not fit a T4's KV budget
+    # an explicit max-model-len of the model's 131072 tokens does not fit a T4's KV budget
     assert rc == 1
     kv = next(f for f in doc["findings"] if f["invariant"] == "kv-one-sequence")
     assert kv == {
@@ -337,7 +342,7 @@ def test_check_json_and_exit_code(tmp_path: Path) -> None:
         "message": kv["message"],
     }
     good.write_text(
-        good.read_text().replace(
+        workspace.replace(
             "inference: {preset: {name: phi-4-mini-instruct}}",
             "inference: {preset: {name: phi-4-mini-instruct}, config: c}",
         )

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pytest_aksai.sim._addons import core, kaito, karpenter, vllm
+from pytest_aksai.sim._addons import azure, core, http_addon, kaito, karpenter, keda, prometheus, vllm
 from pytest_aksai.sim._addons._spec import AddonSpec, Component
 
 __all__ = ["REGISTRY", "AddonSpec", "Component", "UnknownAddonError", "resolve"]
 
-REGISTRY: dict[str, AddonSpec] = {a.name: a for a in (core.ADDON, karpenter.ADDON, vllm.ADDON, kaito.ADDON)}
+REGISTRY: dict[str, AddonSpec] = {
+    a.name: a
+    for a in (
+        core.ADDON,
+        karpenter.ADDON,
+        vllm.ADDON,
+        kaito.ADDON,
+        prometheus.ADDON,
+        keda.ADDON,
+        http_addon.ADDON,
+        azure.ADDON,
+    )
+}
 """In start order: an add-on's controllers start after those of the add-ons it requires."""
 
 
@@ -30,8 +42,8 @@ def resolve(names: Iterable[str]) -> list[AddonSpec]:
     if unknown:
         raise UnknownAddonError(
             f"unknown add-on(s) {', '.join(map(repr, unknown))} in the scenario's `addons` list; "
-            f"registered add-ons: {', '.join(REGISTRY)}. Not yet implemented add-ons (keda, "
-            "keda-http-add-on, workload-identity) cannot be listed; remove them or add the add-on "
+            f"registered add-ons: {', '.join(REGISTRY)}. Add-ons that are not implemented cannot be listed; "
+            "remove them or add the add-on "
             "package under pytest_aksai/sim/_addons/"
         )
     missing = sorted({r for n in wanted for r in REGISTRY[n].requires} - set(wanted))

@@ -65,16 +65,6 @@ class PodLogs:
         self._previous: dict[tuple[str, str, str], str] = {}
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
 
-    def restart(self, namespace: str, pod: str, container: str) -> None:
-        """The container is started anew: what it wrote so far becomes `logs --previous`, as the kubelet
-        keeps the last terminated instance's log."""
-        key = (namespace, pod, container)
-        if key in self._text:
-            self._previous[key] = self._text.pop(key)
-
-    def read_previous(self, namespace: str, pod: str, container: str) -> str | None:
-        return self._previous.get((namespace, pod, container))
-
     def append(self, namespace: str, pod: str, container: str, text: str) -> None:
         key = (namespace, pod, container)
         self._text[key] = self._text.get(key, "") + text
@@ -82,8 +72,13 @@ class PodLogs:
         if event is not None:
             event.set()
 
-    def read(self, namespace: str, pod: str, container: str) -> str | None:
-        return self._text.get((namespace, pod, container))
+    def read(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str | None:
+        return (self._previous if previous else self._text).get((namespace, pod, container))
+
+    def rotate(self, namespace: str, pod: str, container: str) -> None:
+        """The container restarted: its log so far becomes the previous instance's."""
+        key = (namespace, pod, container)
+        self._previous[key] = self._text.pop(key, "")
 
     def forget(self, namespace: str, pod: str) -> None:
         for table in (self._text, self._previous):
@@ -289,7 +284,7 @@ class ApiServer:
         ]:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if _bool(request.query.get("previous")):
-            previous = self.pod_logs.read_previous(namespace, name, container)
+            previous = self.pod_logs.read(namespace, name, container, previous=True)
             if previous is None:
                 raise ApiError(400, f'previous terminated container "{container}" in pod "{name}" not found')
             return web.Response(
@@ -305,10 +300,12 @@ class ApiServer:
                 ),
                 {},
             )
-            if not state or "waiting" in state:
-                reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
+            # A container waiting to restart shows the log of its last instance, as kubelet serves it.
+            text = self.pod_logs.read(namespace, name, container, previous=True)
+            if text is None and (not state or "waiting" in state):
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: {reason}')
-            text = ""
+            text = text or ""
         text = _tail(text, request.query.get("tailLines"))
         if not _bool(request.query.get("follow")):
             return web.Response(text=text, content_type="text/plain")

@@ -152,6 +152,9 @@ class Store:
         self.on_types_changed: list[Callable[[], None]] = []
         self._ip_counter = 10
         self.tokens: TokenIssuer | None = None
+        self.mutating_admission: list[Callable[[ResourceType, Obj], None]] = []
+        """Mutating admission webhooks (an add-on's, e.g. Workload Identity's): called on CREATE before
+        validation with the object to mutate in place; an ApiError they raise refuses the request."""
         self.container_runtime: Any = None
         """The core's container runtime (exec, attach, port-forward), set once the kubelets run."""
         for rt in BUILTIN_TYPES:
@@ -407,6 +410,8 @@ class Store:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        for webhook in self.mutating_admission:
+            webhook(rt, obj)
         _admission.admit(self, rt, obj, None)
         name = meta["name"]
         self._check_namespace(rt, namespace, name)

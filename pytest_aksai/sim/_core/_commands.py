@@ -17,10 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_aksai.sim._core._resources import GPU_RESOURCE, parse_map
 from pytest_aksai.sim._scenarios._vmsizes import GPU_MODELS, VM_SIZES, GpuModel
+
+if TYPE_CHECKING:
+    from pytest_aksai.sim._core._realprocess import RealProcess
 
 DEFAULT_DRIVER_VERSION = "550.144.03"
 DEFAULT_CUDA_VERSION = "12.4"
@@ -35,6 +38,8 @@ class CommandContext:
     now: datetime
     faults: Any = None
     """The cluster's ActiveFaults (None outside a running cluster)."""
+    cluster: Any = None
+    """The running cluster's context (its store), for commands that look at the cluster (`curl`)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class CommandResult:
     serves_http: bool = False
     """The process answers its HTTP readiness probe only once it listens, which the pod's
     `sim.aksai.dev/http-port` annotation announces: until then the container is not Ready."""
+    process: RealProcess | None = None
+    """Run this real process on the machine (see `_realprocess`): its exit ends the container."""
 
 
 Handler = Callable[[CommandContext], CommandResult]
@@ -89,9 +96,10 @@ def run(
     node: Mapping[str, Any],
     now: datetime,
     faults: Any = None,
+    cluster: Any = None,
 ) -> CommandResult:
     argv = argv_of(container)
-    ctx = CommandContext(argv, pod, container, node, now, faults)
+    ctx = CommandContext(argv, pod, container, node, now, faults, cluster)
     if not container.get("command"):
         image = str(container.get("image") or "")
         for substring, handler in reversed(_IMAGES):
@@ -110,7 +118,7 @@ def _dispatch(ctx: CommandContext) -> CommandResult:
 
 
 def _with_argv(ctx: CommandContext, argv: list[str]) -> CommandContext:
-    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults)
+    return CommandContext(argv, ctx.pod, ctx.container, ctx.node, ctx.now, ctx.faults, ctx.cluster)
 
 
 def _shell(ctx: CommandContext) -> CommandResult:

@@ -11,15 +11,20 @@ take longer), create+start 0.5 s, readiness after the probes' `initialDelaySecon
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import math
+import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._core import _commands
+from pytest_aksai.sim._core import _commands, _curl, _realprocess  # noqa: F401  (_curl registers `curl`)
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._core._nodes import kubelet_down
 from pytest_aksai.sim._core._podutil import set_condition
@@ -33,6 +38,8 @@ BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 
 _PULL_SECONDS: list[tuple[str, float]] = []
+_KUBELETS: dict[int, KubeletController] = {}
+"""The kubelet controller of each running simulated cluster, by `id(ctx)`."""
 
 
 def register_pull_time(image_substring: str, cluster_seconds: float) -> None:
@@ -119,8 +126,28 @@ class KubeletController(Controller):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.runs: dict[str, _PodRun] = {}
+        self.processes: dict[tuple[str, str], asyncio.Task[None]] = {}
+        """Real processes of running containers, by (pod uid, container name)."""
         self.images: dict[str, set[str]] = {}
         self._ips: dict[str, int] = {}
+        _KUBELETS[id(ctx)] = self
+
+    def crash(self, namespace: str, pod: str, container: str, *, exit_code: int, output: str) -> bool:
+        """The container's process exits now with `exit_code` (after writing `output` to its log), as a
+        process that fails after start-up does; the restart policy and back-off then apply. False when the
+        container is not running."""
+        key = f"{namespace}/{pod}"
+        run = self.runs.get(key)
+        c = next((c for c in (run.containers if run else []) if c.name == container), None)
+        if c is None or c.state != "running" or c.result is None:
+            return False
+        now = self.clock.elapsed()
+        c.result = dataclasses.replace(c.result, exit_code=exit_code, duration=now - c.started, reason=None)
+        c.exit_at, c.step, c.next_at = now, "run", now
+        if output:
+            self.ctx.pod_logs.append(namespace, pod, container, output)
+        self.queue.add(key)
+        return True
 
     # ---- reconcile -----------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> float | None:
@@ -292,9 +319,11 @@ class KubeletController(Controller):
         c.state, c.reason, c.message = "running", "", None
         c.container_id = f"containerd://{secrets.token_hex(32)}"
         c.started, c.started_at, c.finished_at = now, self.clock.timestamp(), None
-        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults)
+        c.result = _commands.run(pod, c.spec, node, self.clock.now(), self.ctx.faults, self.ctx)
         if c.result.output:
             self._log(pod, c.name, c.result.output)
+        if c.result.process is not None:
+            self._spawn(pod, c, c.result.process)
         c.ready_at = None if c.init else now + self._readiness_delay(c.spec, c.result)
         c.exit_at = None if c.result.exit_code is None else now + c.result.duration
         due = [t for t in (c.ready_at, c.exit_at) if t is not None]
@@ -302,6 +331,44 @@ class KubeletController(Controller):
             c.step, c.next_at = "run", min(due)
         else:
             c.step = "done"
+
+    # ---- real processes ------------------------------------------------------------------------------
+    def _spawn(self, pod: Obj, c: _Container, process: _realprocess.RealProcess) -> None:
+        task = asyncio.create_task(self._run_process(dict(pod), c, process), name=f"kubelet:process:{c.name}")
+        self.processes[(pod["metadata"]["uid"], c.name)] = task
+
+    async def _run_process(self, pod: Obj, c: _Container, process: _realprocess.RealProcess) -> None:
+        key = object_key(pod)
+        code = 1
+        with tempfile.TemporaryDirectory(prefix="aksai-sim-container-") as root:
+            try:
+                argv, env = _realprocess.prepare(process, pod, c.spec, self.store, Path(root))
+                child = await asyncio.create_subprocess_exec(
+                    *argv, env={**os.environ, **env}, cwd=root,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+            except OSError as exc:
+                self._log(pod, c.name, f"exec {process.argv[0]}: {exc}\n")
+            else:
+                try:
+                    assert child.stdout is not None
+                    async for line in child.stdout:
+                        self._log(pod, c.name, line.decode(errors="replace"))
+                    code = await child.wait()
+                finally:
+                    if child.returncode is None:
+                        child.kill()
+                        await child.wait()
+        self.processes.pop((pod["metadata"]["uid"], c.name), None)
+        if c.result is not None and c.state == "running":
+            c.result = dataclasses.replace(c.result, exit_code=code, process=None, duration=0.0)
+            c.exit_at = c.next_at = self.clock.elapsed()
+            c.step = "run"
+            self.queue.add(key)
+
+    def _kill_processes(self, uid: str) -> None:
+        for (owner, _), task in list(self.processes.items()):
+            if owner == uid:
+                task.cancel()
 
     @staticmethod
     def _readiness_delay(spec: Mapping[str, Any], result: _commands.CommandResult) -> float:
@@ -333,6 +400,8 @@ class KubeletController(Controller):
             c.step = "done"
             return
         c.last_state = {"terminated": self._terminated(c)}
+        # `kubectl logs --previous` reads the log of the instance that exited.
+        self.ctx.pod_logs.rotate(pod["metadata"]["namespace"], pod["metadata"]["name"], c.name)
         c.restarts += 1
         c.state, c.reason = "waiting", "CrashLoopBackOff"
         c.message = (
@@ -354,6 +423,7 @@ class KubeletController(Controller):
         now = self.clock.elapsed()
         key = object_key(pod)
         if run is not None and run.killing_at is None:
+            self._kill_processes(run.uid)
             run.killing_at = now + TERMINATE_SECONDS
             for c in run.containers:
                 if c.state == "running":
@@ -490,3 +560,8 @@ class KubeletController(Controller):
     def _log(self, pod: Obj, container: str, text: str) -> None:
         meta = pod["metadata"]
         self.ctx.pod_logs.append(meta["namespace"], meta["name"], container, text)
+
+
+def kubelet_of(ctx: Any) -> KubeletController | None:
+    """The kubelet controller of a running simulated cluster (add-ons use it to end a container's process)."""
+    return _KUBELETS.get(id(ctx))

@@ -28,6 +28,8 @@ STATUS_REPORT_SECONDS = 300.0
 NODE_START_SECONDS = 5.0
 KUBELET_VERSION = "v1.30.6"
 
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
 TAINT_NOT_READY = "node.kubernetes.io/not-ready"
 
@@ -115,6 +117,7 @@ class NodeController(Controller):
             self._set_taints(node, [])
             changed = True
             self.event(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady", "kubelet", name)
+        changed |= self._sync_device_plugin(node)
         if changed or now - self._reported.get(name, -STATUS_REPORT_SECONDS) >= STATUS_REPORT_SECONDS:
             for cond in conditions:
                 cond["lastHeartbeatTime"] = stamp
@@ -124,6 +127,27 @@ class NodeController(Controller):
             self.store.update_status(self.rt("v1", "nodes"), node)
             if ready is None:
                 self.queue.add_after(name, NODE_START_SECONDS)
+
+    def _sync_device_plugin(self, node: Obj) -> bool:
+        """`nvidia.com/gpu` in capacity and allocatable exists only while the NVIDIA device plugin runs: the
+        `gpu-device-plugin-missing` fault takes it away; clearing the fault restores it (the plugin registers
+        the node's GPUs, counted by GPU feature discovery's `nvidia.com/gpu.count` label)."""
+        status = node.setdefault("status", {})
+        count = (node["metadata"].get("labels") or {}).get(GPU_COUNT_LABEL)
+        if not count:
+            return False
+        capacity: Obj = status.setdefault("capacity", {})
+        allocatable: Obj = status.setdefault("allocatable", {})
+        if self.ctx.faults.is_active(Fault.GPU_DEVICE_PLUGIN_MISSING):
+            if GPU_RESOURCE not in capacity and GPU_RESOURCE not in allocatable:
+                return False
+            capacity.pop(GPU_RESOURCE, None)
+            allocatable.pop(GPU_RESOURCE, None)
+            return True
+        if capacity.get(GPU_RESOURCE) == count and allocatable.get(GPU_RESOURCE) == count:
+            return False
+        capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = count
+        return True
 
     def _register(self, node: Obj) -> None:
         name = node["metadata"]["name"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pytest_aksai.sim._apiserver._errors import ApiError
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, split_key, watch_owned
 from pytest_aksai.sim._core._podutil import (
     is_active,
@@ -92,7 +93,11 @@ class ReplicaSetController(Controller):
         if len(active) < wanted:
             for _ in range(wanted - len(active)):
                 pod = pod_from_template(rs, spec.get("template") or {}, generate_name=f"{name}-")
-                created = self.store.create(pods_rt, pod, namespace=namespace)
+                try:
+                    created = self.store.create(pods_rt, pod, namespace=namespace)
+                except ApiError as exc:
+                    self.event(rs, "Warning", "FailedCreate", f"Error creating: {exc.message}", COMPONENT)
+                    raise
                 active.append(created)
                 self.event(
                     rs, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT

@@ -72,6 +72,17 @@ class Scenario(_Model):
     node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
     namespaces: list[str] = Field(default_factory=list)
     objects: list[dict[str, Any]] = Field(default_factory=list)
+    azure: dict[str, Any] | None = None
+    """The simulated Azure tenant (the `azure` add-on's schema: identities, keyVaults, ...)."""
+
+    @field_validator("azure")
+    @classmethod
+    def _valid_tenant(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from pytest_aksai.sim._addons.azure._tenant import parse_tenant
+
+            parse_tenant(value, "azure")
+        return value
 
     @field_validator("addons")
     @classmethod

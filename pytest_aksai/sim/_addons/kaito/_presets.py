@@ -128,7 +128,7 @@ def inference_command(entry: Preset, gpu_count: int, *, with_config: bool) -> li
         INFERENCE_API,
         f"--model={entry.hf_id}",
         f"--served-model-name={entry.served_name}",
-        "--download-at-runtime",
+        "--download-dir=/workspace/weights",
         f"--tensor-parallel-size={gpu_count}",
         f"--port={INFERENCE_PORT}",
         "--trust-remote-code",

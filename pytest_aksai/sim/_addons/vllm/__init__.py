@@ -31,5 +31,10 @@ ADDON = AddonSpec(
         Fault.VLLM_LEGACY_METRICS,
         # The model server is what runs out of memory while loading; the name keeps the area that sees it.
         Fault.KAITO_INFERENCE_OOM,
+        Fault.VLLM_SLOW_TTFT,
+        Fault.VLLM_ERRORS_UNDER_LOAD,
+        Fault.VLLM_KV_SMALLER_THAN_CONFIGURED,
+        # --- kaito/api depth (issue 18) ---
+        Fault.VLLM_ENGINE_DIES,
     ),
 )

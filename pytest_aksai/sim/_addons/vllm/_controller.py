@@ -28,9 +28,17 @@ from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
 from pytest_aksai.sim._core import _commands, _kubelet
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key
 from pytest_aksai.sim.contract import Fault
-from pytest_aksai.sizing import UnknownEntryError, gpu_sku
+from pytest_aksai.sizing import UnknownEntryError, gpu_sku, vllm_engine_args
 
 OOM_FAULT = Fault.KAITO_INFERENCE_OOM
+ENGINE_DIES_AFTER = 12
+ENGINE_DEAD_LOG = (
+    "ERROR [core.py] EngineCore encountered a fatal error.\n"
+    "ERROR [async_llm.py] AsyncLLM output_handler failed.\n"
+    "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack trace (above) for "
+    "the root cause.\n"
+    "INFO [launcher.py] Shutting down FastAPI HTTP server.\n"
+)
 log = logging.getLogger("pytest_aksai.sim.controllers")
 
 
@@ -43,9 +51,17 @@ def flag(argv: list[str], name: str) -> str | None:
     return None
 
 
+def vllm_serve_argv(argv: list[str]) -> list[str]:
+    """`vllm serve <model> [flags]` (a vLLM Deployment without KAITO) as the inference_api.py argv."""
+    if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] == "vllm" and argv[1] == "serve":
+        return ["python3", presets.INFERENCE_API, f"--model={argv[2]}", *argv[3:]]
+    return argv
+
+
 def inference_argv(container: Mapping[str, Any]) -> list[str] | None:
-    """The argv of inference_api.py when the container runs it (directly or through `sh -c`)."""
-    argv = _commands.argv_of(container)
+    """The argv of inference_api.py when the container runs it (directly or through `sh -c`), or of
+    `vllm serve`."""
+    argv = vllm_serve_argv(_commands.argv_of(container))
     if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in ("sh", "bash") and argv[1] == "-c":
         try:
             argv = shlex.split(argv[2])
@@ -67,28 +83,36 @@ def preset_of(argv: list[str]) -> presets.Preset | None:
 
 # ---- the simulated process (what the kubelet runs) -------------------------------------------------------
 class _Process:
-    """`python3 inference_api.py …`: loads for the preset's load time, then serves until the pod goes away."""
+    """`python3 inference_api.py …`: parses its command line as vLLM's argument parser does (an unknown flag
+    or a bad value exits 2 with argparse's message), loads for the preset's load time, then serves until the
+    pod goes away."""
 
     def __init__(self) -> None:
         self.clusters: list[Any] = []
         """The contexts of the running simulated clusters (several can run in one process)."""
 
-    def _faults_of(self, pod: Mapping[str, Any]) -> Any:
+    def _ctx_of(self, pod: Mapping[str, Any]) -> Any:
         meta = pod.get("metadata") or {}
         for ctx in self.clusters:
             stored = ctx.store.try_get(
                 ctx.store.resource("v1", "pods"), meta.get("name", ""), meta.get("namespace")
             )
             if stored is not None and stored["metadata"].get("uid") == meta.get("uid"):
-                return ctx.faults
+                return ctx
         return None
 
     def __call__(self, cmd: _commands.CommandContext) -> _commands.CommandResult:
-        if len(cmd.argv) < 2 or cmd.argv[1] != presets.INFERENCE_API:
+        argv = vllm_serve_argv(list(cmd.argv))
+        if len(argv) < 2 or argv[1] != presets.INFERENCE_API:
             return _commands.LONG_RUNNING
-        entry = preset_of(cmd.argv)
+        ctx = self._ctx_of(cmd.pod)
+        vllm = _mounted_config(ctx, cmd.pod, cmd.container)
+        refused = _refused_arguments(argv, vllm) or _unsupported_dtype(cmd.node, vllm)
+        if refused is not None:
+            return refused
+        entry = preset_of(argv)
         if entry is None:
-            model = flag(cmd.argv, "model")
+            model = flag(argv, "model")
             return _commands.CommandResult(
                 f"ValueError: model {model!r} is not a KAITO preset the simulated cluster knows\n", 1, 5.0
             )
@@ -98,17 +122,102 @@ class _Process:
             f"INFO {cmd.now:%m-%d %H:%M:%S} [inference_api.py] downloading {entry.hf_id} "
             f"({entry.weights_bytes / 1e9:.2f} GB) from Hugging Face\n"
         )
-        faults = self._faults_of(cmd.pod)
-        if faults is not None and faults.is_active(OOM_FAULT):
+        if ctx is not None and ctx.faults.is_active(OOM_FAULT):
             return _commands.CommandResult(
                 out + "Killed\n", 137, load * presets.OOM_AFTER_FRACTION, reason="OOMKilled", serves_http=True
             )
         return _commands.CommandResult(out, None, 0.0, ready_after=load, serves_http=True)
 
 
+ARGPARSE_SECONDS = 4.0
+"""Cluster seconds from start until vLLM's parser refuses its command line (Python imports torch first)."""
+
+
+def _mounted_config(ctx: Any, pod: Mapping[str, Any], container: Mapping[str, Any]) -> dict[str, Any]:
+    """The `vllm:` map of the inference ConfigMap mounted at KAITO's config path ({} when none or unreadable)."""
+    if ctx is None:
+        return {}
+    mounts = {m.get("name"): m.get("mountPath") for m in container.get("volumeMounts") or []}
+    namespace = (pod.get("metadata") or {}).get("namespace")
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        cm_name = (volume.get("configMap") or {}).get("name")
+        if cm_name and mounts.get(volume.get("name")) == presets.CONFIG_MOUNT_PATH:
+            cm = ctx.store.try_get(ctx.store.resource("v1", "configmaps"), cm_name, namespace)
+            try:
+                return presets.parse_inference_config(cm, cm_name, str(namespace))
+            except presets.InferenceConfigError:
+                return {}
+    return {}
+
+
+def _refused_arguments(argv: list[str], vllm: Mapping[str, Any]) -> _commands.CommandResult | None:
+    """What vLLM's parser does with KAITO's flags plus the config's `--<key> <value>` pairs: None if it
+    accepts them, else the process's exit (2 for argparse errors with usage and message, 1 for a value its
+    config classes refuse)."""
+    catalog = vllm_engine_args()
+    flags = {k: v for k, v in _argv_flags(argv[2:]).items() if not k.startswith("kaito-")}
+    # KAITO appends the config's pairs after its own flags; argparse keeps the last value of a flag.
+    problems = catalog.check({**flags, **vllm})
+    if not problems:
+        return None
+    first = problems[0]
+    if first.problem == "range":
+        text = f"Traceback (most recent call last):\n  ...\nValueError: {first.message}\n"
+        return _commands.CommandResult(text, 1, ARGPARSE_SECONDS)
+    text = (
+        "usage: inference_api.py [-h] [--model MODEL] [--served-model-name SERVED_MODEL_NAME ...] ...\n"
+        f"inference_api.py: error: {first.message}\n"
+    )
+    return _commands.CommandResult(text, 2, ARGPARSE_SECONDS)
+
+
+ENGINE_INIT_SECONDS = 20.0
+"""Cluster seconds from start until vLLM's engine checks the GPU (after imports and the model config)."""
+
+
+def _unsupported_dtype(node: Mapping[str, Any], vllm: Mapping[str, Any]) -> _commands.CommandResult | None:
+    """vLLM refuses an explicit `dtype: bfloat16` on a GPU below compute capability 8.0 (T4, V100)."""
+    if str(vllm.get("dtype", "")).lower() not in ("bfloat16", "bf16"):
+        return None
+    instance_type = ((node.get("metadata") or {}).get("labels") or {}).get(
+        "node.kubernetes.io/instance-type", ""
+    )
+    try:
+        sku = gpu_sku(instance_type)
+    except UnknownEntryError:
+        return None
+    if sku.bf16:
+        return None
+    text = (
+        "Traceback (most recent call last):\n  ...\nValueError: Bfloat16 is only supported on GPUs with compute "
+        f"capability of at least 8.0. Your {sku.gpu_model} GPU has compute capability {sku.compute_capability:g}. "
+        "You can use float16 instead by explicitly setting the `dtype` flag in CLI, for example: --dtype=half.\n"
+    )
+    return _commands.CommandResult(text, 1, ENGINE_INIT_SECONDS)
+
+
+def _argv_flags(args: list[str]) -> dict[str, str]:
+    """`--key=value`, `--key value` and bare `--switch` arguments as a map (switches map to "true")."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            key, sep, value = arg[2:].partition("=")
+            if not sep:
+                if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                    value, i = args[i + 1], i + 1
+                else:
+                    value = "true"
+            out[key] = value
+        i += 1
+    return out
+
+
 _PROCESS = _Process()
 _commands.register_command("python3", _PROCESS)
 _commands.register_command("python", _PROCESS)
+_commands.register_command("vllm", _PROCESS)
 _kubelet.register_pull_time("mcr.microsoft.com/aks/kaito/kaito-base", presets.BASE_IMAGE_PULL_SECONDS)
 
 
@@ -201,6 +310,7 @@ class ModelServingController(Controller):
         self.servers[key] = _Running(pod["metadata"]["uid"], container["name"], started_at, server)
         if server is None:
             return None
+        self._arm_engine_death(key, server, container["name"])
         port = await server.start()
         self._set_port(pod, port)
         self.event(
@@ -211,6 +321,31 @@ class ModelServingController(Controller):
             "aksai-sim",
         )
         return None
+
+    def _arm_engine_death(self, key: str, server: ModelServer, container: str) -> None:
+        """With `vllm-engine-dies=N`: after N completions the engine core dies as vLLM's does (in-flight
+        requests fail, /health answers 503) and the API server process exits 1, so the kubelet restarts it."""
+        if not self.ctx.faults.is_active(Fault.VLLM_ENGINE_DIES):
+            return
+        raw = self.ctx.faults.parameter(Fault.VLLM_ENGINE_DIES)
+        limit = int(raw) if raw.strip().isdigit() else ENGINE_DIES_AFTER
+        served = [0]
+
+        async def count(request: Any, _response: Any) -> None:
+            if request.path not in ("/v1/completions", "/v1/chat/completions"):
+                return
+            served[0] += 1
+            if served[0] == limit:
+                asyncio.get_running_loop().call_later(0.05, self._engine_died, key, server, container)
+
+        server.app.on_response_prepare.append(count)
+
+    def _engine_died(self, key: str, server: ModelServer, container: str) -> None:
+        server.mark_dead()
+        namespace, name = key.split("/", 1)
+        kubelet = _kubelet.kubelet_of(self.ctx)
+        if kubelet is not None:
+            kubelet.crash(namespace, name, container, exit_code=1, output=ENGINE_DEAD_LOG)
 
     def _build_server(
         self, pod: Obj, container: Obj, argv: list[str], entry: presets.Preset
@@ -228,12 +363,25 @@ class ModelServingController(Controller):
             )
             return None
         vllm = self._vllm_map(pod, container)
-        served = flag(argv, "served-model-name") or entry.served_name
+        # KAITO appends the config's `--served-model-name` after its own; argparse keeps the last one.
+        served = str(
+            vllm.get("served-model-name")
+            or vllm.get("served_model_name")
+            or flag(argv, "served-model-name")
+            or entry.served_name
+        )
         model = dataclasses.replace(presets.served_model(entry), served_name=served)
         try:
             return self._server(model, vllm, entry, presets.gpu_perf(sku))
         except (EngineConfigError, presets.InferenceConfigError) as exc:
-            self._log(pod, container, f"ValueError: {exc}\n")
+            # vLLM's engine refuses to start: the process exits 1 with the traceback, and crash-loops.
+            kubelet = _kubelet.kubelet_of(self.ctx)
+            text = f"Traceback (most recent call last):\n  ...\nValueError: {exc}\n"
+            meta = pod["metadata"]
+            if kubelet is None or not kubelet.crash(
+                meta["namespace"], meta["name"], container["name"], exit_code=1, output=text
+            ):
+                self._log(pod, container, text)
             return None
 
     def _server(

@@ -17,6 +17,7 @@ from pytest_aksai.sim.contract import Fault
 
 from ._config import EngineConfig, GpuPerf, ServedModel
 from ._engine import EngineDeadError, EngineOverloadedError, EngineRequest, Output, SimEngine
+from ._load_faults import LoadFaults, apply_kv_fault
 from ._metrics import VllmMetrics
 from ._text import generate, render_chat, token_ids, tokenize
 
@@ -35,6 +36,7 @@ class _Server:
         self.faults = faults
         self.version = version
         self.created = int(time.time())
+        self.load_faults = LoadFaults(faults)
 
     def served_name(self) -> str:
         return _served_name(self.model, self.faults)
@@ -288,9 +290,14 @@ async def _serve(request: web.Request, server: _Server, body: _SamplingRequest, 
         raise _bad_request(f"n={body.n} is not supported by the simulated vLLM server; only n=1 is.", "n")
     max_tokens = _check_length(server, prompt_tokens, max_tokens)
     planned = generate(prompt, seed=body.seed, served_name=server.model.served_name).tokens
+    arrival = server.engine.now()
+    await server.load_faults.before_scheduling()
+    if server.load_faults.fails_under_load(server.engine):
+        raise _HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, "EngineCore encountered an issue while processing the "
+                         "request (vllm-errors-under-load)", "InternalServerError")  # fmt: skip
     try:
         seq = server.engine.submit(prompt_tokens=prompt_tokens, max_tokens=max_tokens, planned=planned,
-                                   stop=_stop_strings(body.stop))  # fmt: skip
+                                   stop=_stop_strings(body.stop), arrival=arrival)  # fmt: skip
     except EngineOverloadedError as exc:
         raise _HttpError(
             HTTPStatus.TOO_MANY_REQUESTS, str(exc), "RateLimitError", code="rate_limit_exceeded"
@@ -427,6 +434,7 @@ def create_app(model: ServedModel, engine: EngineConfig, gpu: GpuPerf, faults: A
     """
     metrics = VllmMetrics(lambda: _served_name(model, faults), engine.max_model_len, legacy=legacy_metrics)
     sim = SimEngine(model, engine, gpu, metrics, speedup=speedup)  # raises EngineConfigError
+    apply_kv_fault(faults, sim)
     version = version or (LEGACY_VLLM_VERSION if legacy_metrics else DEFAULT_VLLM_VERSION)
     app = web.Application(middlewares=[_errors])
     app[_SERVER] = _Server(model, sim, faults, version)

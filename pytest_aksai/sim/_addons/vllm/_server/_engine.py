@@ -133,8 +133,27 @@ class SimEngine:
         self._publish_state()
 
     # --- requests --------------------------------------------------------------------------------------
+    def now(self) -> float:
+        """The engine's clock (the time base of arrivals and its TTFT histogram)."""
+        return self._clock()
+
+    def in_engine(self) -> int:
+        """Requests the engine holds: running and waiting."""
+        return len(self.running) + len(self.waiting)
+
+    def shrink_kv_cache(self, blocks: int) -> None:
+        """Hold only `blocks` KV blocks (the vllm-kv-smaller-than-configured fault); call before serving."""
+        self.total_blocks = self.free_blocks = min(self.total_blocks, blocks)
+        self._publish_state()
+
     def submit(
-        self, *, prompt_tokens: int, max_tokens: int, planned: Sequence[str], stop: Sequence[str]
+        self,
+        *,
+        prompt_tokens: int,
+        max_tokens: int,
+        planned: Sequence[str],
+        stop: Sequence[str],
+        arrival: float | None = None,
     ) -> EngineRequest:
         if self.dead:
             raise EngineDeadError()
@@ -144,7 +163,8 @@ class SimEngine:
                 f"the server is overloaded: {len(self.waiting)} requests are waiting and max-num-seqs is "
                 f"{self.config.max_num_seqs}; retry later"
             )
-        seq = EngineRequest(prompt_tokens, max_tokens, planned, tuple(s for s in stop if s), self._clock())
+        arrived = self._clock() if arrival is None else arrival
+        seq = EngineRequest(prompt_tokens, max_tokens, planned, tuple(s for s in stop if s), arrived)
         self.waiting.append(seq)
         self._publish_state()
         self._wake.set()

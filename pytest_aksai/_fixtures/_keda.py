@@ -1,0 +1,203 @@
+"""The `keda` area's fixtures: the scalers under test, each one Ready, and each one's 0 → 1 → N → 0 lifecycle.
+
+Scalers are the profile's `scaled_objects` (`namespace/name` of a ScaledObject or HTTPScaledObject), else every
+HTTPScaledObject and every ScaledObject the HTTP add-on did not generate. In static mode
+(`--aksai-manifests`) they come from the YAML, and only the static checks run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+from pytest_aksai._fixtures._cluster import cluster_during_collection, defer_exit
+from pytest_aksai._fixtures._findings import once_per_run
+from pytest_aksai._settings import settings_of
+
+if TYPE_CHECKING:
+    from pytest_aksai.kube import Cluster, Lifecycle, Scaler, WaitResult
+
+REF_ARGNAME = "aksai_scaler_ref"
+SCALER_FIXTURES = frozenset({"aksai_scaler", "aksai_scaler_ready", "aksai_keda_lifecycle"})
+LIFECYCLE_SLACK_S = 30.0
+"""Cluster seconds allowed beyond KEDA's own bounds (a watch event's and a poll's jitter)."""
+
+ObjectList = list[tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class NoScalerFound:
+    where: str
+
+
+@dataclass(frozen=True)
+class _Inventory:
+    objects: ObjectList
+    scalers: list[Scaler]
+    where: str
+    static: bool
+
+
+_INVENTORY = pytest.StashKey[_Inventory | None]()
+_PARAMS = pytest.StashKey[list[Any]]()
+
+
+def _inventory(config: pytest.Config) -> _Inventory | None:
+    if _INVENTORY in config.stash:
+        return config.stash[_INVENTORY]
+    from pytest_aksai.kube import ConnectError, keda_objects, scalers_from_objects
+
+    settings = settings_of(config)
+    found: _Inventory | None = None
+    if settings.manifests is not None:
+        from pytest_aksai.sizing import load_manifests
+
+        objects: ObjectList = list(load_manifests([settings.manifests]))
+        found = _Inventory(
+            objects, scalers_from_objects(objects), f"the YAML under {settings.manifests}", True
+        )
+    else:
+        cluster = cluster_during_collection(config)
+        if cluster is not None and cluster.serves("keda.sh", "v1alpha1"):
+            try:
+                objects = keda_objects(cluster, settings.namespace)
+            except ConnectError as exc:
+                defer_exit(config, exc)
+                objects = []
+            where = f"cluster {settings.cluster!r}" + (
+                f" (namespace {settings.namespace!r})" if settings.namespace else ""
+            )
+            found = _Inventory(objects, scalers_from_objects(objects), where, False)
+    config.stash[_INVENTORY] = found
+    return found
+
+
+def _scaler_params(config: pytest.Config) -> list[Any]:
+    settings = settings_of(config)
+    if config.getoption("collectonly") and settings.manifests is None:
+        return [pytest.param("<discovered at run time>", id="discovered-at-run-time")]
+    if settings.is_absent("keda"):
+        return [
+            pytest.param(None, id="absent", marks=pytest.mark.skip(reason=settings.absence_reason("keda")))
+        ]
+    if settings.manifests is None:
+        cluster = cluster_during_collection(config)
+        if cluster is None:
+            return [pytest.param(None, id="not-connected")]
+        missing = cluster.missing_api_reason("keda.sh", "v1alpha1")
+        if missing:
+            return [pytest.param(None, id="no-keda", marks=pytest.mark.skip(reason=missing))]
+    inventory = _inventory(config)
+    if inventory is None:
+        return [pytest.param(None, id="not-listed")]
+    wanted = set(settings.profile.scaled_objects)
+    scalers = [s for s in inventory.scalers if not wanted or s.ref in wanted]
+    missing_refs = sorted(wanted - {s.ref for s in inventory.scalers})
+    params = [pytest.param(s, id=str(s)) for s in scalers]
+    params += [pytest.param(NoScalerFound(f"{ref} in {inventory.where}"), id=ref) for ref in missing_refs]
+    if not params:
+        return [pytest.param(NoScalerFound(inventory.where), id="no-scaler-found")]
+    return params
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if SCALER_FIXTURES.isdisjoint(metafunc.fixturenames):
+        return
+    params = metafunc.config.stash.get(_PARAMS, None)
+    if params is None:
+        params = metafunc.config.stash[_PARAMS] = _scaler_params(metafunc.config)
+    metafunc.parametrize(REF_ARGNAME, params, scope="module")
+
+
+@pytest.fixture(scope="module")
+def aksai_scaler(request: pytest.FixtureRequest, aksai_scaler_ref: Any) -> Scaler:
+    """The KEDA scaler under test: a ScaledObject, or an HTTPScaledObject with the ScaledObject it owns."""
+    from pytest_aksai._errors import Finding
+
+    if isinstance(aksai_scaler_ref, NoScalerFound):
+        search = aksai_scaler_ref
+
+        def nothing() -> NoReturn:
+            raise Finding(
+                f"no KEDA scaler found ({search.where})",
+                expected="a ScaledObject or HTTPScaledObject (the profile's scaled_objects, or any found)",
+                where="kubectl get scaledobjects,httpscaledobjects -A",
+                fix="Point --aksai-namespace or --aksai-manifests at your scalers, fix the profile's "
+                'scaled_objects, or add "keda" to the profile\'s absent list if this cluster has none on purpose',
+            )
+
+        once_per_run(request, "scaler-search", nothing, params={REF_ARGNAME: search})
+    if aksai_scaler_ref is None:
+        pytest.skip("the cluster could not be reached")
+    scaler: Scaler = aksai_scaler_ref
+    return scaler
+
+
+@pytest.fixture(scope="session")
+def aksai_keda_objects(request: pytest.FixtureRequest) -> ObjectList:
+    """The scalers and what they refer to (targets, Services, Workspaces and their ConfigMaps), as
+    `(source, object)` pairs: from the YAML in static mode, else from the cluster."""
+    inventory = _inventory(request.config)
+    return inventory.objects if inventory is not None else []
+
+
+def _live(request: pytest.FixtureRequest) -> None:
+    if settings_of(request.config).manifests is not None:
+        pytest.skip(
+            "static mode (--aksai-manifests) reads files and contacts no cluster; this check needs a cluster"
+        )
+
+
+@pytest.fixture(scope="module")
+def aksai_scaler_ready(
+    request: pytest.FixtureRequest, aksai_cluster: Cluster, aksai_scaler: Scaler
+) -> WaitResult:
+    """The scaler's ScaledObject once Ready=True with its metrics (within two polling intervals, plus the
+    HTTP add-on's reconcile for an HTTPScaledObject); KEDA's Ready=False reason fails it at once."""
+    from pytest_aksai.kube import wait_scaler_ready
+
+    _live(request)
+    budget = 2 * aksai_scaler.polling_interval + LIFECYCLE_SLACK_S
+    return once_per_run(
+        request,
+        f"scaler-ready:{aksai_scaler.ref}",
+        lambda: wait_scaler_ready(
+            aksai_cluster,
+            aksai_scaler,
+            budget,
+            workspace_budget=settings_of(request.config).timeout("workspace_ready"),
+        ),
+        params={REF_ARGNAME: aksai_scaler},
+    )
+
+
+@pytest.fixture(scope="module")
+def aksai_keda_lifecycle(
+    request: pytest.FixtureRequest,
+    aksai_cluster: Cluster,
+    aksai_scaler: Scaler,
+    aksai_scaler_ready: WaitResult,
+    aksai_keda_objects: ObjectList,
+) -> Lifecycle:
+    """One 0 → 1 → N → 0 run of the scaler with demand through its own channel, once per run; the checks
+    judge its phases. Scalers that keep a replica, or whose trigger has no demand generator yet, skip."""
+    from pytest_aksai.kube import run_http_lifecycle
+
+    if not aksai_scaler.scales_to_zero:
+        pytest.skip(
+            f"{aksai_scaler} keeps at least {aksai_scaler.min_replicas} replica(s): no scale-to-zero lifecycle"
+        )
+    if not aksai_scaler.is_http:
+        kinds = ", ".join(t.type for t in aksai_scaler.triggers)
+        pytest.skip(f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on only)")
+    budget = settings_of(request.config).timeout("scale_up")
+    return once_per_run(
+        request,
+        f"keda-lifecycle:{aksai_scaler.ref}",
+        lambda: run_http_lifecycle(
+            aksai_cluster, aksai_scaler, aksai_keda_objects, slack=LIFECYCLE_SLACK_S, cold_start_budget=budget
+        ),
+        params={REF_ARGNAME: aksai_scaler},
+    )

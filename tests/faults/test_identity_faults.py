@@ -1,0 +1,131 @@
+"""Each identity fault fails exactly the check of the hop it breaks (and the hops after it, with one line
+naming the root cause), with a message that names the hop, what was observed and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.faults._matrix import Case, Verdicts, failing
+
+IDENTITY_CHECKS = {
+    "test_serviceaccount_annotations",
+    "test_label_is_on_the_pod_templates",
+    "test_webhook_injects_the_identity",
+    "test_token_names_the_cluster_issuer",
+    "test_issuer_publishes_the_signing_key",
+    "test_entra_exchange",
+    "test_key_vault_secrets_are_readable",
+    "test_secret_provider_classes_use_the_identity",
+}
+SUITE = ("test_identity.py",)
+
+# fault → (the check that explains it, what its message must say, the checks that fail with a root-cause line)
+FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
+    "wi-subject-mismatch": (
+        "test_entra_exchange",
+        (
+            "at the federated credential subject hop",
+            "AADSTS700213",
+            "--subject 'system:serviceaccount:inference:inference-sa'",
+        ),
+        {"test_key_vault_secrets_are_readable"},
+    ),
+    "wi-issuer-mismatch": (
+        "test_entra_exchange",
+        ("at the federated credential issuer hop", "AADSTS700211", "--issuer 'https://127.0.0.1:"),
+        {"test_key_vault_secrets_are_readable"},
+    ),
+    "wi-audience-mismatch": (
+        "test_entra_exchange",
+        (
+            "at the federated credential audience hop",
+            "AADSTS700212",
+            "--audiences 'api://AzureADTokenExchange'",
+        ),
+        {"test_key_vault_secrets_are_readable"},
+    ),
+    "wi-label-on-serviceaccount": (
+        "test_label_is_on_the_pod_templates",
+        (
+            "[hop: pod label]",
+            "where the Workload Identity webhook never looks",
+            "Deployment inference/inference-worker",
+        ),
+        set(),
+    ),
+    "wi-missing-client-id": (
+        "test_serviceaccount_annotations",
+        (
+            "has no azure.workload.identity/client-id annotation",
+            "kubectl annotate serviceaccount -n inference",
+        ),
+        {"test_webhook_injects_the_identity", "test_entra_exchange", "test_key_vault_secrets_are_readable"},
+    ),
+    "wi-webhook-down": (
+        "test_webhook_injects_the_identity",
+        (
+            "[hop: webhook]",
+            'failed calling webhook "mutation.azure-workload-identity.io"',
+            "--enable-workload-identity",
+        ),
+        set(),
+    ),
+    "oidc-discovery-unreachable": (
+        "test_issuer_publishes_the_signing_key",
+        ("does not serve its discovery document and JWKS", "discovery HTTP 404", "--enable-oidc-issuer"),
+        {"test_entra_exchange", "test_key_vault_secrets_are_readable"},
+    ),
+    "kv-no-role": (
+        "test_key_vault_secrets_are_readable",
+        (
+            "[hop: Key Vault]",
+            "HTTP 403 Forbidden (ForbiddenByRbac)",
+            'az role assignment create --role "Key Vault Secrets User"',
+        ),
+        set(),
+    ),
+    "kv-secret-missing": (
+        "test_key_vault_secrets_are_readable",
+        (
+            "kv-aksai-lab/hf-token answered HTTP 404 SecretNotFound",
+            "az keyvault secret set --vault-name kv-aksai-lab --name hf-token",
+        ),
+        set(),
+    ),
+    "spc-wrong-client-id": (
+        "test_secret_provider_classes_use_the_identity",
+        (
+            "[hop: SecretProviderClass] inference/lab-secrets uses clientID",
+            "AADSTS700213",
+            "set spec.parameters.clientID to 5b0e9f0c",
+        ),
+        set(),
+    ),
+}
+
+CASES: dict[str, Case] = {
+    "identity-healthy": Case(suites=SUITE),
+    "identity-healthy-strict": Case(suites=SUITE, strict=True),
+    **{fault: Case((fault,), suites=SUITE) for fault in FAULTS},
+}
+
+
+@pytest.mark.parametrize("case", ["identity-healthy", "identity-healthy-strict"])
+def test_the_default_lab_passes_every_identity_check(matrix: Callable[[str], Verdicts], case: str) -> None:
+    verdicts = matrix(case)
+    assert set(verdicts) == IDENTITY_CHECKS
+    assert {n: c["outcome"] for n, c in verdicts.items() if c["outcome"] != "passed"} == {}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_identity_fault_fails_exactly_its_hop(matrix: Callable[[str], Verdicts], fault: str) -> None:
+    explainer, says, dependents = FAULTS[fault]
+    failed = failing(matrix(fault))
+    assert set(failed) == {explainer} | dependents, failed
+    for fragment in says:
+        assert fragment in failed[explainer], (fragment, failed[explainer])
+    for name in dependents:
+        assert "root cause: " in failed[name], (name, failed[name])
+        assert explainer in failed[name], (name, failed[name])

@@ -1,0 +1,197 @@
+"""The identity suite end to end: static mode on the seed lab's manifests, the tenant changed at run time,
+and the canary proving no secret value, token or kubeconfig credential reaches any output."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_aksai.sim import SimCluster, contract
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE = REPO / "suites" / "test_identity.py"
+SEED_LAB = REPO / ".." / "shared" / "upstream" / "aks-ai-lab-manifests" / "workload-identity"
+
+
+def _run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
+    shutil.copy(SUITE, folder / "test_identity.py")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--aksai-report=report", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = folder / "report" / "aksai-report.json"
+    assert report.is_file(), run.stdout[-3000:]
+    checks = json.loads(report.read_text())["checks"]
+    return run, {c["nodeid"].split("::")[-1].split("[")[0]: c for c in checks}
+
+
+@pytest.mark.skipif(not SEED_LAB.is_dir(), reason="the seed lab's manifests are not beside the repository")
+def test_static_mode_fails_the_seed_lab_on_the_serviceaccount_label(tmp_path: Path) -> None:
+    run, checks = _run(tmp_path, f"--aksai-manifests={SEED_LAB}", "-m", "identity")
+    assert run.returncode == 1, run.stdout[-3000:]
+    label = checks["test_label_is_on_the_pod_templates"]
+    assert label["outcome"] == "failed"
+    assert (
+        "ServiceAccount inference/inference-sa carries the label azure.workload.identity/use"
+        in label["message"]
+    )
+    assert "serviceaccount.yaml" in label["message"]
+    # The lab's placeholders are not client ids either; the hops that need a cluster skip in static mode.
+    assert (
+        "is '<WORKLOAD_IDENTITY_CLIENT_ID>', not a client id"
+        in checks["test_serviceaccount_annotations"]["message"]
+    )
+    assert checks["test_entra_exchange"]["outcome"] == "skipped"
+    assert checks["test_key_vault_secrets_are_readable"]["outcome"] == "skipped"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
+    with SimCluster(kubeconfig_path=tmp_path_factory.mktemp("sim") / "kubeconfig", time_scale=600) as cluster:
+        yield cluster
+
+
+def _profile(folder: Path, sim: SimCluster, extra: str = "") -> None:
+    (folder / "aksai.toml").write_text(
+        f'[clusters.running]\nprovider = "sim"\nkubeconfig = "{sim.kubeconfig_path}"\n'
+        f'allow = ["disruptive"]\n{extra}'
+    )
+
+
+def _tenant_configmap(sim: SimCluster) -> tuple[Any, dict[str, Any]]:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(sim.kubeconfig_path)))
+    cm = api.read_namespaced_config_map(contract.AZURE_CONFIGMAP, contract.SIM_NAMESPACE)
+    return api, yaml.safe_load(cm.data[contract.KEY_TENANT])
+
+
+def _write_tenant(api: Any, tenant: dict[str, Any]) -> None:
+    api.patch_namespaced_config_map(
+        contract.AZURE_CONFIGMAP,
+        contract.SIM_NAMESPACE,
+        {"data": {contract.KEY_TENANT: yaml.safe_dump(tenant, sort_keys=False)}},
+    )
+
+
+def test_a_tenant_change_at_run_time_breaks_and_restores_the_entra_hop(
+    sim: SimCluster, tmp_path: Path
+) -> None:
+    _profile(tmp_path, sim)
+    api, tenant = _tenant_configmap(sim)
+    [workload] = [i for i in tenant["identities"] if i["name"] == "workload-identity"]
+    subject = workload["federatedCredentials"][0]["subject"]
+    workload["federatedCredentials"][0]["subject"] = "system:serviceaccount:inference:Inference-SA"
+    _write_tenant(api, tenant)
+    try:
+        run, checks = _run(tmp_path, "--aksai-cluster=running")
+        entra = checks["test_entra_exchange"]
+        assert entra["outcome"] == "failed", run.stdout[-3000:]
+        assert "AADSTS700213" in entra["message"] and "federated credential subject" in entra["message"]
+    finally:
+        workload["federatedCredentials"][0]["subject"] = subject
+        _write_tenant(api, tenant)
+    run, checks = _run(tmp_path, "--aksai-cluster=running")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {c["outcome"] for c in checks.values()} == {"passed"}
+
+
+def test_an_invalid_tenant_is_refused_with_an_event_and_the_old_one_stays(
+    sim: SimCluster, tmp_path: Path
+) -> None:
+    api, tenant = _tenant_configmap(sim)
+    api.patch_namespaced_config_map(
+        contract.AZURE_CONFIGMAP, contract.SIM_NAMESPACE, {"data": {contract.KEY_TENANT: "identities: 7\n"}}
+    )
+    try:
+        from kubernetes import watch
+
+        stream = watch.Watch().stream(
+            api.list_namespaced_event,
+            contract.SIM_NAMESPACE,
+            field_selector=f"involvedObject.name={contract.AZURE_CONFIGMAP}",
+            timeout_seconds=10,
+        )
+        reasons = []
+        for event in stream:
+            reasons.append((event["object"].reason, event["object"].message))
+            if event["object"].reason == "InvalidTenant":
+                break
+        assert any(r == "InvalidTenant" and "tenantId" in m for r, m in reasons), reasons
+    finally:
+        _write_tenant(api, tenant)
+    _profile(tmp_path, sim)
+    run, _ = _run(tmp_path, "--aksai-cluster=running", "-k", "entra")
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+CANARY_RUNS = {
+    "healthy": (),
+    "early-hops": (
+        "wi-label-on-serviceaccount",
+        "wi-webhook-down",
+        "spc-wrong-client-id",
+        "wi-subject-mismatch",
+    ),
+    "issuer": ("oidc-discovery-unreachable", "wi-missing-client-id"),
+    "vault": ("kv-no-role",),
+    "canary-missing": ("kv-secret-missing=aksai-canary",),
+}
+
+
+def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path) -> None:
+    """The vault's canary (and every other secret), every token and the kubeconfig's credential appear in no
+    terminal output, JUnit file, run report or log, on a healthy run and on runs failing at every hop."""
+    for name, faults in CANARY_RUNS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        with SimCluster(kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults) as sim:
+            _, tenant = _tenant_configmap(sim)
+            secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
+            credential = yaml.safe_load(sim.kubeconfig_path.read_text())["users"][0]["user"]["token"]
+            _profile(
+                folder,
+                sim,
+                '[clusters.running.azure.key_vaults]\nkv-aksai-lab = ["aksai-canary", "hf-token", "servicebus-conn"]\n',
+            )
+            run, checks = _run(
+                folder,
+                "--aksai-cluster=running",
+                "-vv",
+                "-rA",
+                "--log-level=DEBUG",
+                "--log-file=run.log",
+                "--log-file-level=DEBUG",
+                "--junitxml=junit.xml",
+                "--aksai-keep",
+            )
+            if name == "healthy":
+                assert {c["outcome"] for c in checks.values()} == {"passed"}, run.stdout[-3000:]
+            else:
+                assert any(c["outcome"] == "failed" for c in checks.values())
+        texts = [run.stdout, run.stderr]
+        texts += [
+            p.read_text(errors="replace")
+            for p in folder.rglob("*")
+            if p.is_file() and p.suffix != ".py" and p.name != "kubeconfig" and p.name != "aksai.toml"
+        ]
+        for text in texts:
+            for value in [*secrets, credential]:
+                assert value not in text, f"{name}: a secret value or credential leaked"
+            assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text), f"{name}: a JWT leaked"
+        if name == "canary-missing":
+            message = checks["test_key_vault_secrets_are_readable"]["message"]
+            assert "kv-aksai-lab/aksai-canary answered HTTP 404 SecretNotFound" in message, message
