@@ -17,6 +17,7 @@ import select
 import selectors
 import socket
 import threading
+import time
 from typing import Any
 
 from kubernetes import client as k8s
@@ -24,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
 _CHUNK = 65536
+_PROBE_SECONDS = 0.3
 _JOIN_SECONDS = 5.0
 
 
@@ -43,7 +45,7 @@ class PortForward:
         self._api_client = k8s.ApiClient(api_client.configuration)
         self._core = k8s.CoreV1Api(self._api_client)
         self.namespace, self.pod, self.port = namespace, pod, port
-        self._open_stream().close()  # fail now, with the API server's reason, rather than on first use
+        self._probe()  # fail now, with the API server's or the kubelet's reason, rather than on first use
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.setblocking(False)
         self.local_port = int(self._listener.getsockname()[1])
@@ -55,6 +57,23 @@ class PortForward:
         """The last failure of a forwarded connection (the kubelet's error channel, a broken stream)."""
         self._thread = threading.Thread(target=self._accept, name=f"port-forward {pod}:{port}", daemon=True)
         self._thread.start()
+
+    def _probe(self) -> None:
+        """Open one stream and wait briefly for the kubelet's verdict: it dials the pod's port as the
+        WebSocket opens and reports a refusal on the port's error channel, not as an upgrade failure."""
+        forward = self._open_stream()
+        try:
+            deadline = time.monotonic() + _PROBE_SECONDS
+            error = forward.error(self.port)
+            while error is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                error = forward.error(self.port)
+        finally:
+            forward.close()
+        if error:
+            raise PortForwardError(
+                f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: {error}"
+            )
 
     @property
     def url(self) -> str:

@@ -65,7 +65,12 @@ def test_refused_port_forward_falls_back_or_fails_clearly(cluster: Cluster) -> N
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "plain", "labels": {"app": "plain"}},
-            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+            # an image with no web server of its own (the sim's nginx would answer on 80)
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "example.com/plain:1", "ports": [{"containerPort": 80}]}
+                ]
+            },
         },
         "default",
     )

@@ -37,13 +37,6 @@ _CHANNEL_PROTOCOLS = (
     "v2.channel.k8s.io",
     "channel.k8s.io",
 )
-_SPDY_EXEC_PROTOCOLS = (
-    "v5.channel.k8s.io",
-    "v4.channel.k8s.io",
-    "v3.channel.k8s.io",
-    "v2.channel.k8s.io",
-    "channel.k8s.io",
-)
 PORT_FORWARD_PROTOCOL = "portforward.k8s.io"
 TUNNEL_PREFIX = "SPDY/3.1+"
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -245,11 +238,11 @@ class StreamHandlers:
     ) -> web.StreamResponse:
         offered = [p.strip() for p in request.headers.getall("X-Stream-Protocol-Version", [])]
         offered = [p for chunk in offered for p in chunk.split(",") if p]
-        protocol = next((p for p in _SPDY_EXEC_PROTOCOLS if p in offered), None)
+        protocol = next((p for p in _CHANNEL_PROTOCOLS if p in offered), None)
         if protocol is None:
             raise ApiError(
                 403,
-                f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {list(_SPDY_EXEC_PROTOCOLS)}",
+                f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server supports {list(_CHANNEL_PROTOCOLS)}",
             )
         streams: dict[str, SpdyStream] = {}
         wanted = {"error", *(k for k in ("stdin", "stdout", "stderr") if _bool(request.query.get(k)))}
