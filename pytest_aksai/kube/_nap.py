@@ -652,6 +652,7 @@ def run_gpu_probe(cluster: Cluster, namespace: str, manifest: Obj, budgets: Mapp
     """
     __tracebackhide__ = True
     name = manifest["metadata"]["name"]
+    settle_empty_gpu_nodes(cluster)  # else the probe takes a leftover node and NAP provisions nothing
     created = _rest.create(cluster._api, _rest.PODS, manifest, namespace)
     start = _stamp(created["metadata"].get("creationTimestamp")) or datetime.now().astimezone()
     run = ProbeRun(pod=name, namespace=namespace)
@@ -958,9 +959,54 @@ class IdleNode:
     pinned_by: str
 
 
+CONSOLIDATION_SLACK_S = 60.0
+"""After `consolidateAfter`: Karpenter's 10 s disruption poll, its 15 s re-validation, the drain and the VM delete."""
+
+
+def settle_empty_gpu_nodes(cluster: Cluster) -> list[str]:
+    """Give every empty GPU node that only waits out its NodePool's `consolidateAfter` that time (plus the
+    documented slack) to go, watching each; return the nodes that went.
+
+    Nodes left by an earlier lifecycle (a KEDA scale-to-zero, a previous probe) would otherwise count in the
+    idle floor, and take the GPU probe without NAP provisioning anything.
+    """
+    if not cluster.serves("karpenter.sh"):
+        return []
+    pools = {p.name: p for p in nodepools(cluster)}
+    gone = []
+    for idle in _idle_gpu_nodes(cluster):
+        if not idle.pinned_by.startswith("empty, waiting for"):
+            continue
+        node = _rest.get(cluster._api, _rest.NODES, idle.node)
+        pool = pools.get(((node or {}).get("metadata") or {}).get("labels", {}).get(LABEL_NODEPOOL, ""))
+        wait = duration_seconds(pool.consolidate_after if pool else None)
+        if node is None or wait is None:
+            continue
+        try:
+            wait_for(
+                cluster,
+                _rest.NODES,
+                idle.node,
+                None,
+                until=lambda o: o is None,
+                expected=f"the empty node consolidated within consolidateAfter + {CONSOLIDATION_SLACK_S:g} s",
+                timeout=wait + CONSOLIDATION_SLACK_S,
+            )
+            gone.append(idle.node)
+        except WaitTimeout:
+            continue  # still there: the idle floor reports it, with what keeps it
+    return gone
+
+
 def idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
     """Every GPU node and the object that keeps it running: a do-not-disrupt pin (node, NodeClaim, pod),
-    `consolidateAfter: Never`, pods on it, or no NodePool at all."""
+    `consolidateAfter: Never`, pods on it, or no NodePool at all — once the empty nodes that only wait out
+    `consolidateAfter` have had that time to go."""
+    settle_empty_gpu_nodes(cluster)
+    return _idle_gpu_nodes(cluster)
+
+
+def _idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
     pools = {p.name: p for p in nodepools(cluster)} if cluster.serves("karpenter.sh") else {}
     claims = (
         {c["metadata"]["name"]: c for c in _rest.items(cluster._api, _rest.NODECLAIMS)}
