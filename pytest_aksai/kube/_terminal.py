@@ -33,8 +33,9 @@ IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImag
 CREATE_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
 UNSCHEDULABLE_GRACE_S = 10.0
 """Cluster seconds a model pod stays unschedulable, with no node on its way, before the wait gives up."""
-GPU_PLUGIN_GRACE_S = 15.0
-"""Cluster seconds a Ready GPU node may advertise no `nvidia.com/gpu` (the device plugin registering)."""
+GPU_PLUGIN_GRACE_S = 90.0
+"""Cluster seconds a Ready GPU node may advertise no `nvidia.com/gpu`: the device plugin's DaemonSet pod has to
+be scheduled, pulled and registered first (tens of seconds on AKS; the sim's Karpenter takes 20 s)."""
 NODECLAIM_PENDING_REASONS = frozenset({"", "AwaitingReconciliation"})
 
 

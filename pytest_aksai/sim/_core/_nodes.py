@@ -144,6 +144,8 @@ class NodeController(Controller):
             capacity.pop(GPU_RESOURCE, None)
             allocatable.pop(GPU_RESOURCE, None)
             return True
+        if any(o.get("kind") == "NodeClaim" for o in node["metadata"].get("ownerReferences") or []):
+            return False  # a Karpenter node: the karpenter add-on runs its device plugin (timing, NAP faults)
         if capacity.get(GPU_RESOURCE) == count and allocatable.get(GPU_RESOURCE) == count:
             return False
         capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = count

@@ -534,6 +534,10 @@ class ProvisionerController(Controller):
         sku = _gpu_sku(instance_type_of(claim) or "")
         if sku is None or self._fault_applies(Fault.NAP_GPU_NOT_ADVERTISED, claim):
             return []
+        if self.ctx.faults.is_active(Fault.GPU_DEVICE_PLUGIN_MISSING):
+            return [
+                10.0
+            ]  # the core's fault: no device plugin runs on any node; look again at the next heartbeat
         ready = next(
             (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
         )
