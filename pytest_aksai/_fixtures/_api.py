@@ -6,11 +6,11 @@ Parametrized over the Workspaces under test by the `kaito` area (`aksai_workspac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_aksai._data import fixture_path
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
@@ -102,16 +102,6 @@ def aksai_metrics(aksai_endpoint: Endpoint) -> Callable[[], MetricsSnapshot]:
     return scrape
 
 
-def _fixtures_dir() -> Path:
-    """The top-level `fixtures/` (shipped in the wheel as `pytest_aksai.fixtures`)."""
-    from importlib import resources
-
-    try:
-        return Path(str(resources.files("pytest_aksai.fixtures")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "fixtures"
-
-
 PROBE_TIMEOUT_S = 120.0
 """Cluster seconds for a probe pod to be scheduled, pull its image and finish (curl itself stops at 10 s)."""
 
@@ -142,7 +132,7 @@ def aksai_client_probes(
         if not owned and not settings.allows("disruptive"):
             refused.append(client)
             continue
-        manifest = client_probe_manifest(_fixtures_dir(), url, run_labels(settings.run_id))
+        manifest = client_probe_manifest(fixture_path(""), url, run_labels(settings.run_id))
         result = run_client_probe(aksai_cluster, client, manifest, PROBE_TIMEOUT_S)
         if result.exit_code != 0 or result.output != "200":
             problems.append(

@@ -9,13 +9,12 @@ and gone; its cleanup deletes the probe and, should the node it caused outlive i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 import yaml
 
+from pytest_aksai._data import fixture_path
 from pytest_aksai._fixtures._cluster import cluster_during_collection, defer_exit
 from pytest_aksai._fixtures._findings import once_per_run
 from pytest_aksai._settings import settings_of
@@ -158,10 +157,7 @@ def aksai_nodepool(
 
 def probe_template() -> dict[str, Any]:
     """The packaged probe manifest (in a clone: the top-level fixtures/ folder)."""
-    try:
-        text = resources.files("pytest_aksai.fixtures").joinpath(PROBE_MANIFEST).read_text(encoding="utf-8")
-    except ModuleNotFoundError:
-        text = (Path(__file__).resolve().parents[2] / "fixtures" / PROBE_MANIFEST).read_text(encoding="utf-8")
+    text = fixture_path(PROBE_MANIFEST).read_text(encoding="utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pytest_aksai._data import fixture_path
 from pytest_aksai._errors import AksaiError
 
-DEFAULT_PROMPT_SET = Path(__file__).resolve().parents[2] / "fixtures" / "prompts" / "support-chat.jsonl"
+DEFAULT_PROMPT_SET = fixture_path("prompts/support-chat.jsonl")
 TOKENS_PER_WORD = (
     1.3  # English prose on Llama/Phi/Mistral tokenizers; only the first guess, the server calibrates it
 )
