@@ -32,7 +32,7 @@ def _run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], di
         timeout=300,
         check=False,
     )
-    report = folder / "report" / "aksai-report.json"
+    report = folder / "report" / "report.json"
     assert report.is_file(), run.stdout[-3000:]
     checks = json.loads(report.read_text())["checks"]
     return run, {c["nodeid"].split("::")[-1].split("[")[0]: c for c in checks}
