@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_aksai import (
+    CheckReport,
     Cluster,
     Finding,
     Judgment,
@@ -133,42 +134,44 @@ def _root_cause(lifecycle: Lifecycle, before: str) -> None:
             )
 
 
-def _phase(lifecycle: Lifecycle, name: str, measure: Any, measurement: str) -> None:
+def _phase(lifecycle: Lifecycle, name: str, report: CheckReport, measurement: str) -> None:
+    report.timeline(lifecycle.report_key)  # the run report draws the lifecycle in this check's section
     _root_cause(lifecycle, name)
     phase = lifecycle.phase(name)
     if phase is None:
         pytest.fail(f"{lifecycle.scaler}: the lifecycle stopped before the {name} phase", pytrace=False)
     if phase.seconds is not None:
-        measure(measurement, phase.seconds)
+        report.measure(measurement, phase.seconds, clock="cluster")
     assert phase.ok, (
         f"{lifecycle.scaler}: {phase.message}\ntimeline (cluster seconds):\n{lifecycle.timeline()}"
     )
 
 
 @pytest.mark.disruptive
-def test_idles_at_zero(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
+def test_idles_at_zero(aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport) -> None:
     """With no demand the target reaches 0 replicas and stays there for two polls (no spurious activation)."""
-    _phase(aksai_keda_lifecycle, "idle-at-zero", aksai_measure, "keda_idle_to_zero_s")
+    _phase(aksai_keda_lifecycle, "idle-at-zero", aksai_report, "keda_idle_to_zero_s")
 
 
 @pytest.mark.disruptive
-def test_activates_on_demand(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
+def test_activates_on_demand(aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport) -> None:
     """Demand through the trigger's own channel takes the target 0 → 1 within pollingInterval + slack, and a
     replica becomes Ready (judged on ready replicas, not on the replica count)."""
-    _phase(aksai_keda_lifecycle, "activation", aksai_measure, "keda_zero_to_one_s")
-    _phase(aksai_keda_lifecycle, "pod-ready", aksai_measure, "keda_first_ready_s")
+    _phase(aksai_keda_lifecycle, "activation", aksai_report, "keda_zero_to_one_s")
+    _phase(aksai_keda_lifecycle, "pod-ready", aksai_report, "keda_first_ready_s")
 
 
 @pytest.mark.disruptive
 def test_first_request_after_scale_from_zero_succeeds(
-    aksai_keda_lifecycle: Lifecycle, aksai_measure: Any
+    aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport
 ) -> None:
     """The request that woke the target is answered 200 (status, latency and the cold-start header recorded)."""
     lifecycle = aksai_keda_lifecycle
     _root_cause(lifecycle, "scale-out")
     first = lifecycle.first_request
     assert first is not None, f"{lifecycle.scaler}: the first request never completed"
-    aksai_measure("keda_first_request_s", first.seconds)
+    aksai_report.timeline(lifecycle.report_key)
+    aksai_report.measure("keda_first_request_s", first.seconds, clock="cluster")
     assert first.status == 200, (
         f"{lifecycle.scaler}: the first request after scale-from-zero got {first.status or 'no answer'} after "
         f"{first.seconds:.0f} s (X-KEDA-HTTP-Cold-Start: {first.cold_start}): {first.body.strip()!r}. A 504 "
@@ -179,19 +182,21 @@ def test_first_request_after_scale_from_zero_succeeds(
 
 
 @pytest.mark.disruptive
-def test_scales_out_under_sustained_demand(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
+def test_scales_out_under_sustained_demand(
+    aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport
+) -> None:
     """Sustained demand takes the target to ceil(demand / target) replicas (capped at max), as the HPA formula
     predicts."""
-    _phase(aksai_keda_lifecycle, "scale-out", aksai_measure, "keda_one_to_n_s")
+    _phase(aksai_keda_lifecycle, "scale-out", aksai_report, "keda_one_to_n_s")
 
 
 @pytest.mark.disruptive
-def test_no_scale_in_before_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
+def test_no_scale_in_before_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport) -> None:
     """After the demand stops, the target keeps its replicas for the cooldown (less one poll)."""
-    _phase(aksai_keda_lifecycle, "no-early-scale-in", aksai_measure, "keda_demand_stop_to_zero_s")
+    _phase(aksai_keda_lifecycle, "no-early-scale-in", aksai_report, "keda_demand_stop_to_zero_s")
 
 
 @pytest.mark.disruptive
-def test_scales_to_zero_after_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_measure: Any) -> None:
+def test_scales_to_zero_after_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport) -> None:
     """The target reaches 0 within cooldownPeriod + pollingInterval + slack after the demand stops."""
-    _phase(aksai_keda_lifecycle, "scale-to-zero", aksai_measure, "keda_n_to_zero_s")
+    _phase(aksai_keda_lifecycle, "scale-to-zero", aksai_report, "keda_n_to_zero_s")

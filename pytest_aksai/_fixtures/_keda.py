@@ -14,6 +14,7 @@ import pytest
 
 from pytest_aksai._fixtures._cluster import cluster_during_collection, defer_exit
 from pytest_aksai._fixtures._findings import once_per_run
+from pytest_aksai._fixtures._report import run_artifacts
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
@@ -196,15 +197,47 @@ def aksai_keda_lifecycle(
         pytest.skip(f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on only)")
     request.getfixturevalue("aksai_scaler_ready")
     budget = settings_of(request.config).timeout("scale_up")
-    return once_per_run(
-        request,
-        f"keda-lifecycle:{aksai_scaler.ref}",
-        lambda: run_http_lifecycle(
+
+    def run() -> Lifecycle:
+        lifecycle = run_http_lifecycle(
             aksai_cluster,
             aksai_scaler,
             aksai_keda_objects,
             slack=LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale,
             cold_start_budget=budget,
-        ),
-        params={REF_ARGNAME: aksai_scaler},
+        )
+        _record_timeline(request.config, lifecycle)
+        return lifecycle
+
+    return once_per_run(
+        request, f"keda-lifecycle:{aksai_scaler.ref}", run, params={REF_ARGNAME: aksai_scaler}
     )
+
+
+def _record_timeline(config: pytest.Config, lifecycle: Lifecycle) -> None:
+    """The lifecycle as the run report draws it: replicas, ready replicas, HPA desired and GPU nodes over cluster
+    time, with the windows KEDA's configuration allows (the first poll after the demand, the cooldown)."""
+    timeline = run_artifacts(config).timeline(
+        lifecycle.report_key, f"{lifecycle.scaler}: replicas and GPU nodes", clock="cluster"
+    )
+    previous: dict[str, float] = {}
+    for sample in lifecycle.samples:
+        values = {
+            "replicas": sample.replicas,
+            "ready replicas": sample.ready_replicas,
+            "HPA desired": sample.hpa_desired,
+            "GPU nodes": sample.gpu_nodes,
+        }
+        for series, value in values.items():
+            if value is not None and previous.get(series) != value:
+                timeline.sample(series, sample.t, float(value))
+                previous[series] = float(value)
+    if lifecycle.demand_started is not None:
+        timeline.mark(lifecycle.demand_started, "first request")
+        timeline.band(
+            "pollingInterval", lifecycle.demand_started, lifecycle.demand_started + lifecycle.polling
+        )
+    if lifecycle.demand_stopped is not None:
+        timeline.mark(lifecycle.demand_stopped, "demand stops")
+        stop = lifecycle.demand_stopped
+        timeline.band(f"cooldown {lifecycle.cooldown:g} s (no scale-in)", stop, stop + lifecycle.cooldown)

@@ -983,6 +983,17 @@ class Lifecycle:
     first_request: HttpResult | None = None
     expected_peak: int | None = None
     samples: list[Sample] = field(default_factory=list)
+    demand_started: float | None = None
+    """Cluster seconds (on the samples' clock) when the first request was sent."""
+    demand_stopped: float | None = None
+    """When the sustained demand's last request ended: the cooldown counts from here."""
+    polling: float = 30.0
+    cooldown: float = 300.0
+
+    @property
+    def report_key(self) -> str:
+        """The key of this lifecycle's timeline in the run report."""
+        return f"keda/{self.scaler.ref}"
 
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
@@ -1022,6 +1033,7 @@ def run_http_lifecycle(
     cooldown → zero within cooldown + pollingInterval + slack. All times cluster seconds."""
     result = Lifecycle(scaler)
     polling, cooldown = float(scaler.polling_interval), float(scaler.cooldown)
+    result.polling, result.cooldown = polling, cooldown
     host = scaler.hosts[0] if scaler.hosts else "localhost"
     body = {**CHAT_BODY, "model": models_of(cluster, scaler, objects)}
     path = chat_path(scaler)
@@ -1063,6 +1075,7 @@ def run_http_lifecycle(
             holder: dict[str, HttpResult] = {}
             first_client = clients.pop()
             sent_at = recorder.now()
+            result.demand_started = sent_at
 
             def first_request() -> None:
                 holder["r"] = send(cluster, base_url, host, path, body, cold_start_budget, first_client)
@@ -1119,6 +1132,7 @@ def run_http_lifecycle(
                 w.join(timeout=60)
             # The demand stopped when the last request ended (the interceptor's count fell to zero).
             stopped = last_done[0] or recorder.now()
+            result.demand_stopped = stopped
             if out is None:
                 last = recorder.latest()
                 result.phases.append(
