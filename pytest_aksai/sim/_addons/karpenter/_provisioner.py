@@ -518,6 +518,8 @@ class ProvisionerController(Controller):
         sku = _gpu_sku(instance_type_of(claim) or "")
         if sku is None or self._fault_applies(Fault.NAP_GPU_NOT_ADVERTISED, claim):
             return []
+        if self.ctx.faults.is_active(Fault.GPU_DEVICE_PLUGIN_MISSING):  # issue 18: no device plugin anywhere
+            return []
         ready = next(
             (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
         )
