@@ -15,8 +15,8 @@ from pytest_aksai.kube import Cluster, WaitAborted, _rest, connect, wait_workspa
 from pytest_aksai.sim import SimCluster
 from pytest_aksai.sim._addons.karpenter._provisioner import LAUNCH_SECONDS
 
-SCALE = 60
-"""Slow enough that 30 cluster seconds (the most a terminal state may take to end the wait) is 0.5 s wall."""
+SCALE = 30
+"""Slow enough that 30 cluster seconds (the most a terminal state may take to end the wait) is 1 s wall, enough for a loaded CI machine."""
 REF = "inference/workspace-phi4-mini"
 BUDGET = 3600.0
 """Cluster seconds: the wait's whole budget; a terminal state must end it long before."""

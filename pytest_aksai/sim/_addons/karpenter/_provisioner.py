@@ -537,7 +537,7 @@ class ProvisionerController(Controller):
         if self.ctx.faults.is_active(Fault.GPU_DEVICE_PLUGIN_MISSING):
             return [
                 10.0
-            ]  # the core's fault: no device plugin runs on any node; look again at the next heartbeat
+            ]  # no device plugin runs on any node (the core's fault); look again at the next heartbeat
         ready = next(
             (c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
         )
