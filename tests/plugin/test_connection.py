@@ -149,5 +149,7 @@ def test_static_mode_contacts_no_cluster_even_with_cluster_suites_collected(
         "--aksai-cluster=lab", "--aksai-manifests=deploy", "-rs", "test_kaito_vendored.py"
     )
     assert "unreachable" not in result.stdout.str()
-    result.assert_outcomes(skipped=7)
+    outcomes = result.parseoutcomes()  # every check of the suite skips; how many the suite has is its own
+    assert outcomes.get("skipped", 0) >= 7, outcomes
+    assert not {"passed", "failed", "errors"} & set(outcomes), outcomes
     result.stdout.fnmatch_lines(["*static mode (--aksai-manifests) reads files and contacts no cluster*"])

@@ -166,8 +166,19 @@ def test_measurements_are_junit_properties_without_a_warning(pytester: pytest.Py
     assert properties["cold_start_model_load_s"] > 0 and properties["cold_start_node_provisioning_s"] > 0
 
 
+NO_KEDA_LAB = """
+description: A cluster with KAITO but without KEDA, as a user's may be.
+addons: [core, kaito, vllm, karpenter]
+nodePools:
+  - {name: system, mode: System, vmSize: Standard_D4ds_v5, count: 1, zones: ["1"]}
+namespaces: [inference]
+objects: []
+"""
+
+
 def test_an_area_check_skips_naming_the_add_on_the_cluster_lacks(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".toml", aksai=FAST_SIM)
+    pytester.makefile(".yaml", nokeda=NO_KEDA_LAB)
+    pytester.makefile(".toml", aksai=FAST_SIM + f'scenario = "{pytester.path / "nokeda.yaml"}"\n')
     pytester.makepyfile(
         """
         import pytest
