@@ -76,5 +76,9 @@ def test_kv_usage_matches_sizing(aksai_load: LoadRun, aksai_measure: Measure) ->
     _judge(aksai_load, aksai_load.kv_usage_against_sizing(), aksai_measure)
 
 
-def test_breakeven(aksai_load: LoadRun, aksai_measure: Measure) -> None:
-    _judge(aksai_load, aksai_load.breakeven(), aksai_measure)
+def test_breakeven(aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport) -> None:
+    verdict = aksai_load.breakeven()
+    aksai_report.cost.breakeven.update(
+        {f"{aksai_load.workspace} {name}": float(value) for name, value in verdict.measurements.items()}
+    )
+    _judge(aksai_load, verdict, aksai_measure)

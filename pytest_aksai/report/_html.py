@@ -98,6 +98,19 @@ class _Page:
         parts.append("</section>")
         return "".join(parts)
 
+    def failures(self) -> str:
+        """The failed and errored checks first, each with the headline of its message, linked to its section."""
+        failed = [c for c in self.data["checks"] if c["outcome"] in ("failed", "error")]
+        if not failed:
+            return ""
+        items = "".join(
+            f"<li><span class='badge {_e(c['outcome'])}'>{_e(c['outcome'])}</span>"
+            f"<a href='#{_e(c['section'].split('#', 1)[1])}'>{_e(c['nodeid'].split('::', 1)[-1])}</a>: "
+            f"{_e(c['message'].splitlines()[0][:300] if c['message'] else '')}</li>"
+            for c in failed
+        )
+        return f"<h2 id='failures'>Failures</h2><ul>{items}</ul>"
+
     def cost(self) -> str:
         cost = self.data["cost"]
         parts = ["<h2 id='cost'>Cost</h2>"]
@@ -139,6 +152,7 @@ class _Page:
             f"<details><summary>settings</summary>{_table(['knob', 'value', 'source'], settings)}</details>",
             "<h2>Verdicts by area</h2>",
             area_table + "</table>",
+            self.failures(),
             self.cost(),
         ]
         by_area: dict[str, list[dict[str, Any]]] = {}
