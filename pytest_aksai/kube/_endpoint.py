@@ -191,6 +191,14 @@ def workspace_endpoint(
                 **_watchers(cluster, service, baseline, "port-forward", forward),
             )
         except (PortForwardError, LookupError) as exc:
+            if "connection refused" in str(exc):
+                # The kubelet dialled the target port and nothing listens there: the service proxy would dial
+                # the same port, so falling back would only hide the broken Service.
+                finding = explain_request_failure(
+                    cluster, namespace, name, baseline, ConnectionRefusedError(), via="port-forward"
+                )
+                if finding is not None:
+                    raise finding from None
             if route == "port-forward":
                 raise LookupError(
                     f'{exc}; set the profile\'s endpoint_route to "service-proxy" or "auto"'

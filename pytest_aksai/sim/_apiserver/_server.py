@@ -91,6 +91,25 @@ class PodLogs:
             await asyncio.wait_for(event.wait(), seconds)
 
 
+def _listens(pod: dict[str, Any], port: int) -> bool:
+    """A pod that declares container ports listens on those only: a Service whose targetPort is another one
+    reaches nothing, and the API server's proxy says so as upstream does (`error trying to reach service`)."""
+    declared = {
+        int(p["containerPort"])
+        for c in (pod.get("spec") or {}).get("containers") or []
+        for p in c.get("ports") or []
+        if str(p.get("containerPort", "")).isdigit()
+    }
+    if not declared or port in declared:
+        return True
+    ip = (pod.get("status") or {}).get("podIP", "")
+    raise ApiError(
+        503,
+        f"error trying to reach service: dial tcp {ip}:{port}: connect: connection refused",
+        reason="ServiceUnavailable",
+    )
+
+
 class ApiServer:
     def __init__(
         self,
@@ -347,6 +366,17 @@ class ApiServer:
                 if selector
                 and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
             ]
+            chosen = next(
+                (
+                    p
+                    for p in ports
+                    if not port_ref or str(p.get("port")) == port_ref or p.get("name") == port_ref
+                ),
+                None,
+            )
+            target_port = (chosen or {}).get("targetPort", (chosen or {}).get("port"))
+            if isinstance(target_port, int):
+                pods = [p for p in pods if _listens(p, target_port)]
         else:
             raise ApiError(405, "the server does not allow this method on the requested resource")
         for pod in pods:
