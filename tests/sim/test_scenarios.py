@@ -118,7 +118,7 @@ def test_default_lab_namespaces_and_addons(api: client.ApiClient, watch_until: C
     names = {ns.metadata.name for ns in core.list_namespace().items}
     assert {"inference", "kube-system", "kube-node-lease", "default"} <= names
     sim = core.read_namespaced_config_map("aksai-sim", "kube-system").data
-    assert sim["addons"] == "core,kaito,vllm,karpenter,azure,prometheus,keda,keda-http-add-on"
+    assert sim["addons"] == "core,metrics-server,kaito,vllm,karpenter,azure,prometheus,keda,keda-http-add-on"
     for deployment in ("kaito-workspace", "coredns", "metrics-server"):
         available = watch_until(
             apps.list_namespaced_deployment,

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pytest_aksai.sim._addons import azure, core, http_addon, kaito, karpenter, keda, prometheus, vllm
+from pytest_aksai.sim._addons import (
+    azure,
+    core,
+    http_addon,
+    kaito,
+    karpenter,
+    keda,
+    metrics_server,
+    prometheus,
+    vllm,
+)
 from pytest_aksai.sim._addons._spec import AddonSpec, Component
 
 __all__ = ["REGISTRY", "AddonSpec", "Component", "UnknownAddonError", "resolve"]
@@ -19,6 +29,7 @@ REGISTRY: dict[str, AddonSpec] = {
     a.name: a
     for a in (
         core.ADDON,
+        metrics_server.ADDON,
         karpenter.ADDON,
         vllm.ADDON,
         kaito.ADDON,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from aiohttp import web
 
-from . import _discovery, _knownfields, _openapi, _protobuf, _tables
+from . import _aggregated, _discovery, _knownfields, _openapi, _protobuf, _tables
 from ._errors import ApiError, invalid, method_not_allowed
 from ._store import Obj, Store, Watch
 from ._streams import StreamHandlers
@@ -114,6 +114,10 @@ class Handlers:
         try:
             route, legacy_watch = self._route(group, version, path)
             self.server.authorize(request, route.rt, route.namespace, route.name)
+            if route.rt.extra.get(_aggregated.AGGREGATED):
+                return _aggregated.serve(
+                    self.store, request, route.rt, route.namespace, route.name, _wants_table(request)
+                )
             if route.subresource:
                 return await self._subresource(request, route)
             method = request.method
@@ -691,6 +695,9 @@ def discovery_routes(server: ApiServer) -> list[web.RouteDef]:
         return json_response(doc)
 
     async def group_version(request: web.Request) -> web.Response:
+        api = _aggregated.api_for(store, request.match_info["group"], request.match_info["version"])
+        if api is not None and not api.available():
+            return _aggregated.unavailable()
         doc = _discovery.resource_list(store, request.match_info["group"], request.match_info["version"])
         if doc is None:
             return error_response(ApiError(404, "the server could not find the requested resource"))

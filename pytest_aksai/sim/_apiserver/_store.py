@@ -25,6 +25,7 @@ from ._selectors import FieldMatcher, Matcher, parse_field_selector, parse_label
 from ._types import BUILTIN_TYPES, VIRTUAL_KINDS, ResourceType
 
 if TYPE_CHECKING:
+    from ._aggregated import AggregatedApi
     from ._tokens import TokenIssuer
 
 _T = TypeVar("_T")
@@ -157,6 +158,8 @@ class Store:
         validation with the object to mutate in place; an ApiError they raise refuses the request."""
         self.container_runtime: Any = None
         """The core's container runtime (exec, attach, port-forward), set once the kubelets run."""
+        self.aggregated: dict[tuple[str, str], AggregatedApi] = {}
+        """(group, version) → the extension API server an `APIService` points at (see `_aggregated.py`)."""
         for rt in BUILTIN_TYPES:
             self._add_type(rt)
 
@@ -1011,6 +1014,18 @@ class Store:
             self._add_type(rt)
         for callback in self.on_types_changed:
             callback()
+
+    def register_aggregated(self, api: AggregatedApi) -> None:
+        """Serve `api`'s types from the add-on behind it (kube-aggregator's proxying)."""
+        self.aggregated[(api.group, api.version)] = api
+        for rt in api.types():
+            self.register_types(rt.group, rt.plural, [rt])
+
+    def unregister_aggregated(self, api: AggregatedApi) -> None:
+        if self.aggregated.get((api.group, api.version)) is api:
+            del self.aggregated[(api.group, api.version)]
+            for rt in api.types():
+                self.register_types(rt.group, rt.plural, [])
 
     def unregister_types(self, group: str, plural: str) -> None:
         bucket = self._buckets.get((group, plural), {})

@@ -1,4 +1,5 @@
-"""AKS system components every cluster runs: CoreDNS and metrics-server (images and labels as AKS ships them)."""
+"""AKS system components every cluster runs: CoreDNS (image and labels as AKS ships them); metrics-server is
+its own add-on (`metrics-server`), since it serves an API."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pytest_aksai.sim._addons._spec import AddonSpec, Component
 
 ADDON = AddonSpec(
     name="core",
-    description="AKS system Deployments: coredns and metrics-server",
+    description="AKS system Deployments: coredns",
     package=__name__,
     components=(
         Component(
@@ -15,15 +16,6 @@ ADDON = AddonSpec(
             replicas=2,
             labels={"k8s-app": "kube-dns", "kubernetes.azure.com/managedby": "aks"},
             memory="70Mi",
-        ),
-        Component(
-            "metrics-server",
-            "mcr.microsoft.com/oss/kubernetes/metrics-server:v0.7.2",
-            replicas=2,
-            labels={"k8s-app": "metrics-server", "kubernetes.azure.com/managedby": "aks"},
-            cpu="150m",
-            memory="100Mi",
-            ports={"https": 4443},
         ),
     ),
 )

@@ -25,7 +25,7 @@ from typing import Any
 from pytest_aksai.sim._addons.kaito import _presets as presets
 from pytest_aksai.sim._addons.vllm._server import EngineConfigError, GpuPerf, ModelServer, ServedModel
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
-from pytest_aksai.sim._core import _commands, _kubelet
+from pytest_aksai.sim._core import _commands, _kubelet, _usage
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key
 from pytest_aksai.sim.contract import Fault
 from pytest_aksai.sizing import UnknownEntryError, gpu_sku, vllm_engine_args
@@ -247,6 +247,20 @@ class ModelServingController(Controller):
         super().__init__(ctx)
         self.servers: dict[str, _Running] = {}
         _PROCESS.clusters.append(ctx)
+        _usage.register_usage(ctx.store, self.container_usage)
+
+    def container_usage(
+        self, pod: Mapping[str, Any], container: Mapping[str, Any], _now: float
+    ) -> _usage.Usage | None:
+        """What metrics-server sees of a vLLM container: ~2.5 GiB of host memory once loaded and a few percent
+        of a core idle; under load the API server and engine-core processes take up to ~1.5 cores."""
+        running = self.servers.get(object_key(pod))
+        if running is None or running.server is None or running.container != container.get("name"):
+            return None
+        engine = running.server.engine
+        load = min(1.0, engine.in_engine / max(engine.config.max_num_seqs, 1))
+        cpu = 0.06 + (0.6 + 0.9 * load if engine.in_engine else 0.0)
+        return _usage.Usage(cpu, int((2560 + 48 * len(engine.running)) * _usage.MIB))
 
     def start(self) -> list[asyncio.Task[None]]:
         tasks = super().start()
