@@ -164,11 +164,11 @@ def format_cpu(cores: float) -> str:
 
 
 def canonical_decimal(value: int, scale: int) -> str:
-    """`value × 10^-scale` in the canonical form of a Kubernetes DecimalSI quantity."""
-    suffixes = {9: "n", 6: "u", 3: "m", 0: ""}
+    """`value × 10^-scale` in the canonical form of a Kubernetes DecimalSI quantity (`250m`, `52428800`, `1M`)."""
+    suffixes = {9: "n", 6: "u", 3: "m", 0: "", -3: "k", -6: "M", -9: "G", -12: "T", -15: "P", -18: "E"}
     if value == 0:
         return "0"
-    while scale > 0 and value % 1000 == 0:
+    while scale > -18 and value % 1000 == 0:
         value //= 1000
         scale -= 3
     return f"{value}{suffixes[scale]}"

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 def _controllers() -> Sequence[type[Controller]]:
     from pytest_aksai.sim._addons.keda._hpa import HorizontalPodAutoscalerController
     from pytest_aksai.sim._addons.keda._operator import ScaledObjectController
+    from pytest_aksai.sim._addons.keda._webhooks import KedaAdmissionWebhooksController
 
-    return (ScaledObjectController, HorizontalPodAutoscalerController)
+    return (ScaledObjectController, HorizontalPodAutoscalerController, KedaAdmissionWebhooksController)
 
 
 _LABELS = {"kubernetes.azure.com/managedby": "aks", "app.kubernetes.io/part-of": "keda-operator"}

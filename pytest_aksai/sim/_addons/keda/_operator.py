@@ -13,7 +13,6 @@ error blocks scaling to zero (`Ready=False/TriggerError`) unless a `fallback` is
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -210,7 +209,9 @@ class ScaledObjectController(Controller):
         state = self._state(key, so)
         status["scaleTargetKind"] = target.kind
         status["scaleTargetGVKR"] = target.gvkr()
-        status["externalMetricNames"] = [s.metric_name for s in state.scalers]
+        status["externalMetricNames"] = [s.metric_name for s in state.scalers if not s.resource_metric]
+        if any(s.resource_metric for s in state.scalers):
+            status["resourceMetricNames"] = [s.type_name for s in state.scalers if s.resource_metric]
         status["triggersTypes"] = ",".join(str(t.get("type")) for t in spec.get("triggers") or [])
         status["hpaName"] = self._hpa_name(so)
         current, _ = _targets.replicas(self.store, target)
@@ -258,6 +259,8 @@ class ScaledObjectController(Controller):
         health: dict[str, Any] = dict(status.get("health") or {})
         activity: dict[str, Any] = {}
         for scaler in state.scalers:
+            if scaler.resource_metric:  # cpu/memory: the HPA's, never KEDA's activity
+                continue
             try:
                 reading = await scaler.read()
             except ScalerError as exc:
@@ -274,6 +277,8 @@ class ScaledObjectController(Controller):
             is_active = is_active or reading.active
         status["health"] = health
         status["triggersActivity"] = activity
+        if state.scalers and all(s.resource_metric for s in state.scalers) and not errors:
+            is_active = True  # only cpu/memory triggers: always active (scale_handler.go)
         return is_active, bool(errors), errors
 
     def _execute(
@@ -427,19 +432,7 @@ class ScaledObjectController(Controller):
         state = self.states[object_key(so)]
         advanced = spec.get("advanced") or {}
         behavior = (advanced.get("horizontalPodAutoscalerConfig") or {}).get("behavior")
-        metrics = [
-            {
-                "type": "External",
-                "external": {
-                    "metric": {
-                        "name": scaler.metric_name,
-                        "selector": {"matchLabels": {SO_NAME_LABEL: meta["name"]}},
-                    },
-                    "target": {"type": "AverageValue", "averageValue": _quantity(scaler.target)},
-                },
-            }
-            for scaler in state.scalers
-        ]
+        metrics = [scaler.hpa_metric(meta["name"]) for scaler in state.scalers]
         hpa_spec: Obj = {
             "scaleTargetRef": {
                 "apiVersion": target.rt.api_version,
@@ -498,10 +491,3 @@ class ScaledObjectController(Controller):
         so = dict(so)
         so["status"] = status
         self.store.update_status(self.rt(API, "scaledobjects"), so, namespace=so["metadata"]["namespace"])
-
-
-def _quantity(value: float) -> str:
-    """A Kubernetes quantity as KEDA writes metric targets: whole numbers plain, else milli-units."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{math.ceil(value * 1000)}m"

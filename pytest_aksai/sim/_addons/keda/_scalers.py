@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from pytest_aksai.sim._addons.keda._shared import DialError, service_http_port, shared
+from pytest_aksai.sim._core import _resources
 
 
 class ScalerError(Exception):
@@ -32,12 +33,32 @@ class Reading:
 
 class Scaler:
     type_name: str = ""
+    resource_metric: bool = False
+    """True for `cpu`/`memory`: the HPA reads metrics.k8s.io itself; KEDA neither polls nor activates on it."""
 
     def __init__(self, ctx: Any, namespace: str, index: int, metadata: Mapping[str, str]) -> None:
         self.ctx = ctx
         self.namespace = namespace
         self.index = index
         self.metadata = dict(metadata)
+        self.metric_type = ""
+
+    def configure(self, trigger: Mapping[str, Any]) -> None:
+        """Trigger-level settings beyond `metadata` (`metricType`); raises ScalerError on bad ones."""
+        self.metric_type = str(trigger.get("metricType") or "")
+
+    def hpa_metric(self, scaled_object: str) -> dict[str, Any]:
+        """The metric of the generated HPA (`GetMetricSpecForScaling`): External, AverageValue."""
+        return {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": self.metric_name,
+                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": scaled_object}},
+                },
+                "target": {"type": "AverageValue", "averageValue": _quantity(self.target)},
+            },
+        }
 
     @property
     def metric_name(self) -> str:
@@ -166,10 +187,88 @@ class ExternalPushScaler(Scaler):
         return Reading(value, value > 0)
 
 
+class CpuMemoryScaler(Scaler):
+    """`pkg/scalers/cpu_memory_scaler.go` (KEDA 2.16): `metricType` Utilization (an integer percentage of the
+    request) or AverageValue (a quantity), `metadata.value`, optional `containerName`; it becomes a Resource
+    (or ContainerResource) metric of the HPA, which reads metrics.k8s.io."""
+
+    resource_metric = True
+
+    def __init__(self, ctx: Any, namespace: str, index: int, metadata: Mapping[str, str]) -> None:
+        super().__init__(ctx, namespace, index, metadata)
+        if not self.metadata.get("value"):
+            raise ScalerError('missing required parameter "value" in [triggerMetadata]')
+        self.container = self.metadata.get("containerName", "")
+
+    def configure(self, trigger: Mapping[str, Any]) -> None:
+        super().configure(trigger)
+        deprecated = self.metadata.get("type", "")
+        if deprecated and self.metric_type:
+            raise ScalerError("only one of trigger.metadata.type or trigger.metricType should be defined")
+        self.metric_type = self.metric_type or deprecated
+        value = self.metadata["value"]
+        if self.metric_type == "Utilization":
+            try:
+                self.utilization = int(value)
+            except ValueError:
+                raise ScalerError(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+        elif self.metric_type == "AverageValue":
+            try:
+                _resources.parse(value)
+            except ValueError:
+                raise ScalerError(f"quantities must match the regular expression '{_QUANTITY_RE}'") from None
+        else:
+            raise ScalerError(
+                f"unknown metric type: {self.metric_type}, allowed values are 'Utilization' or 'AverageValue'"
+            )
+
+    def scaler_metric_name(self) -> str:
+        return self.type_name
+
+    @property
+    def target(self) -> float:
+        return float(self.metadata["value"]) if self.metric_type == "Utilization" else 1.0
+
+    def hpa_metric(self, scaled_object: str) -> dict[str, Any]:
+        if self.metric_type == "Utilization":
+            goal: dict[str, Any] = {"type": "Utilization", "averageUtilization": self.utilization}
+        else:
+            goal = {"type": "AverageValue", "averageValue": self.metadata["value"]}
+        if self.container:
+            return {
+                "type": "ContainerResource",
+                "containerResource": {"name": self.type_name, "container": self.container, "target": goal},
+            }
+        return {"type": "Resource", "resource": {"name": self.type_name, "target": goal}}
+
+    async def read(self) -> Reading:
+        return Reading(0.0, False)
+
+
+class CpuScaler(CpuMemoryScaler):
+    type_name = "cpu"
+
+
+class MemoryScaler(CpuMemoryScaler):
+    type_name = "memory"
+
+
+_QUANTITY_RE = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+def _quantity(value: float) -> str:
+    """A Kubernetes quantity as KEDA writes metric targets: whole numbers plain, else milli-units."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{math.ceil(value * 1000)}m"
+
+
 ScalerFactory = Callable[[Any, str, int, Mapping[str, str]], Scaler]
 SCALERS: dict[str, ScalerFactory] = {
     "prometheus": PrometheusScaler,
     "external-push": ExternalPushScaler,
+    "cpu": CpuScaler,
+    "memory": MemoryScaler,
 }
 """Trigger type → scaler; `azure-servicebus` is added by the add-on that simulates Service Bus."""
 
@@ -183,6 +282,8 @@ def build_scaler(ctx: Any, namespace: str, index: int, trigger: Mapping[str, Any
     factory = SCALERS.get(type_name)
     if factory is None:
         raise ScalerError(f"no scaler found for type: {type_name}")
-    return factory(
+    scaler = factory(
         ctx, namespace, index, {str(k): str(v) for k, v in (trigger.get("metadata") or {}).items()}
     )
+    scaler.configure(trigger)
+    return scaler

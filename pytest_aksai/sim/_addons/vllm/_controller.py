@@ -258,8 +258,8 @@ class ModelServingController(Controller):
         if running is None or running.server is None or running.container != container.get("name"):
             return None
         engine = running.server.engine
-        load = min(1.0, engine.in_engine / max(engine.config.max_num_seqs, 1))
-        cpu = 0.06 + (0.6 + 0.9 * load if engine.in_engine else 0.0)
+        load = min(1.0, engine.in_engine() / max(engine.config.max_num_seqs, 1))
+        cpu = 0.06 + (0.6 + 0.9 * load if engine.in_engine() else 0.0)
         return _usage.Usage(cpu, int((2560 + 48 * len(engine.running)) * _usage.MIB))
 
     def start(self) -> list[asyncio.Task[None]]:
