@@ -36,6 +36,7 @@ def test_builtin_scenarios_load() -> None:
     assert "inference" in default.namespaces
     assert default.addons == [
         "core",
+        "metrics-server",
         "kaito",
         "vllm",
         "karpenter",
