@@ -566,6 +566,11 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
             spec.setdefault(field, value)
         if not spec.get("schedule"):
             errors.append(FieldError("FieldValueRequired", "spec.schedule"))
+    elif rt.group == "autoscaling" and kind == "HorizontalPodAutoscaler":
+        # `desiredReplicas` has no omitempty: a real server always serializes it (the client requires it).
+        obj.setdefault("status", {}).setdefault("desiredReplicas", 0)
+        if rt.version == "v1":
+            obj["status"].setdefault("currentReplicas", 0)
     elif rt.group == "apiextensions.k8s.io":
         errors.extend(_crd.validate(store, obj, old))
     if errors:

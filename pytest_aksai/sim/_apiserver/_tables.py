@@ -540,28 +540,44 @@ def _readiness_gates(o: dict[str, Any]) -> str:
 
 
 def _hpa_targets(o: dict[str, Any]) -> str:
+    """`formatHPAMetrics` of the server's table printer: per metric `current/target`, matched to the status by
+    index; `<unknown>` until the controller has a value; more than two metrics end with `+ N more...`."""
     out = []
-    current = {
-        (m.get("type"), _g(m, "resource", "name")): m for m in _g(o, "status", "currentMetrics", default=[])
-    }
-    for metric in _g(o, "spec", "metrics", default=[]):
-        if metric.get("type") == "Resource":
-            name = _g(metric, "resource", "name")
-            target = _g(metric, "resource", "target", default={})
-            seen = _g(current.get(("Resource", name)), "resource", "current", "averageUtilization")
-            want = target.get("averageUtilization")
-            out.append(
-                f"{name}: {f'{seen}%' if seen is not None else '<unknown>'}/{want}%"
-                if want is not None
-                else f"{name}: <unknown>/{target.get('averageValue')}"
-            )
+    statuses = _g(o, "status", "currentMetrics", default=[]) or []
+    for i, metric in enumerate(_g(o, "spec", "metrics", default=[]) or []):
+        kind = metric.get("type")
+        field = {
+            "Resource": "resource",
+            "ContainerResource": "containerResource",
+            "External": "external",
+            "Pods": "pods",
+            "Object": "object",
+        }.get(str(kind), "")
+        source = metric.get(field) or {}
+        target = source.get("target") or {}
+        status = statuses[i] if i < len(statuses) and statuses[i].get("type") == kind else {}
+        current = (status.get(field) or {}).get("current") or {}
+        if kind in ("Resource", "ContainerResource"):
+            name = source.get("name")
+            if target.get("averageValue") is not None:
+                seen = current.get("averageValue", "<unknown>")
+                out.append(f"{name}: {seen}/{target['averageValue']}")
+            else:
+                seen = current.get("averageUtilization")
+                shown = f"{seen}%" if seen is not None else "<unknown>"
+                out.append(f"{name}: {shown}/{target.get('averageUtilization')}%")
+        elif kind == "External" and target.get("averageValue") is not None:
+            out.append(f"{current.get('averageValue', '<unknown>')}/{target['averageValue']} (avg)")
         else:
-            out.append("<unknown>/<unknown>")
+            want = target.get("value") or target.get("averageValue")
+            out.append(f"{current.get('value') or current.get('averageValue') or '<unknown>'}/{want}")
     if not out and _g(o, "spec", "targetCPUUtilizationPercentage") is not None:
         seen = _g(o, "status", "currentCPUUtilizationPercentage")
         out.append(
             f"cpu: {f'{seen}%' if seen is not None else '<unknown>'}/{_g(o, 'spec', 'targetCPUUtilizationPercentage')}%"
         )
+    if len(out) > 2:
+        return f"{', '.join(out[:2])} + {len(out) - 2} more..."
     return ", ".join(out) or "<none>"
 
 

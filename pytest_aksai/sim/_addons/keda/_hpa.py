@@ -22,6 +22,7 @@ unready pods 0 % on a scale-up, and a result that flips direction keeps the curr
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,7 @@ class HorizontalPodAutoscalerController(Controller):
         self.synced[key] = moment
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         spec = hpa.get("spec") or {}
-        status: Obj = dict(hpa.get("status") or {})
+        status: Obj = copy.deepcopy(hpa.get("status") or {})  # conditions are edited in place
         namespace = hpa["metadata"]["namespace"]
         try:
             target = _targets.resolve(self.store, spec.get("scaleTargetRef") or {}, namespace)
@@ -212,7 +213,20 @@ class HorizontalPodAutoscalerController(Controller):
         proposals: list[tuple[int, str]] = []
         current_metrics: list[Obj] = []
         provider = shared(self.ctx).external_metrics
-        for metric in spec.get("metrics") or []:
+        legacy_cpu = spec.get("targetCPUUtilizationPercentage")
+        metrics_spec = list(spec.get("metrics") or [])
+        if not metrics_spec and legacy_cpu is not None:
+            # Written through autoscaling/v1 (`kubectl autoscale`): the sim stores it unconverted.
+            metrics_spec = [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": legacy_cpu},
+                    },
+                }
+            ]
+        for metric in metrics_spec:
             if metric.get("type") in ("Resource", "ContainerResource"):
                 try:
                     replicas, name, status_metric = self._resource_proposal(
@@ -232,7 +246,7 @@ class HorizontalPodAutoscalerController(Controller):
                         hpa,
                         "Warning",
                         "FailedComputeMetricsReplicas",
-                        f"invalid metrics (1 invalid out of {len(spec.get('metrics') or [])}), first error "
+                        f"invalid metrics (1 invalid out of {len(metrics_spec)}), first error "
                         f"is: failed to get {exc.resource} resource metric value: {exc}",
                         COMPONENT,
                     )
@@ -295,6 +309,10 @@ class HorizontalPodAutoscalerController(Controller):
             f"the HPA was able to successfully calculate a replica count from {reason_metric}",
         )
         status["currentMetrics"] = current_metrics
+        if legacy_cpu is not None and current_metrics and current_metrics[0].get("type") == "Resource":
+            status["currentCPUUtilizationPercentage"] = current_metrics[0]["resource"]["current"].get(
+                "averageUtilization"
+            )
         history = self.history.setdefault(key, _History())
         stabilized = stabilize(history, moment, desired, current, behavior)
         limited = rate_limit(history, moment, stabilized, current, behavior)
