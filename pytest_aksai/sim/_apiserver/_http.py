@@ -528,7 +528,20 @@ class Handlers:
                 {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
             )
         if sub == "eviction" and method == "POST":
-            self.store.delete_raw(rt, route.name, route.namespace)
+            body = await self._body(request) or {}
+            options = body.get("deleteOptions") or {}
+            dry_run = self._check_dry_run(request) or "All" in (options.get("dryRun") or [])
+            pod = self.store.get_raw(rt, route.name, route.namespace)
+            if self.store.eviction_check is not None:
+                self.store.eviction_check(self.store, pod, dry_run=dry_run)
+            if not dry_run:
+                grace = options.get("gracePeriodSeconds")
+                self.store.delete_raw(
+                    rt,
+                    route.name,
+                    route.namespace,
+                    grace_period_seconds=None if grace is None else int(grace),
+                )
             return json_response(
                 {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
             )

@@ -158,6 +158,9 @@ class Store:
         validation with the object to mutate in place; an ApiError they raise refuses the request."""
         self.container_runtime: Any = None
         """The core's container runtime (exec, attach, port-forward), set once the kubelets run."""
+        self.eviction_check: Callable[..., None] | None = None
+        """The disruption rules `pods/eviction` applies before deleting (set by the core's disruption controller):
+        `(store, pod, dry_run=) -> None`, raising the ApiError the eviction answers with."""
         self.aggregated: dict[tuple[str, str], AggregatedApi] = {}
         """(group, version) → the extension API server an `APIService` points at (see `_aggregated.py`)."""
         for rt in BUILTIN_TYPES:

@@ -16,6 +16,7 @@ from pytest_aksai.sim import contract
 from pytest_aksai.sim._apiserver._errors import ApiError
 from pytest_aksai.sim._core._daemonset import DaemonSetController
 from pytest_aksai.sim._core._deployment import DeploymentController
+from pytest_aksai.sim._core._disruption import DisruptionController
 from pytest_aksai.sim._core._endpoints import EndpointsController
 from pytest_aksai.sim._core._exec import install as install_runtime
 from pytest_aksai.sim._core._framework import Controller, run_all
@@ -41,6 +42,7 @@ CORE_CONTROLLERS: list[type[Controller]] = [
     JobController,
     EndpointsController,
     TaintEvictionController,
+    DisruptionController,
 ]
 
 
