@@ -564,8 +564,21 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         spec = obj.setdefault("spec", {})
         for field, value in _CRONJOB_DEFAULTS.items():
             spec.setdefault(field, value)
+        obj.setdefault("status", {})  # a struct, not a pointer: always serialized
         if not spec.get("schedule"):
             errors.append(FieldError("FieldValueRequired", "spec.schedule"))
+        else:
+            fields = str(spec["schedule"]).split()
+            if not str(spec["schedule"]).startswith("@") and len(fields) != 5:
+                # robfig/cron's ParseStandard, as the CronJob strategy validates the schedule
+                errors.append(
+                    FieldError(
+                        "FieldValueInvalid",
+                        "spec.schedule",
+                        spec["schedule"],
+                        f"expected exactly 5 fields, found {len(fields)}: [{' '.join(fields)}]",
+                    )
+                )
     elif rt.group == "autoscaling" and kind == "HorizontalPodAutoscaler":
         # `desiredReplicas` has no omitempty: a real server always serializes it (the client requires it).
         obj.setdefault("status", {}).setdefault("desiredReplicas", 0)

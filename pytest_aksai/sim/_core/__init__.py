@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_aksai.sim import contract
 from pytest_aksai.sim._apiserver._errors import ApiError
+from pytest_aksai.sim._core._cronjob import CronJobController
 from pytest_aksai.sim._core._daemonset import DaemonSetController
 from pytest_aksai.sim._core._deployment import DeploymentController
 from pytest_aksai.sim._core._disruption import DisruptionController
@@ -40,6 +41,7 @@ CORE_CONTROLLERS: list[type[Controller]] = [
     StatefulSetController,
     DaemonSetController,
     JobController,
+    CronJobController,
     EndpointsController,
     TaintEvictionController,
     DisruptionController,
