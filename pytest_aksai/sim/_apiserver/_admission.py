@@ -548,6 +548,26 @@ def admit(store: Store, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         elif kind == "Node":
             obj.setdefault("spec", {})
             obj.setdefault("status", {})
+        elif kind == "PersistentVolumeClaim" and old is None:
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("volumeMode", "Filesystem")
+            if "storageClassName" not in spec:
+                # the DefaultStorageClass admission plugin (the newest default class wins)
+                classes = [
+                    sc
+                    for sc in store.list(store.resource("storage.k8s.io/v1", "storageclasses"))
+                    if ((sc.get("metadata") or {}).get("annotations") or {}).get(
+                        "storageclass.kubernetes.io/is-default-class"
+                    )
+                    == "true"
+                ]
+                if classes:
+                    newest = max(classes, key=lambda sc: str(sc["metadata"].get("creationTimestamp", "")))
+                    spec["storageClassName"] = newest["metadata"]["name"]
+            obj.setdefault("status", {}).setdefault("phase", "Pending")
+        elif kind == "PersistentVolume" and old is None:
+            obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
+            obj.setdefault("status", {}).setdefault("phase", "Available")
     elif rt.group == "apps" and kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
         if kind == "DaemonSet":
             obj.setdefault("spec", {}).setdefault("updateStrategy", {"type": "RollingUpdate"})

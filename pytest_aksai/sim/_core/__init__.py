@@ -28,6 +28,7 @@ from pytest_aksai.sim._core._replicaset import ReplicaSetController
 from pytest_aksai.sim._core._scheduler import SchedulerController
 from pytest_aksai.sim._core._statefulset import StatefulSetController
 from pytest_aksai.sim._core._taints import TaintEvictionController
+from pytest_aksai.sim._core._volumes import VolumeController
 from pytest_aksai.sim._scenarios import Scenario, load_scenario, scenario_objects
 
 log = logging.getLogger("pytest_aksai.sim.controllers")
@@ -45,6 +46,7 @@ CORE_CONTROLLERS: list[type[Controller]] = [
     EndpointsController,
     TaintEvictionController,
     DisruptionController,
+    VolumeController,
 ]
 
 
