@@ -20,6 +20,7 @@ from pytest_aksai._errors import ConnectError
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._rest import Kind
+from pytest_aksai.kube._retry import api_retry
 
 API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
     "kaito.sh": "KAITO",
@@ -145,6 +146,7 @@ def load_client(
             "Fix that context's cluster and user entries, or log in again.",
             configuration_problem=True,
         ) from None
+    configuration.retries = api_retry()  # read when the client builds its connection pool
     return k8s.ApiClient(configuration), chosen, str(configuration.host)
 
 
@@ -161,7 +163,6 @@ def connect(
     api_client, chosen, server = load_client(profile=profile, kubeconfig=kubeconfig, context=context, env=env)
     where = f"the API server {server} (context {chosen!r} of cluster profile {profile!r})"
     probe_timeout = (min(timeout, 5.0), timeout)
-    api_client.configuration.retries = 1
     try:
         version = k8s.VersionApi(api_client).get_code(_request_timeout=probe_timeout)
         served = _discover(api_client, probe_timeout)
@@ -177,8 +178,6 @@ def connect(
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         api_client.close()
         raise ConnectError(_describe_transport_error(exc, where), configuration_problem=False) from None
-    finally:
-        api_client.configuration.retries = None
     return Cluster(
         profile=profile,
         provider=provider,
