@@ -83,6 +83,7 @@ CORE_FIXTURES = (
     "pytest_aksai._fixtures._cluster",
     "pytest_aksai._fixtures._findings",
     "pytest_aksai._fixtures._report",
+    "pytest_aksai._fixtures._readonly",
 )
 """Fixture modules every area builds on: the cluster and run scope, findings as failures, measurements."""
 

@@ -74,6 +74,19 @@ class ConnectError(AksaiError):
         super().__init__(message)
 
 
+class ReadOnlyRefusal(AksaiError):
+    """A read-only run (`--aksai-readonly`) refused to send a request that would write; the check skips."""
+
+    __module__ = "pytest_aksai"
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(
+            f"read-only run (--aksai-readonly or the profile's readonly key): this check would {action}; "
+            "drop --aksai-readonly to run it"
+        )
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?", ":")) else text + "."

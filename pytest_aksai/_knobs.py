@@ -94,6 +94,12 @@ KNOBS: tuple[_Knob, ...] = (
     ),
     _Knob("strict", "a check's warnings become failures", "bool"),
     _Knob(
+        "readonly",
+        "read-only run: send no request that creates, changes or deletes anything (checks that would are "
+        "skipped); the identity's access is reviewed when connecting",
+        "bool",
+    ),
+    _Knob(
         "load-workers",
         "load suite: run the load client as an Indexed Job of N pods in the cluster (default: the profile's "
         "[load] workers, else 1: this machine)",

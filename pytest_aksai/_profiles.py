@@ -195,6 +195,8 @@ class ClusterProfile(_Strict):
     slos: SloSettings = Field(default_factory=SloSettings)
     load: LoadSettings = Field(default_factory=LoadSettings)
     sizing: SizingProfile = Field(default_factory=SizingProfile)
+    readonly: bool = False
+    """Read-only runs on this cluster (`--aksai-readonly`): only reads reach its API server."""
     absent: tuple[str, ...] = ()
     """Areas this cluster lacks on purpose: their checks skip (naming this key) instead of failing on
     finding nothing to check."""

@@ -63,6 +63,8 @@ class Settings:
     run_id: str
     sources: Mapping[str, str] = field(default_factory=dict)
     """Knob noun → where its value came from (`option`, `env AKSAI_X`, `ini aksai_x`, `profile NAME`, `default`)."""
+    readonly: bool = False
+    """Send only reads (get, list, watch) and self access reviews; every check that would write skips."""
 
     @property
     def provider(self) -> str:
@@ -281,6 +283,9 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
         "manifests", lambda v, s: _absolute(_to_path(v, s), rootdir), profile=None, default=None
     )
     strict = resolver.get("strict", _to_bool("strict"), profile=None, default=False)
+    readonly = resolver.get(
+        "readonly", _to_bool("readonly"), profile=pick(profile.readonly or None), default=False
+    )
     sim_faults = resolver.get("sim-fault", _to_faults, profile=pick(profile.sim.faults or None), default=())
     if sim_faults and profile.provider != "sim":
         raise SettingsError(
@@ -316,6 +321,7 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
         manifests=manifests,
         strict=strict,
         sim_faults=sim_faults,
+        readonly=readonly,
         run_id=new_run_id(),
         sources=dict(resolver.sources),
     )

@@ -65,9 +65,15 @@ class ClusterRuntime:
             kubeconfig=kubeconfig,
             context=context,
             timeout=s.timeout("connect") if not s.is_sim else 10.0,
+            readonly=s.readonly,
         )
         self.scope = RunScope.for_cluster(cluster, s.run_id)
-        if not s.is_sim:
+        try:
+            _require_access(cluster, s)
+        except ConnectError:
+            cluster.close()
+            raise
+        if not s.is_sim and not s.readonly:
             self.reaped = self.scope.reap_expired()
         return cluster
 
@@ -142,6 +148,33 @@ class ClusterRuntime:
                 self._kind.delete()
             if self._sim_dir is not None:
                 self._sim_dir.cleanup()
+
+
+def _require_access(cluster: Cluster, settings: Settings) -> None:
+    """The identity holds every permission the run's ClusterRole manifest grants, or the run ends naming
+    what is missing and the manifest to apply (`kube.review_access`)."""
+    from pytest_aksai._data import fixture_path
+    from pytest_aksai.kube import review_access
+
+    manifest = fixture_path("rbac/aksai-readonly.yaml" if settings.readonly else "rbac/aksai-full.yaml")
+    review = review_access(cluster, manifest)
+    if review is None or not review.missing:
+        return
+    who = f"user {review.user!r}" if review.user else "the identity"
+    role = manifest.stem
+    readonly_hint = (
+        ""
+        if settings.readonly
+        else " Or run read-only (--aksai-readonly) with the narrower aksai-readonly.yaml."
+    )
+    raise ConnectError(
+        f"Cluster profile {settings.cluster!r}: {who} lacks {len(review.missing)} permission(s) a "
+        f"{'read-only' if settings.readonly else 'full'} run needs: "
+        f"{', '.join(str(p) for p in review.missing)} (cluster-wide). Grant them with the ClusterRole {manifest} "
+        f"(`kubectl apply -f {manifest}` and `kubectl create clusterrolebinding {role} --clusterrole={role} "
+        f"--user=<that user>`).{readonly_hint}",
+        configuration_problem=False,
+    )
 
 
 _RUNTIME = pytest.StashKey[ClusterRuntime]()

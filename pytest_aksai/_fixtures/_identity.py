@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_aksai._errors import Finding
+from pytest_aksai._errors import Finding, ReadOnlyRefusal
 from pytest_aksai._fixtures._cluster import cluster_during_collection, defer_exit, runtime_of
 from pytest_aksai._fixtures._findings import once_per_run
 from pytest_aksai._settings import Settings, settings_of
@@ -444,6 +444,10 @@ def aksai_identity_queue_send(
     if not (azure.service_bus_namespace and azure.service_bus_queue):
         pytest.skip(
             "the profile names no Service Bus queue ([azure] service_bus_namespace and service_bus_queue)"
+        )
+    if aksai_settings.readonly:  # the one write the suites send outside the cluster
+        pytest.skip(
+            str(ReadOnlyRefusal(f"send a message to the Service Bus queue {azure.service_bus_queue!r}"))
         )
     return send_probe(
         aksai_azure,

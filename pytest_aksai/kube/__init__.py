@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_aksai._errors import ConnectError
+from pytest_aksai._errors import ConnectError, ReadOnlyRefusal
 from pytest_aksai._lazy import lazy_getattr
 
 if TYPE_CHECKING:
+    from pytest_aksai.kube._access import AccessReview, review_access
     from pytest_aksai.kube._connect import (
         API_GROUPS_OF_THE_LAB,
         Cluster,
@@ -238,6 +239,8 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
+    "AccessReview": "._access",
+    "review_access": "._access",
 }
 
 
@@ -267,6 +270,7 @@ __all__ = [
     "STATEFULSETS",
     "WORKSPACES",
     "AKSNodeClass",
+    "AccessReview",
     "Blocked",
     "Cluster",
     "Condition",
@@ -288,6 +292,7 @@ __all__ = [
     "Observation",
     "ProbeResult",
     "ProbeRun",
+    "ReadOnlyRefusal",
     "RunScope",
     "ScaledObject",
     "Scaler",
@@ -329,6 +334,7 @@ __all__ = [
     "read_scaled_object",
     "read_workspace",
     "request_token",
+    "review_access",
     "run_client_probe",
     "run_gpu_probe",
     "run_http_lifecycle",

@@ -16,10 +16,11 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from pytest_aksai._errors import ConnectError
+from pytest_aksai._errors import ConnectError, ReadOnlyRefusal
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._rest import Kind
+from pytest_aksai.kube._retry import api_retry
 
 API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
     "kaito.sh": "KAITO",
@@ -47,6 +48,8 @@ class Cluster:
     """Cluster seconds per wall second: 1 on a live cluster, the advertised scale on a simulated one."""
     server_version: str = ""
     """The API server's `gitVersion` (e.g. `v1.30.6`)."""
+    readonly: bool = False
+    """A read-only run: requests that would write raise `ReadOnlyRefusal` before they are sent."""
 
     def serves(self, group: str, version: str | None = None) -> bool:
         versions = self.served_groups.get(group)
@@ -84,6 +87,58 @@ class Cluster:
 
     def close(self) -> None:
         self._api.close()
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_STREAMS = ("/portforward", "/exec", "/attach")
+"""WebSocket upgrades are GETs that RBAC authorizes as `create` (and that reach into pods): not reads."""
+_REVIEWS = ("/selfsubjectaccessreviews", "/selfsubjectrulesreviews", "/selfsubjectreviews")
+"""Self reviews are POSTs that persist nothing: a read-only run sends them to learn what it may do."""
+_WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+_READONLY_FLAG = "aksai_readonly"
+
+
+def is_readonly(api_client: k8s.ApiClient) -> bool:
+    """Whether the run is read-only; kept on the client's configuration, which its copies share."""
+    return bool(getattr(api_client.configuration, _READONLY_FLAG, False))
+
+
+class _ApiClient(k8s.ApiClient):
+    """The official client with the read-only gate: every request of the kube layer, typed (`CoreV1Api`) or
+    plain (`_rest`), passes `call_api`, so this is the one place where a read-only run refuses writes
+    (port-forwards, on clients of their own, check `is_readonly` in `PortForward`)."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if is_readonly(self):
+            path = urllib3.util.parse_url(url).path or ""
+            if path.endswith(_STREAMS) or (
+                method.upper() not in _READ_METHODS and not path.endswith(_REVIEWS)
+            ):
+                verb = "POST" if method.upper() in _READ_METHODS else method.upper()
+                raise ReadOnlyRefusal(_describe_write(verb, path))
+        return super().call_api(method, url, *args, **kwargs)
+
+
+def _describe_write(method: str, path: str) -> str:
+    """`create pods in namespace 'x'`, `delete nodeclaims.karpenter.sh 'gpu-1'` from a request's path."""
+    parts = [p for p in path.split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else parts
+    group = path.split("/")[2] if path.startswith("/apis/") else ""
+    namespace = ""
+    if len(parts) >= 3 and parts[0] == "namespaces":
+        namespace, parts = parts[1], parts[2:]
+    resource = parts[0] if parts else path
+    name = parts[1] if len(parts) > 1 else ""
+    subresource = parts[2] if len(parts) > 2 else ""
+    shown = (f"{resource}.{group}" if group else resource) + (f"/{subresource}" if subresource else "")
+    text = f"{_WRITE_VERBS.get(method, method.lower())} {shown}"
+    if name:
+        text += f" {name!r}"
+    if namespace:
+        text += f" in namespace {namespace!r}"
+    return text
 
 
 def _kubeconfig_paths(kubeconfig: Path | None, env: Mapping[str, str]) -> list[Path]:
@@ -145,7 +200,8 @@ def load_client(
             "Fix that context's cluster and user entries, or log in again.",
             configuration_problem=True,
         ) from None
-    return k8s.ApiClient(configuration), chosen, str(configuration.host)
+    configuration.retries = api_retry()  # read when the client builds its connection pool
+    return _ApiClient(configuration), chosen, str(configuration.host)
 
 
 def connect(
@@ -156,12 +212,14 @@ def connect(
     context: str | None,
     timeout: float = 10.0,
     env: Mapping[str, str] | None = None,
+    readonly: bool = False,
 ) -> Cluster:
-    """Connect, check that the cluster answers and lets us read, and discover its API groups."""
+    """Connect, check that the cluster answers and lets us read, and discover its API groups. `readonly`:
+    from then on the client refuses every request that would write (`ReadOnlyRefusal`)."""
     api_client, chosen, server = load_client(profile=profile, kubeconfig=kubeconfig, context=context, env=env)
+    setattr(api_client.configuration, _READONLY_FLAG, readonly)
     where = f"the API server {server} (context {chosen!r} of cluster profile {profile!r})"
     probe_timeout = (min(timeout, 5.0), timeout)
-    api_client.configuration.retries = 1
     try:
         version = k8s.VersionApi(api_client).get_code(_request_timeout=probe_timeout)
         served = _discover(api_client, probe_timeout)
@@ -177,8 +235,6 @@ def connect(
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         api_client.close()
         raise ConnectError(_describe_transport_error(exc, where), configuration_problem=False) from None
-    finally:
-        api_client.configuration.retries = None
     return Cluster(
         profile=profile,
         provider=provider,
@@ -188,6 +244,7 @@ def connect(
         served_groups=served,
         time_scale=_advertised_time_scale(api_client),
         server_version=str(getattr(version, "git_version", "") or ""),
+        readonly=readonly,
     )
 
 

@@ -21,7 +21,7 @@ import httpx
 if TYPE_CHECKING:
     import openai
 
-from pytest_aksai._errors import Finding
+from pytest_aksai._errors import Finding, ReadOnlyRefusal
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
@@ -165,6 +165,11 @@ def workspace_endpoint(
     """
     if workspace_ref in direct_urls:
         return Endpoint(workspace=workspace_ref, base_url=direct_urls[workspace_ref], via="direct")
+    if cluster.readonly:
+        raise ReadOnlyRefusal(
+            f"send inference requests to {workspace_ref} through the API server (create pods/portforward or "
+            "services/proxy); a direct URL in the profile's [endpoints] table needs no API server"
+        )
     namespace, name = workspace_ref.split("/", 1)
     service = _rest.get(cluster._api, _rest.SERVICES, name, namespace)
     if service is None:

@@ -16,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._rest import Kind, Obj
+from pytest_aksai.kube._retry import STREAM_ERRORS, backoff
 
 _WATCH_SECONDS = 5
 """Wall seconds per watch request: how long a stopped informer's thread may linger."""
@@ -86,6 +87,7 @@ class Informer:
 
     def _run(self) -> None:
         resource_version = ""
+        failures = 0
         while not self._stopped.is_set():
             try:
                 if not resource_version:
@@ -113,12 +115,19 @@ class Informer:
                     self._on_change()
                     if self._stopped.is_set():
                         return
+                failures = 0
             except ApiException as exc:
                 if exc.status != 410:
                     self.error = exc
-                    self._stopped.wait(1.0)
+                    failures += 1
+                    self._stopped.wait(backoff(failures))
                 resource_version = ""  # list again
-            except Exception as exc:  # a broken connection: list again after a pause
+            except STREAM_ERRORS as exc:  # the stream broke: resume from the last resourceVersion seen
+                self.error = exc
+                failures += 1
+                self._stopped.wait(backoff(failures))
+            except Exception as exc:  # anything else: list again after a pause
                 self.error = exc
                 resource_version = ""
-                self._stopped.wait(1.0)
+                failures += 1
+                self._stopped.wait(backoff(failures))

@@ -24,6 +24,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
+from pytest_aksai._errors import ReadOnlyRefusal
+from pytest_aksai.kube._connect import is_readonly
+
 _CHUNK = 65536
 _PROBE_SECONDS = 0.3
 _JOIN_SECONDS = 5.0
@@ -41,6 +44,8 @@ class PortForward:
     opens and swaps it back after: two streams opening at once can leave the swap in place for good."""
 
     def __init__(self, api_client: k8s.ApiClient, namespace: str, pod: str, port: int) -> None:
+        if is_readonly(api_client):
+            raise ReadOnlyRefusal(f"create pods/portforward {pod!r} in namespace {namespace!r}")
         # A client of its own, so that REST calls of other threads never meet the swapped `request`.
         self._api_client = k8s.ApiClient(api_client.configuration)
         self._core = k8s.CoreV1Api(self._api_client)

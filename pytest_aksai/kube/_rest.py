@@ -143,8 +143,26 @@ def typed_items(api_client: k8s.ApiClient, kind: Kind, namespace: str | None = N
 
 
 def create(api_client: k8s.ApiClient, kind: Kind, body: Obj, namespace: str | None = None) -> Obj:
-    result: Obj = _call(api_client, "POST", kind.path(namespace), body=body)
+    """Create-or-get by name: a create retried after a lost answer (see `_retry`) meets its own first attempt
+    as 409 AlreadyExists, and gets that object back. Bodies must carry `metadata.name` (not generateName)."""
+    try:
+        result: Obj = _call(api_client, "POST", kind.path(namespace), body=body)
+    except ApiException as exc:
+        name = (body.get("metadata") or {}).get("name")
+        if exc.status != 409 or not name or _reason(exc) != "AlreadyExists":
+            raise
+        existing = get(api_client, kind, name, namespace)
+        if existing is None:
+            raise
+        return existing
     return result
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("reason") or "")
+    except ValueError:
+        return ""
 
 
 def patch_merge(

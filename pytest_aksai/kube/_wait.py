@@ -19,6 +19,7 @@ from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._rest import Kind, Obj
+from pytest_aksai.kube._retry import MAX_RETRIES, STREAM_ERRORS, backoff
 
 _MAX_WATCH_SECONDS = 60
 
@@ -116,6 +117,7 @@ def wait_for(
         if done:
             return done
         resource_version = str(listed.get("metadata", {}).get("resourceVersion", ""))
+        broken = 0
         while (remaining := deadline - time.monotonic()) > 0:
             try:
                 for event in _rest.watch(
@@ -131,6 +133,7 @@ def wait_for(
                     if event.get("type") == "BOOKMARK":
                         continue
                     last = None if event.get("type") == "DELETED" else obj
+                    broken = 0
                     done = observe(str(event.get("type")), last)
                     if done:
                         return done
@@ -140,6 +143,12 @@ def wait_for(
                 if exc.status == 410:
                     break  # history compacted: list again
                 raise
+            except STREAM_ERRORS:
+                # The stream broke mid-way: resume from the last resourceVersion seen, after a back-off.
+                broken += 1
+                if broken > MAX_RETRIES:
+                    raise
+                time.sleep(min(backoff(broken), max(0.0, deadline - time.monotonic())))
         else:
             headline = f"{what} did not become {expected} within {timeout:g} cluster seconds"
             raise WaitTimeout(timeline=timeline, **explain(headline, last))

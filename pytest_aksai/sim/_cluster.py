@@ -11,10 +11,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
-from pytest_aksai.sim.contract import DEFAULT_TIME_SCALE, KUBECONFIG_CONTEXT, parse_fault
+from pytest_aksai.sim.contract import DEFAULT_TIME_SCALE, KUBECONFIG_CONTEXT, RESTRICTED_CONTEXT, parse_fault
 
 __all__ = ["SimCluster", "SimClusterError"]
 
@@ -98,10 +99,12 @@ class SimCluster:
             self.stop()
             raise SimClusterError(f"the simulated cluster failed to start: {exc}") from exc
         self.ca_pem = runtime.tls.ca_pem
-        self._write_kubeconfig(runtime.server.tokens.admin_token, runtime.tls.ca_pem)
+        self._write_kubeconfig(
+            runtime.server.tokens.admin_token, runtime.server.tokens.restricted_token, runtime.tls.ca_pem
+        )
         return self
 
-    def _write_kubeconfig(self, token: str, ca_pem: bytes) -> None:
+    def _write_kubeconfig(self, token: str, restricted_token: str, ca_pem: bytes) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -115,7 +118,10 @@ class SimCluster:
                     },
                 }
             ],
-            "users": [{"name": f"{KUBECONFIG_CONTEXT}-admin", "user": {"token": token}}],
+            "users": [
+                {"name": f"{KUBECONFIG_CONTEXT}-admin", "user": {"token": token}},
+                {"name": RESTRICTED_CONTEXT, "user": {"token": restricted_token}},
+            ],
             "contexts": [
                 {
                     "name": KUBECONFIG_CONTEXT,
@@ -124,7 +130,15 @@ class SimCluster:
                         "user": f"{KUBECONFIG_CONTEXT}-admin",
                         "namespace": "default",
                     },
-                }
+                },
+                {
+                    "name": RESTRICTED_CONTEXT,
+                    "context": {
+                        "cluster": KUBECONFIG_CONTEXT,
+                        "user": RESTRICTED_CONTEXT,
+                        "namespace": "default",
+                    },
+                },
             ],
             "current-context": KUBECONFIG_CONTEXT,
         }
@@ -150,6 +164,22 @@ class SimCluster:
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
             self._own_dir = None
+
+    def audit_events(self) -> list[Any]:
+        """The API server's audit log: each resource request with its user, verb, group, resource,
+        subresource, namespace, name and whether RBAC allowed it (`_apiserver._rbac.AuditEvent`), oldest
+        first. Requests the `api-flaky` fault failed never reached the API server and are not in it."""
+        loop, runtime = self._loop, self._runtime
+        if loop is None or runtime is None:
+            return []
+        from ._runtime import Runtime
+
+        assert isinstance(runtime, Runtime)
+
+        async def copy() -> list[Any]:
+            return runtime.server.audit.events()
+
+        return asyncio.run_coroutine_threadsafe(copy(), loop).result(_START_TIMEOUT)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:

@@ -32,6 +32,26 @@ def sim_crds(addons: Sequence[str]) -> list[dict[str, Any]]:
     return [crd for addon in resolve(addons) for crd in addon.crds()]
 
 
+_FLAKY_ERRORS = {
+    # What kube-apiserver answers when it sheds load (max-in-flight / priority and fairness: 429 with
+    # Retry-After 1), fails internally (500), or cannot reach etcd or an aggregated API (503).
+    "429": lambda: ApiError(
+        429,
+        "Too many requests, please try again later.",
+        details={"retryAfterSeconds": 1},
+        retry_after=1,
+    ),
+    "500": lambda: ApiError(
+        500,
+        "Internal error occurred: the simulated cluster's api-flaky fault failed this request",
+        details={"causes": [{"message": "api-flaky"}]},
+    ),
+    "503": lambda: ApiError(
+        503, "the server is currently unable to handle the request", reason="ServiceUnavailable"
+    ),
+}
+
+
 class Runtime:
     def __init__(
         self, *, scenario: str, time_scale: float, faults: Sequence[str], host: str, port: int
@@ -58,33 +78,14 @@ class Runtime:
             self.faults.is_active(Fault.API_FLAKY)
             and request.headers.get("Authorization", "")[7:] != self.internal_token
         ):
-            try:
-                percent = float(self.faults.parameter(Fault.API_FLAKY, "20"))
-            except ValueError:
-                percent = 20.0
+            percent, kinds = contract.api_flaky_parameter(self.faults.parameter(Fault.API_FLAKY))
             if random.random() * 100 < percent:
-                choice = random.randrange(3)
-                if choice == 0:
-                    return error_response(
-                        ApiError(
-                            500,
-                            "Internal error occurred: the simulated cluster's api-flaky "
-                            "fault failed this request",
-                            details={"causes": [{"message": "api-flaky"}]},
-                        )
-                    )
-                if choice == 1:
-                    return error_response(
-                        ApiError(
-                            429,
-                            "Too many requests, please try again later.",
-                            details={"retryAfterSeconds": 1},
-                            retry_after=1,
-                        )
-                    )
-                if request.transport is not None:
-                    request.transport.abort()  # the client sees a connection reset
-                return web.Response(status=500)
+                kind = random.choice(kinds)
+                if kind == "reset":
+                    if request.transport is not None:
+                        request.transport.abort()  # the client sees a connection reset
+                    return web.Response(status=500)
+                return error_response(_FLAKY_ERRORS[kind]())
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -31,6 +31,9 @@ HTTP_PORT_ANNOTATION = "sim.aksai.dev/http-port"
 """On a pod: the 127.0.0.1 port of the process playing its container ports (used by the service proxy)."""
 
 KUBECONFIG_CONTEXT = "aksai-sim"
+RESTRICTED_CONTEXT = "aksai-sim-restricted"
+"""A second context of the sim's kubeconfig whose user, `RESTRICTED_USER`, has only what RBAC grants it."""
+RESTRICTED_USER = "aksai-restricted"
 """The context (and cluster) name of the kubeconfig the sim writes."""
 
 AZURE_CONFIGMAP = "aksai-sim-azure"
@@ -126,8 +129,9 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec(
             Fault.API_FLAKY,
             "sim-core",
-            "a share of API requests answer 500, 429 or a connection reset",
-            "percent (default 20)",
+            "a share of API requests answer 429 (Retry-After 1), 500, 503 or a connection reset",
+            "PERCENT[:KIND,...]: share of requests (default 20) and kinds among 429, 500, 503, reset "
+            "(default all), e.g. 10:429,reset",
         ),
         FaultSpec(Fault.VLLM_NO_METRICS, "vllm", "the model server answers 404 on /metrics"),
         FaultSpec(Fault.VLLM_BUFFERED_STREAM, "vllm", "streamed responses arrive all at once at the end"),
@@ -309,6 +313,20 @@ FAULTS: dict[str, FaultSpec] = {
         ),
     ]
 }
+
+
+API_FLAKY_KINDS = ("429", "500", "503", "reset")
+
+
+def api_flaky_parameter(value: str) -> tuple[float, tuple[str, ...]]:
+    """`api-flaky`'s parameter `PERCENT[:KIND,...]` → (percent, kinds); defaults for missing or bad parts."""
+    percent_text, _, kinds_text = value.partition(":")
+    try:
+        percent = float(percent_text) if percent_text.strip() else 20.0
+    except ValueError:
+        percent = 20.0
+    kinds = tuple(k for k in (p.strip() for p in kinds_text.split(",")) if k in API_FLAKY_KINDS)
+    return max(0.0, min(100.0, percent)), kinds or API_FLAKY_KINDS
 
 
 class UnknownFaultError(ValueError):

@@ -1,4 +1,4 @@
-"""Discovery documents and the faults the API server itself injects (api-flaky: 429/500/resets)."""
+"""Discovery documents and the faults the API server itself injects (api-flaky: 429/500/503/resets)."""
 
 from __future__ import annotations
 
@@ -102,13 +102,13 @@ def test_table_output_for_kubectl(raw, api, ns):
     assert row["cells"][1] == 2
 
 
-def test_api_flaky_fault_answers_429_500_and_resets(api, raw):
+def test_api_flaky_fault_answers_429_500_503_and_resets(api, raw):
     core = kubernetes.client.CoreV1Api(api)
     core.patch_namespaced_config_map("aksai-sim-faults", "kube-system", {"data": {"api-flaky": "60"}})
     try:
         seen: dict[object, int] = {}
         deadline = time.monotonic() + 10
-        while len(seen) < 4 and time.monotonic() < deadline:
+        while len(seen) < 5 and time.monotonic() < deadline:
             try:
                 response = raw.request("GET", "/api/v1/namespaces/default")
             except httpx.TransportError:
@@ -123,10 +123,13 @@ def test_api_flaky_fault_answers_429_500_and_resets(api, raw):
             elif response.status_code == 500:
                 assert body["reason"] == "InternalError"
                 assert body["kind"] == "Status"
+            elif response.status_code == 503:
+                assert body["reason"] == "ServiceUnavailable"
+                assert body["message"] == "the server is currently unable to handle the request"
             else:
                 assert response.status_code == 200
                 assert body["kind"] == "Namespace"
-        assert set(seen) == {200, 429, 500, "reset"}
+        assert set(seen) == {200, 429, 500, 503, "reset"}
     finally:
         for _ in range(100):
             try:

@@ -113,7 +113,7 @@ class Handlers:
     ) -> web.StreamResponse:
         try:
             route, legacy_watch = self._route(group, version, path)
-            self.server.authorize(request, route.rt, route.namespace, route.name)
+            self.server.authorize(request, route.rt, route.namespace, route.name, route.subresource)
             if route.rt.extra.get(_aggregated.AGGREGATED):
                 return _aggregated.serve(
                     self.store, request, route.rt, route.namespace, route.name, _wants_table(request)

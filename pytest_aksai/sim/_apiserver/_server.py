@@ -18,6 +18,16 @@ from pytest_aksai.sim.contract import HTTP_PORT_ANNOTATION as HTTP_PORT_ANNOTATI
 
 from ._errors import ApiError, FieldError, invalid, not_found
 from ._http import discovery_routes, error_response, json_response
+from ._rbac import (
+    SELF_REVIEWS,
+    Attributes,
+    AuditLog,
+    Authorizer,
+    Identity,
+    access_review_status,
+    request_verb,
+    rules_review_status,
+)
 from ._store import Store, Watch
 from ._tokens import DEFAULT_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, TokenIssuer
 from ._types import ResourceType
@@ -52,9 +62,12 @@ _HOP_BY_HOP = frozenset(
 _VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 USER_KEY = web.RequestKey("aksai-user", str)
+"""The authenticated service account's username; absent for the admin and the sim's own token."""
+IDENTITY_KEY = web.RequestKey("aksai-identity", Identity)
 ADMIN_USER = "masterclient"
 """Who the kubeconfig's admin token is (an AKS cluster-admin kubeconfig's user)."""
-"""The authenticated service account's username; absent for the admin and the sim's own token."""
+ADMIN = Identity(ADMIN_USER, ("system:masters", "system:authenticated"))
+INTERNAL = Identity("system:aksai-sim", ("system:masters",))
 
 
 class PodLogs:
@@ -123,6 +136,8 @@ class ApiServer:
         self.tokens = TokenIssuer(issuer, store.clock)
         store.tokens = self.tokens
         self.pod_logs = PodLogs()
+        self.authorizer = Authorizer(store)
+        self.audit = AuditLog()
         self.watches: set[Watch] = set()
         self.bookmark_interval = 1.0
         """Wall seconds between watch bookmarks (a real server sends one about every minute)."""
@@ -146,13 +161,23 @@ class ApiServer:
         if request.path not in _PUBLIC_PATHS:
             header = request.headers.get("Authorization", "")
             token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-            if token and token in (self.tokens.admin_token, self.internal_token):
-                pass
+            if token and token == self.tokens.admin_token:
+                request[IDENTITY_KEY] = ADMIN
+            elif token and token == self.internal_token:
+                request[IDENTITY_KEY] = INTERNAL
+            elif token and token == self.tokens.restricted_token:
+                request[IDENTITY_KEY] = Identity(self.tokens.restricted_user, ("system:authenticated",))
             elif token:
                 try:
-                    request[USER_KEY] = str(self.tokens.verify(token)["sub"])
+                    user = str(self.tokens.verify(token)["sub"])
                 except (jwt.PyJWTError, KeyError):
                     return error_response(ApiError(401, "Unauthorized"))
+                request[USER_KEY] = user
+                namespace = user.split(":")[2] if user.count(":") >= 3 else ""
+                request[IDENTITY_KEY] = Identity(
+                    user,
+                    ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"),
+                )
             else:
                 return error_response(ApiError(401, "Unauthorized"))
         try:
@@ -168,74 +193,42 @@ class ApiServer:
             )
 
     def authorize(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str | None
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str | None,
+        subresource: str | None = None,
     ) -> None:
-        """The admin token may do anything; service-account tokens only self-reviews (RBAC with no bindings)."""
-        user = request.get(USER_KEY)
-        if user is None or rt.plural in (
-            "selfsubjectaccessreviews",
-            "selfsubjectreviews",
-            "selfsubjectrulesreviews",
-        ):
-            return
-        verb = _VERBS.get(request.method, "get")
-        if request.method == "GET" and name is None:
-            verb = "watch" if request.query.get("watch") in ("1", "true") else "list"
-        elif request.method == "DELETE" and name is None:
-            verb = "deletecollection"
-        where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-        raise ApiError(
-            403,
-            f'{rt.group_resource} is forbidden: User "{user}" cannot {verb} resource '
-            f'"{rt.plural}" in API group "{rt.group}"{where}',
-            details={"kind": rt.plural, **({"group": rt.group} if rt.group else {})},
+        """RBAC (`_rbac`): `system:masters` (the admin and the sim's own token) may do anything, any other
+        user what its bindings grant. Each decision is kept in the audit log."""
+        identity = request.get(IDENTITY_KEY, ADMIN)
+        verb = request_verb(
+            request.method,
+            named=name is not None,
+            watch=request.query.get("watch") in ("1", "true"),
         )
+        if subresource in ("exec", "attach", "portforward") and request.method == "GET":
+            verb = "create"  # a WebSocket upgrade; kube-apiserver authorizes it as create (KEP-4006)
+        attrs = Attributes(verb, rt.group, rt.plural, subresource or "", namespace or "", name or "")
+        allowed = rt.plural in SELF_REVIEWS or self.authorizer.decide(identity, attrs)[0]
+        self.audit.record(identity, attrs, allowed)
+        if not allowed:
+            raise self.authorizer.forbidden(identity, attrs, rt.group_resource)
 
     def self_review(self, request: web.Request, rt: ResourceType, body: dict[str, Any]) -> dict[str, Any]:
-        """SelfSubjectReview (`kubectl auth whoami`) and Self­Subject­Access/RulesReview (`kubectl auth can-i`)
-        for the requester: the admin may do anything, a service account nothing beyond these reviews."""
-        user = request.get(USER_KEY)
+        """SelfSubjectReview (`kubectl auth whoami`) and SelfSubject{Access,Rules}Review (`kubectl auth can-i`)
+        for the requester, decided by the same RBAC rules as its requests."""
+        identity = request.get(IDENTITY_KEY, ADMIN)
         obj = {**body, "apiVersion": rt.api_version, "kind": rt.kind}
         obj["metadata"] = {**(body.get("metadata") or {}), "creationTimestamp": None}
+        spec = body.get("spec") or {}
         if rt.kind == "SelfSubjectReview":
-            if user is None:
-                info = {"username": ADMIN_USER, "groups": ["system:masters", "system:authenticated"]}
-            else:
-                namespace = user.split(":")[2] if user.count(":") >= 3 else ""
-                info = {
-                    "username": user,
-                    "groups": [
-                        "system:serviceaccounts",
-                        f"system:serviceaccounts:{namespace}",
-                        "system:authenticated",
-                    ],
-                }
-            obj["status"] = {"userInfo": info}
+            obj["status"] = {"userInfo": {"username": identity.user, "groups": list(identity.groups)}}
         elif rt.kind == "SelfSubjectAccessReview":
-            obj["status"] = (
-                {"allowed": True, "reason": "the simulated cluster's admin may do anything"}
-                if user is None
-                else {"allowed": False}
-            )
+            obj["status"] = access_review_status(self.authorizer, identity, spec)
         else:
-            everything = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
-            review_rules = [
-                {
-                    "verbs": ["create"],
-                    "apiGroups": ["authorization.k8s.io"],
-                    "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                },
-                {
-                    "verbs": ["create"],
-                    "apiGroups": ["authentication.k8s.io"],
-                    "resources": ["selfsubjectreviews"],
-                },
-            ]
-            obj["status"] = {
-                "resourceRules": [everything] if user is None else review_rules,
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}] if user is None else [],
-                "incomplete": False,
-            }
+            obj["status"] = rules_review_status(self.authorizer, identity, str(spec.get("namespace") or ""))
         return obj
 
     # ---- OIDC ------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from pytest_aksai.sim.contract import RESTRICTED_USER
+
 DEFAULT_EXPIRATION_SECONDS = 3600
 MIN_EXPIRATION_SECONDS = 600
 
@@ -33,6 +35,9 @@ class TokenIssuer:
         )
         self.key_id = base64.urlsafe_b64encode(hashlib.sha256(public_der).digest()).rstrip(b"=").decode()
         self.admin_token = secrets.token_urlsafe(32)
+        self.restricted_token = secrets.token_urlsafe(32)
+        """The kubeconfig's second user: no group beyond system:authenticated, authorized by RBAC alone."""
+        self.restricted_user = RESTRICTED_USER
 
     def issue(
         self,
@@ -79,6 +84,12 @@ class TokenIssuer:
         return claims
 
     def review(self, token: str, audiences: list[str]) -> dict[str, Any]:
+        if token == self.restricted_token:
+            return {
+                "authenticated": True,
+                "user": {"username": self.restricted_user, "groups": ["system:authenticated"]},
+                "audiences": audiences or [self.issuer],
+            }
         if token == self.admin_token:
             return {
                 "authenticated": True,
