@@ -4,10 +4,10 @@ fed from pytest's test reports."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -97,6 +97,13 @@ class CheckReport:
     def table(self, key: str, title: str, columns: list[str]) -> Table:
         _append_new(_links(self._item).tables, key)
         return self._artifacts.table(key, title, columns)
+
+    def sizing(self, row: Mapping[str, Any]) -> None:
+        """A row of the run's sizing table (column → value; see docs/reference/report.md), keyed by its
+        workload and basis: model, GPU, VRAM and KV budget, KV capacity, predicted and observed concurrency."""
+        from pytest_aksai.report import SIZING_COLUMNS, SIZING_TABLE, SIZING_TITLE, sizing_cells
+
+        self.table(SIZING_TABLE, SIZING_TITLE, list(SIZING_COLUMNS)).put(sizing_cells(row), key_columns=2)
 
     @property
     def cost(self) -> Cost:

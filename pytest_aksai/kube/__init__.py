@@ -97,6 +97,7 @@ if TYPE_CHECKING:
         client_probe_manifest,
         run_client_probe,
     )
+    from pytest_aksai.kube._replicas import ReplicaRecording, recording_replicas, scaler_serving
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -238,6 +239,9 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
+    "ReplicaRecording": "._replicas",
+    "recording_replicas": "._replicas",
+    "scaler_serving": "._replicas",
 }
 
 
@@ -288,6 +292,7 @@ __all__ = [
     "Observation",
     "ProbeResult",
     "ProbeRun",
+    "ReplicaRecording",
     "RunScope",
     "ScaledObject",
     "Scaler",
@@ -328,6 +333,7 @@ __all__ = [
     "read_nodepool",
     "read_scaled_object",
     "read_workspace",
+    "recording_replicas",
     "request_token",
     "run_client_probe",
     "run_gpu_probe",
@@ -335,6 +341,7 @@ __all__ = [
     "run_indexed_job",
     "run_labels",
     "run_selector",
+    "scaler_serving",
     "scalers_from_objects",
     "service_url",
     "sizing_objects",
