@@ -77,7 +77,9 @@ def _measure(
     if endpoint.headers():
         raise AksaiError(
             f"The load client cannot reach {endpoint.workspace} through the API server's service proxy",
-            expected="a direct URL or a port-forward: load through the API server measures the API server",
+            expected="a direct URL or a port-forward: through the service proxy every request and streamed chunk "
+            "crosses the kube-apiserver (authenticated, counted by API Priority and Fairness, relayed), so the "
+            "client would time the API server, and load the shared control plane",
             observed=f"route {endpoint.via}",
             fix="Give the Workspace a direct URL in the profile's [endpoints], or set endpoint_route = "
             '"port-forward"',

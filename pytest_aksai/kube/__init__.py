@@ -125,6 +125,7 @@ if TYPE_CHECKING:
         run_labels,
         run_selector,
     )
+    from pytest_aksai.kube._subjects import Subject, subject_evidence
     from pytest_aksai.kube._wait import (
         Observation,
         WaitAborted,
@@ -242,6 +243,8 @@ _LAZY = {
     "ReplicaRecording": "._replicas",
     "recording_replicas": "._replicas",
     "scaler_serving": "._replicas",
+    "Subject": "._subjects",
+    "subject_evidence": "._subjects",
 }
 
 
@@ -297,6 +300,7 @@ __all__ = [
     "ScaledObject",
     "Scaler",
     "ScalerJudgments",
+    "Subject",
     "TriggerAuthentication",
     "WaitAborted",
     "WaitFailed",
@@ -345,6 +349,7 @@ __all__ = [
     "scalers_from_objects",
     "service_url",
     "sizing_objects",
+    "subject_evidence",
     "wait_for",
     "wait_scaler_ready",
     "wait_workspace_ready",

@@ -85,7 +85,11 @@ class _Page:
         if check["message"]:
             parts.append(f"<pre>{_e(check['message'])}</pre>")
         if check["evidence_file"]:
-            parts.append(f"<p><a href='{_e(check['evidence_file'])}'>evidence</a></p>")
+            objects = "".join(
+                f" · <a href='{_e(file)}'>{_e(file.rsplit('/', 1)[-1].removesuffix('.txt'))}</a>"
+                for file in check.get("object_files") or []
+            )
+            parts.append(f"<p><a href='{_e(check['evidence_file'])}'>evidence</a>{objects}</p>")
         for warning in check["warnings"]:
             parts.append(f"<p class='muted'>warning: {_e(warning)}</p>")
         if check["measurements"]:
