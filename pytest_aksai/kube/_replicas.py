@@ -1,8 +1,8 @@
 """The replicas of an endpoint while something else happens (a load run): the scaler that serves it, watched.
 
-KEDA's recorder (`_keda.Recorder`) keeps a sample per change of the target's replicas and ready replicas, the
-HPA's desired count and the GPU nodes; here it runs around a block of code for the scaler, if any, whose
-target is a given workload (a KAITO Workspace's StatefulSet or Deployment of the same name).
+KEDA's recorder (`_keda.Recorder`) keeps a sample per change of the target's replicas and ready replicas and
+the HPA's desired count; here it runs around a block of code for the scaler, if any, whose target is a given
+workload (a KAITO Workspace's StatefulSet or Deployment of the same name).
 """
 
 from __future__ import annotations
@@ -20,6 +20,15 @@ from pytest_aksai.kube._keda import Recorder, Sample, Scaler, scalers_from_objec
 
 SERVED_KINDS = ("StatefulSet", "Deployment")
 TARGET_LISTED_WALL_S = 5.0
+
+
+class _ReplicaRecorder(Recorder):
+    """KEDA's recorder without its watch on Nodes: a load run's timeline shows no GPU nodes, and every node
+    status update would reach this process (on a time-compressed cluster, several a second) while the
+    client measures."""
+
+    def _watch_nodes(self) -> None:
+        return
 
 
 @dataclass
@@ -75,7 +84,7 @@ def recording_replicas(cluster: Cluster, namespace: str, name: str) -> Iterator[
         return
     recording.scaler = str(scaler)
     recording.target = f"{scaler.target_kind}/{scaler.namespace}/{scaler.target_name}"
-    with Recorder(cluster, scaler) as recorder:
+    with _ReplicaRecorder(cluster, scaler) as recorder:
         # Until its watch has listed the target, the recorder samples it as 0 replicas: start from there.
         seen = recorder.wait(
             lambda _s: recorder._state.get("target") is not None, TARGET_LISTED_WALL_S * cluster.time_scale
