@@ -37,6 +37,8 @@ def _show(run: LoadRun, name: str, title: str, report: CheckReport) -> None:
 
 
 def test_ttft_p95(aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport) -> None:
+    if aksai_load.replicas_timeline is not None:  # the scaler's replicas during the run, drawn first
+        aksai_report.timeline(aksai_load.replicas_timeline)
     _show(aksai_load, "ttft_p95_ms", "Time to first token", aksai_report)
     _judge(aksai_load, aksai_load.slo("ttft_p95_ms"), aksai_measure)
 
@@ -68,11 +70,24 @@ def test_ttft_matches_server(aksai_load: LoadRun, aksai_measure: Measure) -> Non
     _judge(aksai_load, aksai_load.ttft_against_server(), aksai_measure)
 
 
-def test_queueing_matches_sizing(aksai_load: LoadRun, aksai_measure: Measure) -> None:
+def _sizing_row(run: LoadRun, report: CheckReport) -> None:
+    """Predicted against observed, in the run report's sizing table."""
+    row = run.sizing_row()
+    if row is not None:
+        report.sizing(row)
+
+
+def test_queueing_matches_sizing(
+    aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport
+) -> None:
+    _sizing_row(aksai_load, aksai_report)
     _judge(aksai_load, aksai_load.queueing_against_sizing(), aksai_measure)
 
 
-def test_kv_usage_matches_sizing(aksai_load: LoadRun, aksai_measure: Measure) -> None:
+def test_kv_usage_matches_sizing(
+    aksai_load: LoadRun, aksai_measure: Measure, aksai_report: CheckReport
+) -> None:
+    _sizing_row(aksai_load, aksai_report)
     _judge(aksai_load, aksai_load.kv_usage_against_sizing(), aksai_measure)
 
 

@@ -19,7 +19,7 @@ from pytest_aksai._fixtures._findings import once_per_run
 from pytest_aksai._settings import Settings, settings_of
 
 if TYPE_CHECKING:
-    from pytest_aksai.kube import Cluster, Endpoint, WaitResult, Workspace
+    from pytest_aksai.kube import Cluster, Endpoint, ReplicaRecording, WaitResult, Workspace
     from pytest_aksai.load import LoadPlan, LoadRun, MergedRun
 
 
@@ -77,7 +77,9 @@ def _measure(
     if endpoint.headers():
         raise AksaiError(
             f"The load client cannot reach {endpoint.workspace} through the API server's service proxy",
-            expected="a direct URL or a port-forward: load through the API server measures the API server",
+            expected="a direct URL or a port-forward: through the service proxy every request and streamed chunk "
+            "crosses the kube-apiserver (authenticated, counted by API Priority and Fairness, relayed), so the "
+            "client would time the API server, and load the shared control plane",
             observed=f"route {endpoint.via}",
             fix="Give the Workspace a direct URL in the profile's [endpoints], or set endpoint_route = "
             '"port-forward"',
@@ -157,6 +159,48 @@ def _in_cluster(
     return merge_outputs(outputs, plan, load.workers)
 
 
+def _record_replicas(
+    config: pytest.Config, ref: str, recording: ReplicaRecording, time_scale: float
+) -> str | None:
+    """The scaler's replicas during the load run, as the report draws them next to the latency histograms
+    (in wall seconds, the load client's clock); the timeline's key, None when no scaler serves the endpoint."""
+    from pytest_aksai._fixtures._report import run_artifacts
+
+    if recording.scaler is None:
+        return None
+    key = f"load:{ref}:replicas"
+    timeline = run_artifacts(config).timeline(
+        key, f"{recording.scaler}: replicas of {recording.target} during the load run", clock="wall"
+    )
+    previous: dict[str, float] = {}
+    for sample in recording.samples:
+        values = {
+            "replicas": sample.replicas,
+            "ready replicas": sample.ready_replicas,
+            "HPA desired": sample.hpa_desired,
+        }
+        for series, value in values.items():
+            if value is not None and previous.get(series) != value:
+                timeline.sample(series, sample.t / time_scale, float(value))
+                previous[series] = float(value)
+    timeline.mark(0.0, "load run starts")
+    if recording.ended_at is not None:
+        timeline.mark(recording.ended_at / time_scale, "load run ends")
+    return key
+
+
+def _mean_ready(recording: ReplicaRecording) -> int | None:
+    """The ready replicas the load met, averaged over the run's time (a step function), at least 1."""
+    samples, end = recording.samples, recording.ended_at
+    if not samples or end is None or end <= samples[0].t:
+        return None
+    weighted = sum(
+        s.ready_replicas * ((samples[i + 1].t if i + 1 < len(samples) else end) - s.t)
+        for i, s in enumerate(samples)
+    )
+    return max(1, round(weighted / (end - samples[0].t)))
+
+
 @pytest.fixture(scope="module")
 def aksai_load_run(
     request: pytest.FixtureRequest,
@@ -165,7 +209,7 @@ def aksai_load_run(
     aksai_endpoint: Endpoint,
 ) -> LoadRun:
     """The measured load run of this endpoint (once per run), valid or not; see `aksai_load`."""
-    from pytest_aksai.kube import inference_config
+    from pytest_aksai.kube import inference_config, recording_replicas
     from pytest_aksai.load import LoadRun
 
     workspace, _ = aksai_ready_workspace
@@ -174,7 +218,10 @@ def aksai_load_run(
         pytest.skip(settings.absence_reason("load"))
 
     def run() -> LoadRun:
-        merged = _measure(request, aksai_cluster, aksai_endpoint, settings)
+        namespace, name = workspace.ref.split("/", 1)
+        with recording_replicas(aksai_cluster, namespace, name) as replicas:
+            merged = _measure(request, aksai_cluster, aksai_endpoint, settings)
+        timeline = _record_replicas(request.config, workspace.ref, replicas, aksai_cluster.time_scale)
         _, vllm, _ = inference_config(aksai_cluster, workspace)
         return LoadRun(
             workspace=workspace.ref,
@@ -188,7 +235,10 @@ def aksai_load_run(
             fixed_daily_usd=settings.profile.sizing.fixed_daily_usd,
             api_model=settings.profile.load.api_model,
             breakeven_max=settings.profile.slos.breakeven_requests_per_day_max,
-            replicas=aksai_endpoint.ready_replicas or 1,
+            replicas=_mean_ready(replicas) or aksai_endpoint.ready_replicas or 1,
+            scaler=replicas.scaler,
+            ready_replicas_seen=replicas.ready_range(),
+            replicas_timeline=timeline,
         )
 
     return once_per_run(request, f"load:{workspace.ref}", run, params={"aksai_workspace_ref": workspace.ref})

@@ -4,10 +4,10 @@ fed from pytest's test reports."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,7 +35,7 @@ from pytest_aksai.report import (
 )
 
 if TYPE_CHECKING:
-    from pytest_aksai.kube import GpuNodeLedger, GpuNodeUse
+    from pytest_aksai.kube import GpuNodeLedger, GpuNodeUse, Subject
 
 _ARTIFACTS = pytest.StashKey[Artifacts]()
 _LINKS = pytest.StashKey["_Links"]()
@@ -98,6 +98,13 @@ class CheckReport:
         _append_new(_links(self._item).tables, key)
         return self._artifacts.table(key, title, columns)
 
+    def sizing(self, row: Mapping[str, Any]) -> None:
+        """A row of the run's sizing table (column → value; see docs/reference/report.md), keyed by its
+        workload and basis: model, GPU, VRAM and KV budget, KV capacity, predicted and observed concurrency."""
+        from pytest_aksai.report import SIZING_COLUMNS, SIZING_TABLE, SIZING_TITLE, sizing_cells
+
+        self.table(SIZING_TABLE, SIZING_TITLE, list(SIZING_COLUMNS)).put(sizing_cells(row), key_columns=2)
+
     @property
     def cost(self) -> Cost:
         return self._artifacts.cost
@@ -153,7 +160,31 @@ class ReportCollector:
         report = yield
         links = _links(item)
         report.aksai_links = links  # type: ignore[attr-defined]
+        if report.failed or (self._all_evidence and report.when == "call"):
+            report.aksai_objects = self._read_objects(item, report)  # type: ignore[attr-defined]
         return report
+
+    def _read_objects(self, item: pytest.Item, report: pytest.TestReport) -> list[str]:
+        """The objects the check is about, each read once per run (when the first check about it is reported)
+        for its evidence file: never connecting on its own, never failing the check."""
+        runtime = runtime_of(self._config)
+        if self._folder is None or not runtime.started:
+            return []
+        from pytest_aksai.kube import subject_evidence
+
+        try:
+            cluster = runtime.cluster()
+        except Exception:  # an unreachable cluster was reported by the checks themselves
+            return []
+        names = []
+        for subject in check_subjects(item):
+            name = str(subject)
+            names.append(name)
+            if name not in self.report.object_evidence:
+                why = f"when {item.nodeid} {report.when} {report.outcome}"
+                text = redact(subject_evidence(cluster, subject, why))
+                self.report.object_evidence[name] = (subject.stem, text)
+        return names
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and report.passed:
@@ -187,6 +218,7 @@ class ReportCollector:
                 distributions=list(links.distributions),
                 tables=list(links.tables),
                 evidence=redact(evidence),
+                objects=list(getattr(report, "aksai_objects", [])),
             )
         )
 
@@ -232,6 +264,64 @@ class ReportCollector:
             self.report.artifacts.cost.add_gpu_use(use.sku, minutes, minutes / 60 * (hourly or 0.0), what)
         if ledger.error:
             self.report.artifacts.cost.notes.append(f"GPU node time may be incomplete: {ledger.error}")
+
+
+AREA_PARAMS = (
+    "aksai_workspace_ref",
+    "aksai_scaler_ref",
+    "aksai_nodepool_ref",
+    "aksai_identity_ref",
+    "aksai_sizing_check",
+)
+"""The parameters that name what a check is about (the kaito, api and load checks are per Workspace)."""
+
+
+def check_subjects(item: pytest.Item) -> list[Subject]:
+    """The cluster objects a check is about, from the parameters its area parametrizes it with: a Workspace
+    (and its Service), a scaler (its ScaledObject, HPA and target), a NodePool (and its NodeClaims), a
+    workload-identity ServiceAccount (and its pods), a sizing finding's object. Area checks with no such
+    parameter (NAP's lifecycle) are about the area's objects: every NodePool."""
+    from pytest_aksai.kube import Scaler, Subject
+    from pytest_aksai.sizing import SizingCheck
+
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    found: list[Subject] = []
+    workspace = params.get("aksai_workspace_ref")
+    if isinstance(workspace, str) and workspace.count("/") == 1:
+        namespace, name = workspace.split("/")
+        found += [Subject("Workspace", name, namespace), Subject("Service", name, namespace)]
+    scaler = params.get("aksai_scaler_ref")
+    if isinstance(scaler, Scaler):
+        found.append(Subject(scaler.source_kind, scaler.name, scaler.namespace))
+        if scaler.is_http:
+            found.append(Subject("ScaledObject", scaler.name, scaler.namespace))
+        found.append(Subject("HorizontalPodAutoscaler", f"keda-hpa-{scaler.name}", scaler.namespace))
+        found.append(Subject(scaler.target_kind, scaler.target_name, scaler.namespace))
+    pool = params.get("aksai_nodepool_ref")
+    if isinstance(pool, str) and pool:
+        found.append(Subject("NodePool", pool))
+    identity = params.get("aksai_identity_ref")
+    if isinstance(identity, str) and identity.count("/") == 1 and not identity.startswith("!"):
+        namespace, name = identity.split("/")
+        found.append(Subject("ServiceAccount", name, namespace))
+    check = params.get("aksai_sizing_check")
+    if isinstance(check, SizingCheck) and check.finding is not None:
+        f = check.finding
+        if f.source.startswith("cluster"):
+            found.append(Subject(f.kind, f.name, f.namespace))
+    if not found and "nap" in area_of(set(item.keywords)):
+        found += [Subject("NodePool", name) for name in _nodepool_names(item.config)]
+    return found
+
+
+def _nodepool_names(config: pytest.Config) -> list[str]:
+    from pytest_aksai.kube import nodepools
+
+    try:
+        return sorted(p.name for p in nodepools(runtime_of(config).cluster()))[:4]
+    except Exception:  # evidence never fails a check
+        return []
 
 
 def _settings_table(settings: Settings) -> dict[str, dict[str, object]]:

@@ -13,6 +13,7 @@ from pytest_aksai._fixtures._cluster import cluster_during_collection
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
+    from pytest_aksai.sizing import Finding as SizingFinding
     from pytest_aksai.sizing import SizingCheck
 
 ARGNAME = "aksai_sizing_check"
@@ -86,7 +87,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if _KEY not in metafunc.config.stash:
         metafunc.config.stash[_KEY] = _build(metafunc.config)
     checks = metafunc.config.stash[_KEY]
-    metafunc.parametrize(ARGNAME, checks, ids=[c.id for c in checks])
+    metafunc.parametrize(ARGNAME, checks, ids=[c.id for c in checks], indirect=True)
 
 
 @pytest.fixture
@@ -100,4 +101,32 @@ def aksai_sizing_check(request: pytest.FixtureRequest) -> SizingCheck:
             "aksai_sizing_check is provided by parametrization; is the pytest_aksai plugin active?",
             pytrace=False,
         )
+    if check.finding is not None and check.finding.fit is not None:
+        _record(request, check.finding)
     return check
+
+
+NUMBER_UNITS = {"kv_bytes_per_token": "B", "kv_token_capacity": "tokens", "max_model_len": "tokens"}
+
+
+def _record(request: pytest.FixtureRequest, finding: SizingFinding) -> None:
+    """The figures the invariant was judged on, as measurements, and the workload's row of the sizing table."""
+    from pytest_aksai._fixtures._report import CheckReport
+
+    report = CheckReport(request.node)
+    for name, value in finding.numbers.items():
+        report.measure(f"sizing_{name}", value, unit=NUMBER_UNITS.get(name))
+    fit = finding.fit
+    assert fit is not None
+    where = f"{finding.namespace}/{finding.name}" if finding.namespace else finding.name
+    report.sizing({
+        "workload": f"{finding.kind} {where}",
+        "basis": f"sizing at max-model-len {fit.max_model_len:,}",
+        "model": fit.model,
+        "GPU": fit.gpu,
+        "VRAM GiB": fit.vram_gib,
+        "KV budget GiB": fit.kv_budget_gib,
+        "KV capacity tokens": fit.kv_token_capacity,
+        "max-num-seqs": fit.max_num_seqs,
+        "predicted concurrency": min(fit.max_num_seqs, fit.max_concurrent_seqs),
+    })  # fmt: skip

@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         client_probe_manifest,
         run_client_probe,
     )
+    from pytest_aksai.kube._replicas import ReplicaRecording, recording_replicas, scaler_serving
     from pytest_aksai.kube._rest import (
         CONFIGMAPS,
         DEPLOYMENTS,
@@ -125,6 +126,7 @@ if TYPE_CHECKING:
         run_labels,
         run_selector,
     )
+    from pytest_aksai.kube._subjects import Subject, subject_evidence
     from pytest_aksai.kube._wait import (
         Observation,
         WaitAborted,
@@ -241,6 +243,11 @@ _LAZY = {
     "wait_scaler_ready": "._keda",
     "AccessReview": "._access",
     "review_access": "._access",
+    "ReplicaRecording": "._replicas",
+    "recording_replicas": "._replicas",
+    "scaler_serving": "._replicas",
+    "Subject": "._subjects",
+    "subject_evidence": "._subjects",
 }
 
 
@@ -293,10 +300,12 @@ __all__ = [
     "ProbeResult",
     "ProbeRun",
     "ReadOnlyRefusal",
+    "ReplicaRecording",
     "RunScope",
     "ScaledObject",
     "Scaler",
     "ScalerJudgments",
+    "Subject",
     "TriggerAuthentication",
     "WaitAborted",
     "WaitFailed",
@@ -333,6 +342,7 @@ __all__ = [
     "read_nodepool",
     "read_scaled_object",
     "read_workspace",
+    "recording_replicas",
     "request_token",
     "review_access",
     "run_client_probe",
@@ -341,9 +351,11 @@ __all__ = [
     "run_indexed_job",
     "run_labels",
     "run_selector",
+    "scaler_serving",
     "scalers_from_objects",
     "service_url",
     "sizing_objects",
+    "subject_evidence",
     "wait_for",
     "wait_scaler_ready",
     "wait_workspace_ready",

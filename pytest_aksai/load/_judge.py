@@ -65,6 +65,13 @@ class LoadRun:
     api_model: str = "gpt-4o-mini"
     breakeven_max: float | None = None
     replicas: int = 1
+    """The ready replicas that served the run (time-averaged when a scaler's were recorded)."""
+    scaler: str | None = None
+    """The ScaledObject (or HTTPScaledObject) serving the endpoint, if any."""
+    ready_replicas_seen: tuple[int, int] | None = None
+    """(fewest, most) ready replicas the scaler's target had during the run."""
+    replicas_timeline: str | None = None
+    """The report timeline of the scaler's replicas during the run."""
 
     @property
     def result(self) -> LoadResult:
@@ -88,11 +95,16 @@ class LoadRun:
         plan, r = self.result.plan, self.result
         load = f"{plan.concurrency} streams" if plan.concurrency else f"{plan.rate:g} req/s ({plan.arrival})"
         workers = f" from {r.workers} workers" if r.workers > 1 else ""
+        seen, scaled = self.ready_replicas_seen, ""
+        if seen is not None and seen[0] != seen[1]:
+            scaled = (
+                f"; {self.scaler} moved its ready replicas between {seen[0]} and {seen[1]} during the run"
+            )
         return (
             f"{load} of {plan.prompt_tokens}-token prompts and up to {plan.max_tokens} tokens for "
             f"{plan.duration_s:g} s{workers} against {self.workspace} via {self.route}: {r.requests} requests, "
             f"run valid ({r.achieved_concurrency:.1f} in flight, client loop lag p99 "
-            f"{_fmt(r.loop_lag.percentile_ms(99), 'ms')})"
+            f"{_fmt(r.loop_lag.percentile_ms(99), 'ms')}){scaled}"
         )
 
     def summary_measurements(self) -> dict[str, float]:
@@ -110,7 +122,10 @@ class LoadRun:
             "load_attainment": r.attainment,
             "load_valid": float(self.valid),
             "load_workers": r.workers,
+            "load_replicas": self.replicas,
         }
+        if self.ready_replicas_seen is not None:
+            values["load_ready_replicas_min"], values["load_ready_replicas_max"] = self.ready_replicas_seen
         return {k: float(v) for k, v in values.items() if v is not None}
 
     # -- SLOs --------------------------------------------------------------------------------------------
@@ -263,6 +278,41 @@ class LoadRun:
                 "KV cache size in its start-up log with the prediction"
             )
         return LoadVerdict(name, passed, f"{detail} ({self._shape()})", measurements)
+
+    def sizing_row(self) -> dict[str, Any] | None:
+        """The run's row of the report's sizing table: what sizing predicts at this run's shape (model, GPU,
+        KV budget and capacity, sequences before requests wait, KV usage) against what the server's gauges
+        showed; None when sizing cannot predict this server."""
+        problem = self._server_problem()
+        q = X.queueing(self.server) if problem is None and self.server is not None else None
+        running = q.running_mean if q is not None and q.samples else None
+        prediction = self._prediction("sizing", running=running)
+        if isinstance(prediction, LoadVerdict):
+            return None
+        f = prediction.fit
+        offered = round(self.result.achieved_concurrency)
+        if q is None or not q.samples:
+            observed = f"not observed ({problem or 'no scheduler gauge sampled'})"
+        elif q.onset is not None:
+            observed = f"{q.onset - 1} running when requests began to wait"
+        else:
+            observed = f"no waiting at {offered} in flight (≥ {offered})"
+        return {
+            "workload": f"Workspace {self.workspace}",
+            "basis": f"load run: {offered} in flight, {prediction.context_tokens:.0f}-token context",
+            "model": f.model,
+            "GPU": f.gpu,
+            "VRAM GiB": f.vram_gib,
+            "KV budget GiB": f.kv_budget_gib,
+            "KV capacity tokens": f.kv_token_capacity,
+            "max-num-seqs": f.max_num_seqs,
+            "predicted concurrency": prediction.capacity,
+            "observed concurrency": observed,
+            "KV usage predicted": f"{prediction.kv_usage:.1%}",
+            "KV usage observed": f"{q.kv_usage_mean:.1%}"
+            if q is not None and q.kv_usage_mean is not None
+            else None,
+        }
 
     def kv_usage_against_sizing(self) -> LoadVerdict:
         name = "kv_usage_against_sizing"

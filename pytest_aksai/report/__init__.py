@@ -2,6 +2,9 @@
 as a versioned `report.json`, a self-contained `report.html` and evidence files."""
 
 from pytest_aksai.report._artifacts import (
+    SIZING_COLUMNS,
+    SIZING_TABLE,
+    SIZING_TITLE,
     Artifacts,
     Clock,
     Cost,
@@ -10,12 +13,16 @@ from pytest_aksai.report._artifacts import (
     Table,
     Timeline,
     measurements_of,
+    sizing_cells,
     unit_of,
 )
 from pytest_aksai.report._run import HTML_NAME, CheckRecord, RunReport, anchor_of
 
 __all__ = [
     "HTML_NAME",
+    "SIZING_COLUMNS",
+    "SIZING_TABLE",
+    "SIZING_TITLE",
     "Artifacts",
     "CheckRecord",
     "Clock",
@@ -27,5 +34,6 @@ __all__ = [
     "Timeline",
     "anchor_of",
     "measurements_of",
+    "sizing_cells",
     "unit_of",
 ]

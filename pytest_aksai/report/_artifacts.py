@@ -158,8 +158,54 @@ class Table:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
 
+    def put(self, row: Sequence[Any], *, key_columns: int = 1) -> None:
+        """Add a row, or replace the one whose first `key_columns` cells are the same (a check run twice)."""
+        cells = list(row)
+        for i, existing in enumerate(self.rows):
+            if existing[:key_columns] == cells[:key_columns]:
+                self.rows[i] = cells
+                return
+        self.rows.append(cells)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+SIZING_TABLE = "sizing"
+SIZING_TITLE = "Sizing: what the sizing model predicts for each model served, against what was observed"
+SIZING_COLUMNS = (
+    "workload",
+    "basis",
+    "model",
+    "GPU",
+    "VRAM GiB",
+    "KV budget GiB",
+    "KV capacity tokens",
+    "max-num-seqs",
+    "predicted concurrency",
+    "observed concurrency",
+    "KV usage predicted",
+    "KV usage observed",
+)
+"""The report's sizing table: one row per workload and basis — `max-model-len` (the sizing suite's static
+prediction: sequences at full context) or the load run's shape (sequences at its mean context, against the
+concurrency at which the server's requests began to wait and its KV-cache gauge)."""
+
+
+def sizing_cells(row: Mapping[str, Any]) -> list[Any]:
+    """A sizing-table row from a mapping of column → value (a missing column is `-`; values are rounded)."""
+
+    def cell(value: Any) -> Any:
+        if value is None:
+            return "-"
+        if isinstance(value, float) and not value.is_integer():
+            return round(value, 3)
+        return value
+
+    unknown = set(row) - set(SIZING_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a column of the sizing table: {', '.join(sorted(unknown))}")
+    return [cell(row.get(column)) for column in SIZING_COLUMNS]
 
 
 @dataclass

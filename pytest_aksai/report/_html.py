@@ -8,6 +8,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
+from pytest_aksai.report._artifacts import SIZING_TABLE
 from pytest_aksai.report._plots import histogram_svg, timeline_svg, waterfall_svg
 
 STYLE = """
@@ -84,7 +85,11 @@ class _Page:
         if check["message"]:
             parts.append(f"<pre>{_e(check['message'])}</pre>")
         if check["evidence_file"]:
-            parts.append(f"<p><a href='{_e(check['evidence_file'])}'>evidence</a></p>")
+            objects = "".join(
+                f" · <a href='{_e(file)}'>{_e(file.rsplit('/', 1)[-1].removesuffix('.txt'))}</a>"
+                for file in check.get("object_files") or []
+            )
+            parts.append(f"<p><a href='{_e(check['evidence_file'])}'>evidence</a>{objects}</p>")
         for warning in check["warnings"]:
             parts.append(f"<p class='muted'>warning: {_e(warning)}</p>")
         if check["measurements"]:
@@ -129,6 +134,13 @@ class _Page:
             parts.append(_table(["break-even", "value"], sorted(cost["breakeven"].items())))
         return "".join(parts)
 
+    def sizing(self) -> str:
+        """The sizing table (model, GPU, VRAM and KV budget, KV capacity, predicted against observed
+        concurrency) near the top, as the cost panel: the checks that filled it link here."""
+        if SIZING_TABLE not in self.data["tables"]:
+            return ""
+        return f"<h2 id='sizing'>Sizing</h2>{self.artifact('table', SIZING_TABLE)}"
+
     def render(self) -> str:
         run = self.data["run"]
         title = f"pytest-aksai: {run['cluster']} ({run['provider']})"
@@ -154,6 +166,7 @@ class _Page:
             area_table + "</table>",
             self.failures(),
             self.cost(),
+            self.sizing(),
         ]
         by_area: dict[str, list[dict[str, Any]]] = {}
         for check in self.data["checks"]:

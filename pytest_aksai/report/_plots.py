@@ -45,6 +45,10 @@ def timeline_svg(timeline: dict[str, Any]) -> str:
         ys = [p["value"] for p in points] + [points[-1]["value"]]
         label = f"{name} ({series['unit']})" if series.get("unit") else name
         axes.step(xs, ys, where="post", label=label, color=LINE_COLOURS[i % len(LINE_COLOURS)], linewidth=1.6)
+    values = [p["value"] for s in timeline["series"].values() for p in s["points"]]
+    if values and min(values) >= 0:
+        # Counts start at zero (the marks' labels sit there), with room above a line that never moves.
+        axes.set_ylim(0, max(values) * 1.15 + 0.5)
     top = axes.get_ylim()[1]
     for i, band in enumerate(timeline["bands"]):
         axes.axvspan(band["start"], band["end"], color=BAND_COLOURS[i % len(BAND_COLOURS)], alpha=0.45, lw=0)

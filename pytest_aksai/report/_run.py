@@ -15,6 +15,8 @@ SCHEMA_VERSION = 1
 """`report.json`'s schema version (docs/reference/report.md; `pytest_aksai/report/report.schema.json`):
 raised on every change that removes or renames a field; fields may be added within a version."""
 JSON_NAME, HTML_NAME, EVIDENCE_FOLDER = "report.json", "report.html", "evidence"
+OBJECTS_FOLDER = "objects"
+"""Under `evidence/`: one file per object a reported check is about, shared by the checks about it."""
 
 
 @dataclass
@@ -34,6 +36,10 @@ class CheckRecord:
     evidence: str = ""
     """The evidence text of a failed check (written to a file under `evidence/`, not into report.json)."""
     evidence_file: str | None = None
+    objects: list[str] = field(default_factory=list)
+    """The objects the check is about (`Workspace/inference/x`), whose evidence files the report holds."""
+    object_files: list[str] = field(default_factory=list)
+    """Those objects' evidence files, relative to the report folder."""
 
     @property
     def anchor(self) -> str:
@@ -64,6 +70,8 @@ class RunReport:
     checks: dict[str, CheckRecord] = field(default_factory=dict)
     cleanup: dict[str, Any] = field(default_factory=dict)
     artifacts: Artifacts = field(default_factory=Artifacts)
+    object_evidence: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Object (`Kind/ns/name`) → (file stem, redacted text): read once, when a check about it is recorded."""
 
     def record(self, record: CheckRecord) -> None:
         """Record a phase's verdict; a check's setup, call and teardown add up to one verdict, the worst."""
@@ -77,6 +85,7 @@ class RunReport:
                 record.distributions = _merged(previous.distributions, record.distributions)
                 record.tables = _merged(previous.tables, record.tables)
                 record.evidence = record.evidence or previous.evidence
+                record.objects = _merged(previous.objects, record.objects)
             self.checks[record.nodeid] = record
 
     def counts(self) -> dict[str, int]:
@@ -92,6 +101,21 @@ class RunReport:
                 counts = areas.setdefault(area, {})
                 counts[check.outcome] = counts.get(check.outcome, 0) + 1
         return dict(sorted(areas.items()))
+
+    def _write_objects(self, evidence: Path, names: list[str]) -> dict[str, str]:
+        """Write each object's evidence file once; object → its file, relative to the report folder."""
+        files: dict[str, str] = {}
+        for name in names:
+            found = self.object_evidence.get(name)
+            if found is None:
+                continue
+            stem, text = found
+            path = evidence / OBJECTS_FOLDER / f"{stem}.txt"
+            if not path.exists():
+                path.parent.mkdir(exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+            files[name] = f"{EVIDENCE_FOLDER}/{OBJECTS_FOLDER}/{path.name}"
+        return files
 
     def as_dict(self, finished: str | None = None) -> dict[str, Any]:
         checks = []
@@ -134,13 +158,27 @@ class RunReport:
             wanted = check.outcome in ("failed", "error") or all_evidence
             if wanted:
                 evidence.mkdir(exist_ok=True)
+                object_files = self._write_objects(evidence, check.objects)
+                check.object_files = list(object_files.values())
                 path = evidence / f"{check.anchor}.txt"
                 measured = "\n".join(
                     f"{name} = {m['value']} {m['unit']}".rstrip() for name, m in check.measurements.items()
                 )
+                objects = "\n".join(f"{name}: {file}" for name, file in object_files.items())
+                objects = (
+                    f"objects involved (YAML, events, pod log tails; paths from the report folder):\n{objects}"
+                    if objects
+                    else ""
+                )
                 text = "\n\n".join(
                     part
-                    for part in (f"{check.nodeid}: {check.outcome}", check.message, measured, check.evidence)
+                    for part in (
+                        f"{check.nodeid}: {check.outcome}",
+                        check.message,
+                        measured,
+                        objects,
+                        check.evidence,
+                    )
                     if part
                 )
                 path.write_text(text + "\n", encoding="utf-8")

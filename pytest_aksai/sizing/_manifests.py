@@ -15,7 +15,7 @@ from pytest_aksai._errors import AksaiError
 from pytest_aksai._public import public
 from pytest_aksai.sizing import _arith as A
 from pytest_aksai.sizing._catalog import Catalog, GpuSku, ModelSpec, UnknownEntryError, default_catalog
-from pytest_aksai.sizing._fit import ServingConfig, SettingError, Status, evaluate
+from pytest_aksai.sizing._fit import FitReport, ServingConfig, SettingError, Status, evaluate
 
 Obj = Mapping[str, Any]
 INSTANCE_TYPE_LABELS = (
@@ -38,6 +38,8 @@ class Finding:
     invariant: str
     status: Status
     message: str
+    fit: FitReport | None = field(default=None, compare=False)
+    """The memory figures a workload's invariant was judged on (None for NodePool and scaler invariants)."""
 
     @property
     def ok(self) -> bool:
@@ -47,10 +49,33 @@ class Finding:
     def test_id(self) -> str:
         return f"{self.source}::{self.kind}/{self.name}::{self.invariant}"
 
+    @property
+    def numbers(self) -> dict[str, float]:
+        """The figures behind the verdict (VRAM, KV budget and capacity, concurrency), for reports."""
+        if self.fit is None:
+            return {}
+        f = self.fit
+        return {
+            "weights_per_gpu_gib": round(f.weights_per_gpu_gib, 3),
+            "vram_gib": f.vram_gib,
+            "usable_vram_gib": round(f.usable_vram_gib, 3),
+            "kv_budget_gib": round(f.kv_budget_gib, 3),
+            "kv_bytes_per_token": f.kv_bytes_per_token_per_gpu,
+            "kv_token_capacity": f.kv_token_capacity,
+            "max_model_len": f.max_model_len,
+            "max_num_seqs": f.max_num_seqs,
+            "max_concurrent_seqs": f.max_concurrent_seqs,
+            "gpu_memory_utilization": f.gpu_memory_utilization,
+            "tensor_parallel_size": f.tensor_parallel_size,
+        }
+
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["fit"]
         out["file"] = out.pop("source")
         out["ok"] = self.ok
+        if self.fit is not None:
+            out["model"], out["gpu"], out["numbers"] = self.fit.model, self.fit.gpu, self.numbers
         return out
 
 
@@ -124,8 +149,8 @@ class _Workload:
     """A KAITO Workspace whose config sets no max-model-len: KAITO passes `auto` and vLLM takes the longest
     context that fits the KV cache, so the model's full context is not what runs."""
 
-    def finding(self, invariant: str, status: Status, message: str) -> Finding:
-        return Finding(self.source, self.kind, self.name, self.namespace, invariant, status, message)
+    def finding(self, invariant: str, status: Status, message: str, fit: FitReport | None = None) -> Finding:
+        return Finding(self.source, self.kind, self.name, self.namespace, invariant, status, message, fit)
 
 
 def _int(v: Any) -> int | None:
@@ -517,7 +542,7 @@ def analyze_objects(
                 default_tensor_parallel=w.default_tp,
             )
         resolved[i] = model
-        findings.extend(w.finding(c.invariant, c.status, c.message) for c in report.checks)
+        findings.extend(w.finding(c.invariant, c.status, c.message, report) for c in report.checks)
 
     for p in pools:
         findings.extend(_pool_checks(p, cat))

@@ -60,6 +60,7 @@ CASES: dict[str, Case] = {
     "load-invalid-run": _case(profile=INVALID),
     "load-three-workers": _case(profile=PROFILE.replace("concurrency = 10", "concurrency = 10\nworkers = 3")),
     "load-past-the-knee": _case(profile=PROFILE.replace("concurrency = 10", "concurrency = 16")),
+    "load-service-proxy": Case(suites=("test_load.py",), profile=PROFILE, route="service-proxy"),
 }
 CASE_TESTS = {
     "load-healthy": "test_healthy_lab",
@@ -68,6 +69,7 @@ CASE_TESTS = {
     "load-invalid-run": "test_an_invalid_run",
     "load-three-workers": "test_three_workers",
     "load-past-the-knee": "test_past_the_knee",
+    "load-service-proxy": "test_the_service_proxy",
 }
 
 
@@ -79,6 +81,29 @@ def test_healthy_lab_meets_every_slo_and_cross_check(matrix: Callable[[str], Ver
     assert gap["load_ttft_server_mean_ms"]["value"] > 0
     assert gap["load_ttft_server_mean_ms"]["clock"] == "wall"
     assert verdicts["test_ttft_p95"]["measurements"]["load_valid"]["value"] == 1.0
+
+
+def test_healthy_lab_records_the_scalers_replicas_and_the_sizing_row(
+    matrix: Callable[[str], Verdicts],
+) -> None:
+    """The default lab's ScaledObject serves the Workspace: its replicas during the run are in the report."""
+    verdicts = matrix("load-healthy")
+    ttft = verdicts["test_ttft_p95"]
+    assert "load:inference/workspace-phi4-mini:replicas" in ttft["timelines"], ttft["timelines"]
+    measured = {k: m["value"] for k, m in ttft["measurements"].items()}
+    assert measured["load_replicas"] == 1
+    assert measured["load_ready_replicas_min"] == measured["load_ready_replicas_max"] == 1
+    assert "sizing" in verdicts["test_queueing_matches_sizing"]["tables"]
+
+
+def test_the_service_proxy_route_is_refused_naming_why(matrix: Callable[[str], Verdicts]) -> None:
+    """Load through the API server's service proxy would time the API server: every check errors, saying so."""
+    verdicts = matrix("load-service-proxy")
+    assert {n: c["outcome"] for n, c in verdicts.items()} == dict.fromkeys(LOAD_CHECKS, "error")
+    for check in verdicts.values():
+        message = check["message"]
+        assert "through the API server's service proxy" in message, message
+        assert "API Priority and Fairness" in message and "route service-proxy" in message, message
 
 
 @pytest.mark.parametrize(

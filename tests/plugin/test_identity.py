@@ -179,6 +179,7 @@ def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path) 
                 "--log-file-level=DEBUG",
                 "--junitxml=junit.xml",
                 "--aksai-keep",
+                "--aksai-report-all",  # every check's evidence file and its objects' files, to search too
             )
             if name == "healthy":
                 assert {c["outcome"] for c in checks.values()} == {"passed"}, run.stdout[-3000:]

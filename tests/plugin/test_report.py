@@ -173,3 +173,48 @@ def test_strict_turns_aksai_warnings_into_failures(pytester: pytest.Pytester) ->
             warnings.warn(AksaiWarning("gpu_cache_usage_perc was renamed"))
         """)
     pytester.runpytest("--aksai-strict").assert_outcomes(failed=1)
+
+
+SIZING = """
+import pytest
+
+ROW = {"workload": "Workspace inference/phi4", "basis": "sizing at max-model-len 4,096", "model": "phi-4-mini",
+       "GPU": "Standard_NC4as_T4_v3", "KV capacity tokens": 51239, "predicted concurrency": 12}
+
+@pytest.mark.sizing
+def test_static(aksai_report):
+    aksai_report.sizing(ROW)
+    aksai_report.sizing({**ROW, "predicted concurrency": 12.0})  # the same workload and basis: replaced
+
+@pytest.mark.load
+def test_observed(aksai_report):
+    aksai_report.sizing({**ROW, "basis": "load run: 16 in flight", "predicted concurrency": 12,
+                         "observed concurrency": "12 running when requests began to wait"})
+
+@pytest.mark.load
+def test_bad_column(aksai_report):
+    aksai_report.sizing({"workload": "w", "colour": "red"})
+"""
+
+
+def test_sizing_table_has_a_row_per_workload_and_basis_near_the_top(pytester: pytest.Pytester) -> None:
+    from pytest_aksai.report import SIZING_COLUMNS
+
+    pytester.makepyfile(SIZING)
+    pytester.runpytest("--aksai-report=out").assert_outcomes(passed=2, failed=1)
+    data = _report(pytester.path / "out")
+    table = data["tables"]["sizing"]
+    assert table["columns"] == list(SIZING_COLUMNS)
+    rows = {(r[0], r[1]): dict(zip(table["columns"], r, strict=True)) for r in table["rows"]}
+    assert len(table["rows"]) == 2
+    static = rows[("Workspace inference/phi4", "sizing at max-model-len 4,096")]
+    assert static["KV capacity tokens"] == 51239 and static["observed concurrency"] == "-"
+    observed = rows[("Workspace inference/phi4", "load run: 16 in flight")]
+    assert observed["observed concurrency"] == "12 running when requests began to wait"
+    checks = {c["nodeid"].split("::")[-1]: c for c in data["checks"]}
+    assert "not a column of the sizing table: colour" in checks["test_bad_column"]["message"]
+    html = (pytester.path / "out" / "report.html").read_text()
+    assert html.index("id='sizing'") < html.index("id='area-load'"), (
+        "the sizing table comes before the checks"
+    )
+    assert html.count("12 running when requests began to wait") == 1

@@ -340,7 +340,14 @@ def test_check_json_and_exit_code(tmp_path: Path) -> None:
         "status": "fail",
         "ok": False,
         "message": kv["message"],
+        "model": "phi-4-mini-instruct",
+        "gpu": "Standard_NC4as_T4_v3",
+        "numbers": kv["numbers"],
     }
+    # the figures the verdict was judged on: a 131072-token sequence needs more KV cache than the budget holds
+    assert kv["numbers"]["max_model_len"] == 131072
+    assert 0 < kv["numbers"]["kv_token_capacity"] < 131072
+    assert kv["numbers"]["kv_budget_gib"] > 0 and kv["numbers"]["vram_gib"] == 16
     good.write_text(
         workspace.replace(
             "inference: {preset: {name: phi-4-mini-instruct}}",
