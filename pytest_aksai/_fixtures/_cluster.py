@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -32,6 +36,7 @@ class ClusterRuntime:
         self.kept: list[str] = []
         self.reaped: list[str] = []
         self.cleanup_errors: list[str] = []
+        self.left: list[str] = []
         self._closed = False
         self._kind: Any = None
 
@@ -66,9 +71,10 @@ class ClusterRuntime:
             context=context,
             timeout=s.timeout("connect") if not s.is_sim else 10.0,
         )
-        self.scope = RunScope.for_cluster(cluster, s.run_id)
-        if not s.is_sim:
+        self.scope = RunScope.for_cluster(cluster, s.run_id, timedelta(seconds=s.expiry_s))
+        if self._sim is None:  # a fresh embedded sim has nothing to reap
             self.reaped = self.scope.reap_expired()
+        self.scope.start_heartbeat()
         return cluster
 
     def _start_sim(self) -> tuple[Path, str]:
@@ -128,11 +134,9 @@ class ClusterRuntime:
             if self.scope is not None and self._cluster is not None:
                 if self.settings.keep:
                     self.kept = self.scope.leftovers()
+                    self.scope.stop_heartbeat(delete=True)
                 else:
-                    try:
-                        self.scope.delete_all()
-                    except Exception as exc:  # cleanup must not hide the run's verdicts
-                        self.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+                    self._clean(self.scope)
             if self._cluster is not None:
                 self._cluster.close()
         finally:
@@ -142,6 +146,56 @@ class ClusterRuntime:
                 self._kind.delete()
             if self._sim_dir is not None:
                 self._sim_dir.cleanup()
+
+    def _clean(self, scope: RunScope) -> None:
+        """Bounded cleanup; a second Ctrl-C (or SIGTERM) stops waiting and says what is left and how to remove it."""
+        try:
+            result = scope.cleanup(self.settings.cleanup_timeout)
+        except KeyboardInterrupt:
+            scope.stop_heartbeat(delete=False)
+            try:
+                left = scope.left()
+            except Exception:
+                left = ["(the cluster did not answer: run the command below to find and remove it)"]
+            self.left = left
+            sys.stderr.write(self.left_paragraph(left, "cleanup was interrupted") + "\n")
+            return
+        except Exception as exc:  # cleanup must not hide the run's verdicts
+            self.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        self.left = result.left
+        if result.left:
+            scope.stop_heartbeat(delete=False)
+            sys.stderr.write(
+                self.left_paragraph(
+                    result.left, f"cleanup ran out of its {self.settings.cleanup_timeout:g} s"
+                )
+                + "\n"
+            )
+
+    def janitor_command(self) -> str:
+        return f"python -m pytest_aksai janitor --aksai-cluster {self.settings.cluster} --run {self.settings.run_id}"
+
+    def left_paragraph(self, left: list[str], why: str) -> str:
+        return (
+            f"aksai: {why}; left on cluster {self.settings.cluster!r} by run {self.settings.run_id}: "
+            f"{', '.join(left) or 'nothing'}. Remove it with `{self.janitor_command()}` "
+            "(a later run also reaps it once its expiry has passed)."
+        )
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (CI cancelling the job) ends the run like Ctrl-C, so that cleanup runs; a handler the user set
+    is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 _RUNTIME = pytest.StashKey[ClusterRuntime]()
@@ -177,6 +231,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNTIME] = ClusterRuntime(settings_of(config))
+    _interrupt_on_sigterm()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -246,6 +301,16 @@ def aksai_cluster(pytestconfig: pytest.Config) -> Cluster:
         exit_for(exc)
 
 
+def record_of(config: pytest.Config) -> RunScope:
+    """The run's record of what it creates: an area fixture labels what it creates with `.labels` (the run's
+    labels and expiry) and calls `.record(kind, name, namespace)`, and `.release(entry)` once it removed it.
+    Whatever is still recorded or labelled is removed at the end of the run, also on Ctrl-C and SIGTERM."""
+    runtime = runtime_of(config)
+    runtime.cluster()
+    assert runtime.scope is not None, "the run scope exists once the cluster is connected"
+    return runtime.scope
+
+
 def _scope(pytestconfig: pytest.Config, cluster: Cluster) -> RunScope:
     scope = runtime_of(pytestconfig).scope
     assert scope is not None, "the run scope exists once the cluster is connected"
@@ -275,9 +340,13 @@ def aksai_module_namespace(request: pytest.FixtureRequest, aksai_cluster: Cluste
 @pytest.fixture(scope="session")
 def aksai_labels(pytestconfig: pytest.Config) -> dict[str, str]:
     """The labels every object this run creates must carry (cleanup finds objects by them)."""
+    from datetime import UTC, datetime
+
     from pytest_aksai.kube import run_labels
 
-    return run_labels(settings_of(pytestconfig).run_id)
+    settings = settings_of(pytestconfig)
+    expires = datetime.now(UTC) + timedelta(seconds=settings.expiry_s)
+    return {**run_labels(settings.run_id), "aksai.dev/expires": expires.strftime("%Y%m%dT%H%M%SZ")}
 
 
 def summary_lines(config: pytest.Config) -> list[str]:
@@ -293,7 +362,9 @@ def summary_lines(config: pytest.Config) -> list[str]:
             f"`kubectl delete ns -l aksai.dev/run={runtime.settings.run_id}`"
         )
     for error in runtime.cleanup_errors:
-        lines.append(f"aksai: cleanup failed: {error}")
+        lines.append(
+            f"aksai: cleanup failed: {error}; remove what is left with `{runtime.janitor_command()}`"
+        )
     return lines
 
 
@@ -301,4 +372,10 @@ def report_data(config: pytest.Config) -> dict[str, Any]:
     runtime = config.stash.get(_RUNTIME, None)
     if runtime is None:
         return {}
-    return {"kept": runtime.kept, "reaped": runtime.reaped, "cleanup_errors": runtime.cleanup_errors}
+    return {
+        "kept": runtime.kept,
+        "reaped": runtime.reaped,
+        "cleanup_errors": runtime.cleanup_errors,
+        "left": runtime.left,
+        "external": list(runtime.scope.external) if runtime.scope is not None else [],
+    }

@@ -119,6 +119,8 @@ if TYPE_CHECKING:
         MANAGED_BY_LABEL,
         MANAGED_BY_VALUE,
         RUN_LABEL,
+        Janitor,
+        JanitorReport,
         RunScope,
         namespace_name,
         run_labels,
@@ -238,6 +240,8 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
+    "Janitor": "._scope",
+    "JanitorReport": "._scope",
 }
 
 
@@ -278,6 +282,8 @@ __all__ = [
     "HorizontalPodAutoscaler",
     "IdleNode",
     "IndexedJob",
+    "Janitor",
+    "JanitorReport",
     "JobError",
     "Judgment",
     "Kind",
