@@ -6,6 +6,7 @@ profile > built-in default. The source of each value is remembered and shown in 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -112,9 +113,9 @@ def settings_of(config: pytest.Config) -> Settings:
     return config.stash[_STASH_KEY]
 
 
-def new_run_id() -> str:
-    """8 DNS-safe characters; shared by every xdist worker of one run."""
-    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+def new_run_id(shared: str | None = None) -> str:
+    """8 DNS-safe characters; shared by every xdist worker of one run (and its controller)."""
+    shared = shared or os.environ.get("PYTEST_XDIST_TESTRUNUID")
     seed = shared if shared else f"{time.time_ns()}-{secrets.token_hex(8)}"
     return "r" + hashlib.sha256(seed.encode()).hexdigest()[:7]
 
@@ -376,9 +377,22 @@ def _absolute(path: Path, rootdir: Path) -> Path:
     return path if path.is_absolute() else rootdir / path
 
 
+def _xdist_run_uid(config: pytest.Config) -> str | None:
+    """On an xdist controller: the test run's uid, fixed now so that the controller's run id (which sweeps the
+    run at the end) is the one its workers derive from PYTEST_XDIST_TESTRUNUID."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return None
+    if not getattr(config.option, "testrunuid", None):
+        config.option.testrunuid = secrets.token_hex(16)
+    return str(config.option.testrunuid)
+
+
 def configure(config: pytest.Config) -> Settings:
+    uid = _xdist_run_uid(config)
     try:
         settings = resolve(config)
+        if uid is not None:
+            settings = dataclasses.replace(settings, run_id=new_run_id(uid))
     except (SettingsError, ProfileError) as exc:
         if config.getoption("help", False):
             settings = resolve_for_help(config)

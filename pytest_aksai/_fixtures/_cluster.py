@@ -26,8 +26,12 @@ if TYPE_CHECKING:
 class ClusterRuntime:
     """Connects lazily, once per session; starts the embedded simulated cluster when the profile asks for it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: str | None = None, shared_sim: Path | None = None) -> None:
         self.settings = settings
+        self.worker = worker
+        """The xdist worker id (gw0, ...): it cleans up what it created; its controller sweeps the run."""
+        self.shared_sim = shared_sim
+        """Under xdist on the simulated cluster: the kubeconfig of the one sim the controller started."""
         self._sim: SimCluster | None = None
         self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
         self._cluster: Cluster | None = None
@@ -60,7 +64,9 @@ class ClusterRuntime:
 
         s = self.settings
         kubeconfig, context = s.kubeconfig, s.context
-        if s.is_sim and kubeconfig is None:
+        if s.is_sim and kubeconfig is None and self.shared_sim is not None:
+            kubeconfig, context = self.shared_sim, KUBECONFIG_CONTEXT
+        elif s.is_sim and kubeconfig is None:
             kubeconfig, context = self._start_sim()
         elif s.profile.create:
             kubeconfig, context = self._create_kind_cluster(), None
@@ -71,8 +77,8 @@ class ClusterRuntime:
             context=context,
             timeout=s.timeout("connect") if not s.is_sim else 10.0,
         )
-        self.scope = RunScope.for_cluster(cluster, s.run_id, timedelta(seconds=s.expiry_s))
-        if self._sim is None:  # a fresh embedded sim has nothing to reap
+        self.scope = RunScope.for_cluster(cluster, s.run_id, timedelta(seconds=s.expiry_s), self.worker)
+        if self._sim is None and self.shared_sim is None:  # a fresh embedded sim has nothing to reap
             self.reaped = self.scope.reap_expired()
         self.scope.start_heartbeat()
         return cluster
@@ -230,8 +236,42 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_RUNTIME] = ClusterRuntime(settings_of(config))
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    shared = workerinput.get(_SHARED_SIM)
+    config.stash[_RUNTIME] = ClusterRuntime(
+        settings_of(config), workerinput.get("workerid"), Path(shared) if shared else None
+    )
     _interrupt_on_sigterm()
+
+
+_SHARED_SIM = "aksai_shared_sim_kubeconfig"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: connect once (starting the one simulated cluster the workers share) and hand its
+    kubeconfig to each worker; the controller sweeps what the run left once every worker is done."""
+    runtime = runtime_of(node.config)
+    settings = runtime.settings
+    if settings.manifests is not None or node.config.getoption("collectonly"):
+        return
+    try:
+        runtime.cluster()
+    except ConnectError:
+        return  # each worker meets the same problem and ends the run with its paragraph
+    if runtime._sim is not None:
+        node.workerinput[_SHARED_SIM] = str(runtime._sim.kubeconfig_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n N` keeps each test module on one worker (xdist's `--dist loadfile`): a module's namespace, GPU probe
+    and once-per-run measurements are created once, not once per worker that runs one of its tests."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    return LoadFileScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -344,6 +384,9 @@ def aksai_labels(pytestconfig: pytest.Config) -> dict[str, str]:
 
     from pytest_aksai.kube import run_labels
 
+    runtime = runtime_of(pytestconfig)
+    if runtime.scope is not None:
+        return runtime.scope.labels
     settings = settings_of(pytestconfig)
     expires = datetime.now(UTC) + timedelta(seconds=settings.expiry_s)
     return {**run_labels(settings.run_id), "aksai.dev/expires": expires.strftime("%Y%m%dT%H%M%SZ")}

@@ -33,6 +33,8 @@ RUN_LABEL = "aksai.dev/run"
 EXPIRES_ANNOTATION = "aksai.dev/expires-at"
 CREATED_FOR_ANNOTATION = "aksai.dev/created-for"
 EXPIRES_LABEL = "aksai.dev/expires"
+WORKER_LABEL = "aksai.dev/worker"
+"""Under pytest-xdist: which worker created it (each worker cleans up its own; the controller sweeps the run)."""
 DEFAULT_TTL = timedelta(hours=6)
 LEASE_NAMESPACE = "default"
 LEASE_DURATION_S = 45
@@ -115,12 +117,15 @@ class RunScope:
     recorded: list[Recorded] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
     cluster: Cluster | None = field(default=None, repr=False)
+    worker: str | None = None
     _heartbeat: threading.Event | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def for_cluster(cls, cluster: Cluster, run_id: str, ttl: timedelta = DEFAULT_TTL) -> RunScope:
-        return cls(cluster._api, run_id, ttl=ttl, cluster=cluster)
+    def for_cluster(
+        cls, cluster: Cluster, run_id: str, ttl: timedelta = DEFAULT_TTL, worker: str | None = None
+    ) -> RunScope:
+        return cls(cluster._api, run_id, ttl=ttl, cluster=cluster, worker=worker)
 
     @property
     def expires_at(self) -> datetime:
@@ -129,7 +134,10 @@ class RunScope:
     @property
     def labels(self) -> dict[str, str]:
         """The labels every object of this run carries: the run's, and when a later run may reap it."""
-        return {**run_labels(self.run_id), EXPIRES_LABEL: _stamp(self.expires_at)}
+        labels = {**run_labels(self.run_id), EXPIRES_LABEL: _stamp(self.expires_at)}
+        if self.worker:
+            labels[WORKER_LABEL] = self.worker
+        return labels
 
     # --- the record ------------------------------------------------------------------------------------------
 
@@ -208,7 +216,7 @@ class RunScope:
     # --- namespaces ------------------------------------------------------------------------------------------
 
     def create_namespace(self, slug_source: str) -> str:
-        name = namespace_name(self.run_id, slug_source)
+        name = namespace_name(self.run_id, f"{self.worker}-{slug_source}" if self.worker else slug_source)
         body = k8s.V1Namespace(
             metadata=k8s.V1ObjectMeta(
                 name=name,
@@ -267,7 +275,7 @@ class RunScope:
                 result.removed.append(str(entry))
             self.release(entry)
         claims: list[str] = []
-        for kind, name, namespace in self.labelled(self.run_id):
+        for kind, name, namespace in self.labelled(self.run_id, worker=self.worker):
             if kind is LEASES or time.monotonic() > deadline:
                 continue
             if _rest.delete(self._api, kind, name, namespace):
@@ -280,12 +288,16 @@ class RunScope:
                 self._wait_gone(_rest.NODECLAIMS, name, None, deadline - time.monotonic())
         result.left = self.left()
         if not result.left:
-            self.stop_heartbeat(delete=True)
+            self.stop_heartbeat(delete=self.worker is None)  # the controller removes a worker run's Lease
         return result
 
     def left(self) -> list[str]:
         """What of this run still exists and is not being deleted (a Terminating namespace is on its way)."""
-        return [_describe(k, n, ns) for k, n, ns in self.labelled(self.run_id) if k is not LEASES]
+        return [
+            _describe(k, n, ns)
+            for k, n, ns in self.labelled(self.run_id, worker=self.worker)
+            if k is not LEASES
+        ]
 
     def _wait_gone(self, kind: _rest.Kind, name: str, namespace: str | None, budget_s: float) -> bool:
         from pytest_aksai.kube._wait import WaitTimeout, wait_for
@@ -300,11 +312,13 @@ class RunScope:
         return True
 
     def labelled(
-        self, run_id: str | None = None, *, include_terminating: bool = False
+        self, run_id: str | None = None, *, include_terminating: bool = False, worker: str | None = None
     ) -> list[tuple[_rest.Kind, str, str | None]]:
         """Every object carrying the run label (of `run_id`, else of any run) among the kinds the suite
         creates, cluster-scoped and namespaced, in dependency order (pods first, namespaces and Leases last)."""
         selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+        if worker:
+            selector += f",{WORKER_LABEL}={worker}"
         found: list[tuple[_rest.Kind, str, str | None]] = []
         for kind in SWEPT_KINDS:
             try:
@@ -398,6 +412,8 @@ class Janitor:
             described = _describe(kind, str(meta.get("name")), meta.get("namespace"))
             if run in (self.spare_run,) or (run in live and not self.only_run):
                 continue
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE and kind is not _rest.NODECLAIMS:
+                continue  # the run label alone is not ours to act on (a NodeClaim is Karpenter's, labelled by us)
             if kind is _rest.NAMESPACES and meta.get("deletionTimestamp"):
                 report.terminating.append(_terminating(obj))
                 continue
