@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pytest_aksai._vendor",
         "copy the bundled suites (and their data) into a folder of your repository",
     ),
+    "janitor": (
+        "pytest_aksai._janitor",
+        "remove what dead runs left on a cluster (their run is gone and their expiry passed), nothing else",
+    ),
 }
 
 

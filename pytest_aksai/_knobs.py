@@ -106,6 +106,19 @@ KNOBS: tuple[_Knob, ...] = (
         metavar="N",
     ),
     _Knob(
+        "cleanup-timeout",
+        "on Ctrl-C or SIGTERM, wall seconds to spend removing what the run created before giving up and "
+        "listing what is left (default: 60)",
+        "float",
+        "SECONDS",
+    ),
+    _Knob(
+        "expiry",
+        "how long what the run creates may outlive a dead run before a later run or the janitor reaps it, "
+        "e.g. 90s, 30m, 6h (default: 6h)",
+        metavar="DURATION",
+    ),
+    _Knob(
         "sim-fault",
         "simulated cluster only: start it with this named fault (repeatable; NAME or NAME=VALUE)",
         "multi",

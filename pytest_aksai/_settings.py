@@ -6,6 +6,7 @@ profile > built-in default. The source of each value is remembered and shown in 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -61,6 +62,10 @@ class Settings:
     strict: bool
     sim_faults: tuple[str, ...]
     run_id: str
+    cleanup_timeout: float = 60.0
+    """Wall seconds cleanup may take after Ctrl-C or SIGTERM."""
+    expiry_s: float = 6 * 3600.0
+    """Seconds what the run creates may outlive it before another run reaps it."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Knob noun → where its value came from (`option`, `env AKSAI_X`, `ini aksai_x`, `profile NAME`, `default`)."""
     readonly: bool = False
@@ -110,9 +115,9 @@ def settings_of(config: pytest.Config) -> Settings:
     return config.stash[_STASH_KEY]
 
 
-def new_run_id() -> str:
-    """8 DNS-safe characters; shared by every xdist worker of one run."""
-    shared = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+def new_run_id(shared: str | None = None) -> str:
+    """8 DNS-safe characters; shared by every xdist worker of one run (and its controller)."""
+    shared = shared or os.environ.get("PYTEST_XDIST_TESTRUNUID")
     seed = shared if shared else f"{time.time_ns()}-{secrets.token_hex(8)}"
     return "r" + hashlib.sha256(seed.encode()).hexdigest()[:7]
 
@@ -157,7 +162,11 @@ def _bad(noun: str, source: str, value: object, valid: str, fix: str) -> Setting
     )
 
 
-def _to_float(noun: str) -> Callable[[Any, str], float]:
+def _to_float(
+    noun: str,
+    valid: str = "a positive number such as 0.5, 1 or 3",
+    fix: str = "Use a larger factor on slow clusters, a smaller one to fail fast.",
+) -> Callable[[Any, str], float]:
     def convert(value: Any, source: str) -> float:
         try:
             number = float(value)
@@ -168,8 +177,8 @@ def _to_float(noun: str) -> Callable[[Any, str], float]:
                 noun,
                 source,
                 value,
-                "a positive number such as 0.5, 1 or 3",
-                "Use a larger factor on slow clusters, a smaller one to fail fast.",
+                valid,
+                fix,
             )
         return number
 
@@ -185,6 +194,20 @@ def _to_workers(value: Any, source: str) -> int:
         raise _bad("load-workers", source, value, "a whole number ≥ 1", "Give e.g. --aksai-load-workers 3 "
                    "(1 runs the load client on this machine, more run it as an Indexed Job in the cluster).")  # fmt: skip
     return number
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _to_duration(value: Any, source: str) -> float:
+    import re
+
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+    seconds = float(found.group(1)) * _UNITS[found.group(2) or "s"] if found else 0.0
+    if not seconds > 0:
+        raise _bad("expiry", source, value, "a positive duration such as 90s, 30m, 6h or 2d",
+                   "Give how long a dead run's leftovers may stay before they are reaped.")  # fmt: skip
+    return seconds
 
 
 def _to_bool(noun: str) -> Callable[[Any, str], bool]:
@@ -301,11 +324,24 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
     )
     if workers != profile.load.workers:
         profile = profile.model_copy(update={"load": profile.load.model_copy(update={"workers": workers})})
+    cleanup_timeout = resolver.get(
+        "cleanup-timeout",
+        _to_float(
+            "cleanup-timeout",
+            "a positive number of seconds such as 30, 60 or 300",
+            "Give enough for GPU NodeClaims to go (a minute on AKS).",
+        ),
+        profile=None,
+        default=60.0,
+    )
+    expiry_s = resolver.get("expiry", _to_duration, profile=None, default=6 * 3600.0)
     if manifests is not None and not manifests.exists():
         raise SettingsError(
             f"--aksai-manifests (from {resolver.sources['manifests']}) names {str(manifests)!r}, which does "
             "not exist; valid values are a YAML file or a folder of YAML files. Fix the path."
         )
+    if manifests is not None:
+        _check_manifests(manifests, resolver.sources["manifests"])
     return Settings(
         cluster=cluster,
         profile=profile,
@@ -323,17 +359,46 @@ def resolve(config: pytest.Config, env: Mapping[str, str] | None = None) -> Sett
         sim_faults=sim_faults,
         readonly=readonly,
         run_id=new_run_id(),
+        cleanup_timeout=cleanup_timeout,
+        expiry_s=expiry_s,
         sources=dict(resolver.sources),
     )
+
+
+def _check_manifests(path: Path, source: str) -> None:
+    """Static mode reads every YAML file: one that does not parse is a usage error naming the file and line."""
+    from pytest_aksai.sizing import ManifestError, load_manifests
+
+    try:
+        load_manifests([path])
+    except ManifestError as exc:
+        where, problem = (exc.location, exc.problem) if exc.location else (str(path), str(exc))
+        raise SettingsError(
+            f"--aksai-manifests (from {source}): {where}: not valid YAML ({problem}); valid values are files of "
+            "YAML documents. Fix the file at that line."
+        ) from None
 
 
 def _absolute(path: Path, rootdir: Path) -> Path:
     return path if path.is_absolute() else rootdir / path
 
 
+def _xdist_run_uid(config: pytest.Config) -> str | None:
+    """On an xdist controller: the test run's uid, fixed now so that the controller's run id (which sweeps the
+    run at the end) is the one its workers derive from PYTEST_XDIST_TESTRUNUID."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return None
+    if not getattr(config.option, "testrunuid", None):
+        config.option.testrunuid = secrets.token_hex(16)
+    return str(config.option.testrunuid)
+
+
 def configure(config: pytest.Config) -> Settings:
+    uid = _xdist_run_uid(config)
     try:
         settings = resolve(config)
+        if uid is not None:
+            settings = dataclasses.replace(settings, run_id=new_run_id(uid))
     except (SettingsError, ProfileError) as exc:
         if config.getoption("help", False):
             settings = resolve_for_help(config)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,8 +26,12 @@ if TYPE_CHECKING:
 class ClusterRuntime:
     """Connects lazily, once per session; starts the embedded simulated cluster when the profile asks for it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: str | None = None, shared_sim: Path | None = None) -> None:
         self.settings = settings
+        self.worker = worker
+        """The xdist worker id (gw0, ...): it cleans up what it created; its controller sweeps the run."""
+        self.shared_sim = shared_sim
+        """Under xdist on the simulated cluster: the kubeconfig of the one sim the controller started."""
         self._sim: SimCluster | None = None
         self._sim_dir: tempfile.TemporaryDirectory[str] | None = None
         self._cluster: Cluster | None = None
@@ -32,6 +40,7 @@ class ClusterRuntime:
         self.kept: list[str] = []
         self.reaped: list[str] = []
         self.cleanup_errors: list[str] = []
+        self.left: list[str] = []
         self._closed = False
         self._kind: Any = None
 
@@ -55,7 +64,9 @@ class ClusterRuntime:
 
         s = self.settings
         kubeconfig, context = s.kubeconfig, s.context
-        if s.is_sim and kubeconfig is None:
+        if s.is_sim and kubeconfig is None and self.shared_sim is not None:
+            kubeconfig, context = self.shared_sim, KUBECONFIG_CONTEXT
+        elif s.is_sim and kubeconfig is None:
             kubeconfig, context = self._start_sim()
         elif s.profile.create:
             kubeconfig, context = self._create_kind_cluster(), None
@@ -67,14 +78,17 @@ class ClusterRuntime:
             timeout=s.timeout("connect") if not s.is_sim else 10.0,
             readonly=s.readonly,
         )
-        self.scope = RunScope.for_cluster(cluster, s.run_id)
+        self.scope = RunScope.for_cluster(cluster, s.run_id, timedelta(seconds=s.expiry_s), self.worker)
         try:
             _require_access(cluster, s)
         except ConnectError:
             cluster.close()
             raise
-        if not s.is_sim and not s.readonly:
+        # a fresh embedded sim has nothing to reap; a read-only run deletes nothing
+        if self._sim is None and self.shared_sim is None and not s.readonly:
             self.reaped = self.scope.reap_expired()
+        if not s.readonly:  # the run's Lease is a write
+            self.scope.start_heartbeat()
         return cluster
 
     def _start_sim(self) -> tuple[Path, str]:
@@ -134,11 +148,9 @@ class ClusterRuntime:
             if self.scope is not None and self._cluster is not None:
                 if self.settings.keep:
                     self.kept = self.scope.leftovers()
+                    self.scope.stop_heartbeat(delete=True)
                 else:
-                    try:
-                        self.scope.delete_all()
-                    except Exception as exc:  # cleanup must not hide the run's verdicts
-                        self.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+                    self._clean(self.scope)
             if self._cluster is not None:
                 self._cluster.close()
         finally:
@@ -148,6 +160,56 @@ class ClusterRuntime:
                 self._kind.delete()
             if self._sim_dir is not None:
                 self._sim_dir.cleanup()
+
+    def _clean(self, scope: RunScope) -> None:
+        """Bounded cleanup; a second Ctrl-C (or SIGTERM) stops waiting and says what is left and how to remove it."""
+        try:
+            result = scope.cleanup(self.settings.cleanup_timeout)
+        except KeyboardInterrupt:
+            scope.stop_heartbeat(delete=False)
+            try:
+                left = scope.left()
+            except Exception:
+                left = ["(the cluster did not answer: run the command below to find and remove it)"]
+            self.left = left
+            sys.stderr.write(self.left_paragraph(left, "cleanup was interrupted") + "\n")
+            return
+        except Exception as exc:  # cleanup must not hide the run's verdicts
+            self.cleanup_errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        self.left = result.left
+        if result.left:
+            scope.stop_heartbeat(delete=False)
+            sys.stderr.write(
+                self.left_paragraph(
+                    result.left, f"cleanup ran out of its {self.settings.cleanup_timeout:g} s"
+                )
+                + "\n"
+            )
+
+    def janitor_command(self) -> str:
+        return f"python -m pytest_aksai janitor --aksai-cluster {self.settings.cluster} --run {self.settings.run_id}"
+
+    def left_paragraph(self, left: list[str], why: str) -> str:
+        return (
+            f"aksai: {why}; left on cluster {self.settings.cluster!r} by run {self.settings.run_id}: "
+            f"{', '.join(left) or 'nothing'}. Remove it with `{self.janitor_command()}` "
+            "(a later run also reaps it once its expiry has passed)."
+        )
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (CI cancelling the job) ends the run like Ctrl-C, so that cleanup runs; a handler the user set
+    is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _require_access(cluster: Cluster, settings: Settings) -> None:
@@ -209,7 +271,42 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_RUNTIME] = ClusterRuntime(settings_of(config))
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    shared = workerinput.get(_SHARED_SIM)
+    config.stash[_RUNTIME] = ClusterRuntime(
+        settings_of(config), workerinput.get("workerid"), Path(shared) if shared else None
+    )
+    _interrupt_on_sigterm()
+
+
+_SHARED_SIM = "aksai_shared_sim_kubeconfig"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: connect once (starting the one simulated cluster the workers share) and hand its
+    kubeconfig to each worker; the controller sweeps what the run left once every worker is done."""
+    runtime = runtime_of(node.config)
+    settings = runtime.settings
+    if settings.manifests is not None or node.config.getoption("collectonly"):
+        return
+    try:
+        runtime.cluster()
+    except ConnectError:
+        return  # each worker meets the same problem and ends the run with its paragraph
+    if runtime._sim is not None:
+        node.workerinput[_SHARED_SIM] = str(runtime._sim.kubeconfig_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n N` keeps each test module on one worker (xdist's `--dist loadfile`): a module's namespace, GPU probe
+    and once-per-run measurements are created once, not once per worker that runs one of its tests."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    return LoadFileScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -279,6 +376,16 @@ def aksai_cluster(pytestconfig: pytest.Config) -> Cluster:
         exit_for(exc)
 
 
+def record_of(config: pytest.Config) -> RunScope:
+    """The run's record of what it creates: an area fixture labels what it creates with `.labels` (the run's
+    labels and expiry) and calls `.record(kind, name, namespace)`, and `.release(entry)` once it removed it.
+    Whatever is still recorded or labelled is removed at the end of the run, also on Ctrl-C and SIGTERM."""
+    runtime = runtime_of(config)
+    runtime.cluster()
+    assert runtime.scope is not None, "the run scope exists once the cluster is connected"
+    return runtime.scope
+
+
 def _scope(pytestconfig: pytest.Config, cluster: Cluster) -> RunScope:
     scope = runtime_of(pytestconfig).scope
     assert scope is not None, "the run scope exists once the cluster is connected"
@@ -308,9 +415,16 @@ def aksai_module_namespace(request: pytest.FixtureRequest, aksai_cluster: Cluste
 @pytest.fixture(scope="session")
 def aksai_labels(pytestconfig: pytest.Config) -> dict[str, str]:
     """The labels every object this run creates must carry (cleanup finds objects by them)."""
+    from datetime import UTC, datetime
+
     from pytest_aksai.kube import run_labels
 
-    return run_labels(settings_of(pytestconfig).run_id)
+    runtime = runtime_of(pytestconfig)
+    if runtime.scope is not None:
+        return runtime.scope.labels
+    settings = settings_of(pytestconfig)
+    expires = datetime.now(UTC) + timedelta(seconds=settings.expiry_s)
+    return {**run_labels(settings.run_id), "aksai.dev/expires": expires.strftime("%Y%m%dT%H%M%SZ")}
 
 
 def summary_lines(config: pytest.Config) -> list[str]:
@@ -326,7 +440,9 @@ def summary_lines(config: pytest.Config) -> list[str]:
             f"`kubectl delete ns -l aksai.dev/run={runtime.settings.run_id}`"
         )
     for error in runtime.cleanup_errors:
-        lines.append(f"aksai: cleanup failed: {error}")
+        lines.append(
+            f"aksai: cleanup failed: {error}; remove what is left with `{runtime.janitor_command()}`"
+        )
     return lines
 
 
@@ -334,4 +450,10 @@ def report_data(config: pytest.Config) -> dict[str, Any]:
     runtime = config.stash.get(_RUNTIME, None)
     if runtime is None:
         return {}
-    return {"kept": runtime.kept, "reaped": runtime.reaped, "cleanup_errors": runtime.cleanup_errors}
+    return {
+        "kept": runtime.kept,
+        "reaped": runtime.reaped,
+        "cleanup_errors": runtime.cleanup_errors,
+        "left": runtime.left,
+        "external": list(runtime.scope.external) if runtime.scope is not None else [],
+    }

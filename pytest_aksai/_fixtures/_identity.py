@@ -368,19 +368,23 @@ def aksai_probe_pod(
 ) -> Iterator[tuple[dict[str, Any] | None, str]]:
     """A pod labelled azure.workload.identity/use=true running as the ServiceAccount, as the API server
     admitted it (after the webhook), or None and the refusal; deleted afterwards."""
+    from pytest_aksai._fixtures._cluster import record_of
     from pytest_aksai.azure import USE_LABEL
-    from pytest_aksai.kube import create_probe_pod, delete_pod, run_labels
+    from pytest_aksai.kube import create_probe_pod, delete_pod
 
     settings = settings_of(request.config)
     _live(settings)
+    record = record_of(request.config)  # the probe pod lives in the identity's (shared) namespace
     pod, refusal = create_probe_pod(
-        aksai_cluster, aksai_identity.namespace, aksai_identity.name, run_labels(settings.run_id), USE_LABEL
+        aksai_cluster, aksai_identity.namespace, aksai_identity.name, record.labels, USE_LABEL
     )
+    entry = record.record("Pod", pod["metadata"]["name"], aksai_identity.namespace) if pod else None
     try:
         yield pod, refusal
     finally:
-        if pod is not None:
+        if pod is not None and entry is not None:
             delete_pod(aksai_cluster, aksai_identity.namespace, pod["metadata"]["name"])
+            record.release(entry)
 
 
 @pytest.fixture(scope="module")
@@ -431,6 +435,7 @@ def aksai_identity_secrets(
 
 @pytest.fixture(scope="module")
 def aksai_identity_queue_send(
+    request: pytest.FixtureRequest,
     aksai_settings: Settings,
     aksai_azure: AzureTarget,
     aksai_identity: WorkloadIdentity,
@@ -449,10 +454,16 @@ def aksai_identity_queue_send(
         pytest.skip(
             str(ReadOnlyRefusal(f"send a message to the Service Bus queue {azure.service_bus_queue!r}"))
         )
-    return send_probe(
+    sent = send_probe(
         aksai_azure,
         azure.service_bus_namespace,
         azure.service_bus_queue,
         aksai_identity_exchange.credential,
         aksai_settings.run_id,
     )
+    if sent.ok:  # the message expires by itself (one-minute time to live); the run report lists it
+        from pytest_aksai._fixtures._cluster import record_of
+
+        record_of(request.config).note_external(f"Service Bus message to {sent.namespace}/{sent.queue} "
+                                                f"(application property aksai-run={aksai_settings.run_id}, 1 min TTL)")  # fmt: skip
+    return sent

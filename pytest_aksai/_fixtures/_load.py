@@ -148,11 +148,17 @@ def _in_cluster(
         completions=load.workers,
         labels={**labels, "app.kubernetes.io/name": "aksai-load"},
     )
+    from pytest_aksai._fixtures._cluster import record_of
+
+    record = record_of(request.config)
+    entries = [record.record(kind, job.name, job.namespace) for kind in ("ConfigMap", "Job")]
     try:
         logs = run_indexed_job(cluster, job, timeout=budget * cluster.time_scale)
     finally:
         if not settings.keep:
             delete_indexed_job(cluster, job)
+            for entry in entries:
+                record.release(entry)
     outputs = {}
     for text in logs.values():
         outputs.update(parse_outputs(text))

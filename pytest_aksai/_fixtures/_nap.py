@@ -163,17 +163,15 @@ def probe_template() -> dict[str, Any]:
 
 
 def _probe(request: pytest.FixtureRequest, cluster: Cluster, namespace: str) -> ProbeRun:
-    from pytest_aksai.kube import deprovision_after_probe, probe_manifest, run_gpu_probe, run_labels
+    from pytest_aksai._fixtures._cluster import record_of
+    from pytest_aksai.kube import deprovision_after_probe, probe_manifest, run_gpu_probe
 
     settings = settings_of(request.config)
     template = probe_template()
-    manifest = probe_manifest(
-        template,
-        f"aksai-gpu-probe-{settings.run_id}",
-        run_labels(settings.run_id),
-        settings.profile.probe_sku,
-        None,
-    )
+    record = record_of(request.config)  # the probe, and (labelled once nominated) the NodeClaim it causes
+    name = f"aksai-gpu-probe-{settings.run_id}"
+    record.record("Pod", name, namespace)
+    manifest = probe_manifest(template, name, record.labels, settings.profile.probe_sku, None)
     budgets = {
         "nominate": NOMINATE_BUDGET_S,
         "launch": LAUNCH_BUDGET_S,

@@ -121,6 +121,8 @@ if TYPE_CHECKING:
         MANAGED_BY_LABEL,
         MANAGED_BY_VALUE,
         RUN_LABEL,
+        Janitor,
+        JanitorReport,
         RunScope,
         namespace_name,
         run_labels,
@@ -248,6 +250,8 @@ _LAZY = {
     "scaler_serving": "._replicas",
     "Subject": "._subjects",
     "subject_evidence": "._subjects",
+    "Janitor": "._scope",
+    "JanitorReport": "._scope",
 }
 
 
@@ -289,6 +293,8 @@ __all__ = [
     "HorizontalPodAutoscaler",
     "IdleNode",
     "IndexedJob",
+    "Janitor",
+    "JanitorReport",
     "JobError",
     "Judgment",
     "Kind",

@@ -683,6 +683,7 @@ def run_gpu_probe(cluster: Cluster, namespace: str, manifest: Obj, budgets: Mapp
             details=details,
         )
     run.nodeclaim = str(event["message"]).split("nodeclaim/", 1)[1].split(",")[0].strip()
+    _label_as_the_runs(cluster, run.nodeclaim, manifest)
     claim_obj = _rest.get(cluster._api, _rest.NODECLAIMS, run.nodeclaim)
     run.phases["nodeclaim_created_s"] = (
         _since(start, (claim_obj or {}).get("metadata", {}).get("creationTimestamp")) or 0.0
@@ -787,6 +788,17 @@ def run_gpu_probe(cluster: Cluster, namespace: str, manifest: Obj, budgets: Mapp
     except ApiException as exc:
         run.log = f"(no log: {exc.status} {exc.reason})"
     return run
+
+
+def _label_as_the_runs(cluster: Cluster, claim: str, probe: Obj) -> None:
+    """The probe caused this NodeClaim: give it the probe's run and expiry labels, so that cleanup and the
+    janitor find the GPU node even after the run was killed."""
+    labels = {k: v for k, v in (probe["metadata"].get("labels") or {}).items() if k.startswith("aksai.dev/")}
+    try:
+        _rest.patch_merge(cluster._api, _rest.NODECLAIMS, claim, {"metadata": {"labels": labels}})
+    except ApiException as exc:
+        if exc.status != 404:  # already gone: nothing to find later
+            raise
 
 
 def _scheduling_fix(message: str) -> str:

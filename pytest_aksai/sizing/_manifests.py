@@ -82,6 +82,10 @@ class Finding:
 class ManifestError(AksaiError, ValueError):
     """A manifest file that cannot be read or parsed."""
 
+    location: str = ""
+    """`path:line` of invalid YAML."""
+    problem: str = ""
+
 
 def load_manifests(paths: Iterable[Path], root: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Every object in the YAML files (multi-document; folders searched recursively), with its source path."""
@@ -98,6 +102,12 @@ def load_manifests(paths: Iterable[Path], root: Path | None = None) -> list[tupl
                 docs = list(yaml.safe_load_all(f.read_text(encoding="utf-8")))
             except OSError as exc:
                 raise ManifestError(f"manifest {f} cannot be read: {exc.strerror}") from None
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.context_mark or exc.problem_mark
+                at = f":{mark.line + 1}" if mark is not None else ""
+                error = ManifestError(f"manifest {f} is not valid YAML (at {f.name}{at}): {exc.problem}")
+                error.location, error.problem = f"{f}{at}", str(exc.problem)
+                raise error from None
             except yaml.YAMLError as exc:
                 raise ManifestError(f"manifest {f} is not valid YAML: {exc}") from None
             try:

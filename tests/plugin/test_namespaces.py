@@ -135,7 +135,9 @@ def test_next_live_run_reaps_expired_leftovers_only(
     pytester.makepyfile(CREATES)
     result = pytester.runpytest("--aksai-cluster=mine")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["aksai: reaped expired leftovers of dead runs: aksai-rdead000-expired"])
+    result.stdout.fnmatch_lines(
+        ["aksai: reaped expired leftovers of dead runs: Namespace aksai-rdead000-expired"]
+    )
     alive = {ns.metadata.name for ns in core.list_namespace().items if ns.metadata.deletion_timestamp is None}
     assert "aksai-rdead000-expired" not in alive
     assert {"aksai-rlive000-running", "not-ours"} <= alive

@@ -131,13 +131,6 @@ def test_collect_only_does_not_read_the_cluster(suite: pytest.Pytester) -> None:
     r.stdout.fnmatch_lines(["*test_vendored_sizing.py::test_sizing_invariant[[]cluster-objects[]]*"])
 
 
-def test_bad_yaml_fails_naming_the_file(suite: pytest.Pytester) -> None:
-    write(suite, "broken.yaml", "kind: [unclosed\n")
-    r = run(suite, "--aksai-manifests", "deploy")
-    r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*manifest *broken.yaml is not valid YAML*"])
-
-
 def test_profile_sizing_table_adds_a_model(suite: pytest.Pytester) -> None:
     write(
         suite,
