@@ -32,6 +32,7 @@ ADDON = AddonSpec(
             "keda-operator",
             "mcr.microsoft.com/aks/keda/keda:2.16.1",
             labels={**_LABELS, "app.kubernetes.io/name": "keda-operator"},
+            service_account="keda-operator",
         ),
         Component(
             "keda-operator-metrics-apiserver",
