@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         HTTPScaledObject,
         Judgment,
         Lifecycle,
+        QueueLoad,
         ScaledObject,
         Scaler,
         ScalerJudgments,
@@ -66,8 +67,10 @@ if TYPE_CHECKING:
         hpa_of,
         judge_scaler,
         keda_objects,
+        queue_trigger,
         read_scaled_object,
         run_http_lifecycle,
+        run_queue_lifecycle,
         scalers_from_objects,
         wait_scaler_ready,
     )
@@ -238,6 +241,9 @@ _LAZY = {
     "run_http_lifecycle": "._keda",
     "scalers_from_objects": "._keda",
     "wait_scaler_ready": "._keda",
+    "QueueLoad": "._keda",
+    "queue_trigger": "._keda",
+    "run_queue_lifecycle": "._keda",
 }
 
 
@@ -288,6 +294,7 @@ __all__ = [
     "Observation",
     "ProbeResult",
     "ProbeRun",
+    "QueueLoad",
     "RunScope",
     "ScaledObject",
     "Scaler",
@@ -325,6 +332,7 @@ __all__ = [
     "probe_evidence",
     "probe_manifest",
     "projected_token_volumes",
+    "queue_trigger",
     "read_nodepool",
     "read_scaled_object",
     "read_workspace",
@@ -334,6 +342,7 @@ __all__ = [
     "run_http_lifecycle",
     "run_indexed_job",
     "run_labels",
+    "run_queue_lifecycle",
     "run_selector",
     "scalers_from_objects",
     "service_url",

@@ -2,7 +2,8 @@
 azure-workload`, over the same wire hops as real KEDA: the trigger's TriggerAuthentication (or
 ClusterTriggerAuthentication) is resolved; the KEDA operator's **own** ServiceAccount token (as the Workload
 Identity webhook projects it into the operator pod) is exchanged at the simulated Entra ID for a Service Bus
-token as `identityId` (else the operator ServiceAccount's client-id annotation); the queue's
+token as `identityId` (else the operator pod's `AZURE_CLIENT_ID`, which the webhook takes from its
+ServiceAccount's client-id annotation); the queue's
 `CountDetails/ActiveMessageCount` is read from the simulated namespace's ATOM management API over HTTPS. Entra ID
 validates the federated credential and the namespace the role, so a broken hop fails as on AKS (AADSTS700213
 when the identity is not federated for the operator, `Manage,EntityRead claims required` without a role, `queue
@@ -28,8 +29,6 @@ from pytest_aksai.sim.contract import KEY_AZURE, SIM_CONFIGMAP, SIM_NAMESPACE
 
 SERVICEBUS_SCOPE = "https://servicebus.azure.net//.default"
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
-CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
-TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 OPERATOR = "keda-operator"
 ATOM_API_VERSION = "2017-04"  # what the Go admin client KEDA pins sends
 CLOUD_SUFFIXES = {
@@ -113,19 +112,24 @@ class AzureServiceBusScaler(Scaler):
             raise ScalerError(f'error resolving auth params: {plural}.keda.sh "{name}" not found')
         return dict(found.get("spec") or {})
 
-    def _operator_account(self) -> Mapping[str, Any] | None:
-        """The KEDA operator's ServiceAccount: the one its Deployment's pods run as, where it runs."""
+    def _operator_pod(self) -> Mapping[str, Any] | None:
+        """A running KEDA operator pod (of the `keda-operator` Deployment): whose env and token the scaler uses."""
         store = self.ctx.store
-        deployments = store.resource("apps/v1", "deployments")
-        for deployment in store.list(deployments):
+        for deployment in store.list(store.resource("apps/v1", "deployments")):
             if deployment["metadata"]["name"] != OPERATOR:
                 continue
-            spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-            sa = str(spec.get("serviceAccountName") or OPERATOR)
-            found = store.try_get(
-                store.resource("v1", "serviceaccounts"), sa, deployment["metadata"]["namespace"]
-            )
-            return dict(found) if found is not None else None
+            namespace = deployment["metadata"]["namespace"]
+            selector = (((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")) or {}
+            for pod in store.list(store.resource("v1", "pods"), namespace):
+                meta = pod["metadata"]
+                labels = meta.get("labels") or {}
+                if (
+                    selector
+                    and all(labels.get(k) == v for k, v in selector.items())
+                    and not meta.get("deletionTimestamp")
+                    and (pod.get("status") or {}).get("phase") == "Running"
+                ):
+                    return dict(pod)
         return None
 
     def _advertised(self) -> dict[str, Any]:
@@ -182,29 +186,46 @@ class AzureServiceBusScaler(Scaler):
         now = float(self.ctx.clock.epoch_seconds())
         if self._token is not None and self._token[1] - 300 > now:
             return self._token[0]
-        account = self._operator_account()
-        annotations = ((account or {}).get("metadata") or {}).get("annotations") or {}
-        client_id = str(identity.get("identityId") or annotations.get(CLIENT_ID_ANNOTATION) or "")
-        tenant_id = str(
-            identity.get("identityTenantId")
-            or annotations.get(TENANT_ID_ANNOTATION)
-            or advertised.get("tenantId")
+        pod = self._operator_pod()
+        spec = (pod or {}).get("spec") or {}
+        env = {
+            str(e.get("name")): str(e.get("value", ""))
+            for c in spec.get("containers") or []
+            for e in c.get("env") or []
+            if "value" in e
+        }
+        client_id = str(identity.get("identityId") or env.get("AZURE_CLIENT_ID") or "")
+        tenant_id = str(identity.get("identityTenantId") or env.get("AZURE_TENANT_ID") or "")
+        authority = str(
+            identity.get("identityAuthorityHost")
+            or env.get("AZURE_AUTHORITY_HOST")
+            or advertised.get("authorityHost")
             or ""
         )
-        authority = str(identity.get("identityAuthorityHost") or advertised.get("authorityHost") or "")
         if not client_id:
             raise ScalerError(
                 "WorkloadIdentityCredential: no client ID specified. Check pod configuration or set ClientID in "
                 "the options"
             )
-        if account is None or self.ctx.store.tokens is None:
+        if pod is None or not env.get("AZURE_FEDERATED_TOKEN_FILE") or self.ctx.store.tokens is None:
+            # The operator pod was not mutated by the Workload Identity webhook (no pod label): no token file.
             raise ScalerError(
                 "WorkloadIdentityCredential: no token file specified. Check pod configuration or set "
                 "TokenFilePath in the options"
             )
-        meta = account["metadata"]
+        account = str(spec.get("serviceAccountName") or "default")
+        namespace = pod["metadata"]["namespace"]
+        sa = (
+            self.ctx.store.try_get(self.ctx.store.resource("v1", "serviceaccounts"), account, namespace) or {}
+        )
+        # What the kubelet writes to the projected token file (audience api://AzureADTokenExchange).
         assertion, _ = self.ctx.store.tokens.issue(
-            meta["namespace"], meta["name"], str(meta.get("uid", "")), [TOKEN_EXCHANGE_AUDIENCE], 3600
+            namespace,
+            account,
+            str((sa.get("metadata") or {}).get("uid", "")),
+            [TOKEN_EXCHANGE_AUDIENCE],
+            3600,
+            {"kind": "Pod", "name": pod["metadata"]["name"], "uid": pod["metadata"].get("uid", "")},
         )
         endpoint = f"{authority.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
         form = {
