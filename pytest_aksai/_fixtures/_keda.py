@@ -18,6 +18,7 @@ from pytest_aksai._fixtures._report import run_artifacts
 from pytest_aksai._settings import settings_of
 
 if TYPE_CHECKING:
+    from pytest_aksai.azure import QueueDemand
     from pytest_aksai.kube import Cluster, Lifecycle, Scaler, WaitResult
 
 REF_ARGNAME = "aksai_scaler_ref"
@@ -186,31 +187,81 @@ def aksai_keda_lifecycle(
 ) -> Lifecycle:
     """One 0 → 1 → N → 0 run of the scaler with demand through its own channel, once per run; the checks
     judge its phases. Scalers that keep a replica, or whose trigger has no demand generator yet, skip."""
-    from pytest_aksai.kube import run_http_lifecycle
+    from pytest_aksai.kube import queue_trigger, run_http_lifecycle, run_queue_lifecycle
 
     if not aksai_scaler.scales_to_zero:
         pytest.skip(
             f"{aksai_scaler} keeps at least {aksai_scaler.min_replicas} replica(s): no scale-to-zero lifecycle"
         )
-    if not aksai_scaler.is_http:
+    queued = queue_trigger(aksai_scaler)
+    if not aksai_scaler.is_http and queued is None:
         kinds = ", ".join(t.type for t in aksai_scaler.triggers)
-        pytest.skip(f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on only)")
+        pytest.skip(
+            f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on and "
+            "azure-servicebus only)"
+        )
     request.getfixturevalue("aksai_scaler_ready")
     budget = settings_of(request.config).timeout("scale_up")
+    slack = LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale
 
     def run() -> Lifecycle:
-        lifecycle = run_http_lifecycle(
-            aksai_cluster,
-            aksai_scaler,
-            aksai_keda_objects,
-            slack=LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale,
-            cold_start_budget=budget,
-        )
+        if queued is None:
+            lifecycle = run_http_lifecycle(
+                aksai_cluster, aksai_scaler, aksai_keda_objects, slack=slack, cold_start_budget=budget
+            )
+        else:
+            demand = _queue_demand(request, aksai_cluster, aksai_scaler, queued.metadata)
+            try:
+                lifecycle = run_queue_lifecycle(
+                    aksai_cluster, aksai_scaler, demand, slack=slack, cold_start_budget=budget
+                )
+            finally:
+                demand.drain()  # nothing this run sent stays on the queue, whatever happened
+                demand.close()
         _record_timeline(request.config, lifecycle)
         return lifecycle
 
     return once_per_run(
         request, f"keda-lifecycle:{aksai_scaler.ref}", run, params={REF_ARGNAME: aksai_scaler}
+    )
+
+
+def _queue_demand(
+    request: pytest.FixtureRequest, cluster: Cluster, scaler: Scaler, metadata: dict[str, str]
+) -> QueueDemand:
+    """Messages for the scaler's queue, sent and drained as the identity of the target's own ServiceAccount
+    (the worker's: the one that consumes the queue, so it holds Send and Listen, as the identity suite checks)."""
+    from pytest_aksai._errors import Finding
+    from pytest_aksai.azure import CLIENT_ID_ANNOTATION, TOKEN_EXCHANGE_AUDIENCE, AzureTarget, QueueDemand
+    from pytest_aksai.kube import DEPLOYMENTS, SERVICEACCOUNTS, STATEFULSETS, request_token
+
+    kind = STATEFULSETS if scaler.target_kind == "StatefulSet" else DEPLOYMENTS
+    workload = cluster.get(kind, scaler.target_name, scaler.namespace) or {}
+    pod_spec = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    account = str(pod_spec.get("serviceAccountName") or "default")
+    sa = cluster.get(SERVICEACCOUNTS, account, scaler.namespace) or {}
+    annotations = (sa.get("metadata") or {}).get("annotations") or {}
+    client_id = annotations.get(CLIENT_ID_ANNOTATION)
+    if not client_id:
+        raise Finding(
+            f"{scaler}: no identity to put messages on its queue with",
+            expected=f"ServiceAccount {scaler.namespace}/{account} (the target's) annotated {CLIENT_ID_ANNOTATION}",
+            where=f"kubectl get sa {account} -n {scaler.namespace} -o yaml",
+            fix="Annotate the worker's ServiceAccount with the client id of the identity that consumes the queue",
+        )
+    target: AzureTarget = request.getfixturevalue("aksai_azure")
+    tenant = annotations.get("azure.workload.identity/tenant-id") or target.tenant_id
+
+    def assertion() -> str:
+        return request_token(cluster, scaler.namespace, account, TOKEN_EXCHANGE_AUDIENCE, 3600)
+
+    settings = settings_of(request.config)
+    return QueueDemand(
+        target,
+        metadata.get("namespace", ""),
+        metadata.get("queueName", ""),
+        target.credential(tenant, client_id, assertion),
+        settings.run_id,
     )
 
 

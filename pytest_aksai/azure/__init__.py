@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         provider_class,
         workload_identities,
     )
+    from pytest_aksai.azure._queue import QueueDemand
     from pytest_aksai.azure._target import AzureTarget, fingerprint
 
 _LAZY = {
@@ -79,6 +80,7 @@ _LAZY = {
     },
     "AzureTarget": "._target",
     "fingerprint": "._target",
+    "QueueDemand": "._queue",
 }
 __all__ = [
     "CLIENT_ID_ANNOTATION",
@@ -95,6 +97,7 @@ __all__ = [
     "IssuerDocuments",
     "PodTemplate",
     "ProviderClass",
+    "QueueDemand",
     "QueueSend",
     "SecretRead",
     "TokenClaims",

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         HTTPScaledObject,
         Judgment,
         Lifecycle,
+        QueueLoad,
         ScaledObject,
         Scaler,
         ScalerJudgments,
@@ -67,8 +68,10 @@ if TYPE_CHECKING:
         hpa_of,
         judge_scaler,
         keda_objects,
+        queue_trigger,
         read_scaled_object,
         run_http_lifecycle,
+        run_queue_lifecycle,
         scalers_from_objects,
         wait_scaler_ready,
     )
@@ -252,6 +255,9 @@ _LAZY = {
     "subject_evidence": "._subjects",
     "Janitor": "._scope",
     "JanitorReport": "._scope",
+    "QueueLoad": "._keda",
+    "queue_trigger": "._keda",
+    "run_queue_lifecycle": "._keda",
 }
 
 
@@ -307,6 +313,7 @@ __all__ = [
     "ProbeRun",
     "ReadOnlyRefusal",
     "ReplicaRecording",
+    "QueueLoad",
     "RunScope",
     "ScaledObject",
     "Scaler",
@@ -345,6 +352,7 @@ __all__ = [
     "probe_evidence",
     "probe_manifest",
     "projected_token_volumes",
+    "queue_trigger",
     "read_nodepool",
     "read_scaled_object",
     "read_workspace",
@@ -356,6 +364,7 @@ __all__ = [
     "run_http_lifecycle",
     "run_indexed_job",
     "run_labels",
+    "run_queue_lifecycle",
     "run_selector",
     "scaler_serving",
     "scalers_from_objects",

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import yaml
@@ -1044,27 +1044,8 @@ def run_http_lifecycle(
 
     with Recorder(cluster, scaler) as recorder, interceptor(cluster) as base_url:
         try:
-            idle_budget = cooldown + polling + slack
-            start = recorder.now()
-            at_zero = recorder.wait(lambda s: s.replicas == 0 and s.ready_replicas == 0, idle_budget)
-            if at_zero is None:
-                last = recorder.latest()
-                return fail(
-                    "idle-at-zero",
-                    f"{scaler.target_kind} {scaler.namespace}/{scaler.target_name} did not reach 0 replicas "
-                    f"within cooldown + pollingInterval + slack ({idle_budget:g} s) with no demand; last seen "
-                    f"replicas={last.replicas if last else '?'}. KEDA holds minReplicaCount "
-                    f"{_so_min(cluster, scaler)} on it",
-                )
-            settled = recorder.now()
-            woke = recorder.wait(lambda s: s.replicas > 0, 2 * polling)
-            if woke is not None:
-                return fail(
-                    "idle-at-zero", f"the target was scaled to {woke.replicas} with no demand within 2 polls"
-                )
-            result.phases.append(
-                Phase("idle-at-zero", True, round(settled - start, 3), "0 replicas and stable for 2 polls")
-            )
+            if not _idle_at_zero(cluster, scaler, recorder, result, slack):
+                return result
 
             target = scaler.target_value or 1
             peak = min(scaler.max_replicas, 2)
@@ -1153,46 +1134,196 @@ def run_http_lifecycle(
                     )
                 )
 
-            zero = recorder.wait(
-                lambda s: s.replicas == 0, stopped + cooldown + polling + slack - recorder.now()
-            )
-            # KEDA's lastActiveTime is the last poll that saw demand, at most one poll before it stopped; half the
-            # slack absorbs the harness's own timing (a scale-in on the first idle polls still falls before it).
-            earliest = stopped + cooldown - polling - slack / 2
-            if zero is None:
-                last = recorder.latest()
-                result.phases.append(
-                    Phase(
-                        "scale-to-zero",
-                        False,
-                        None,
-                        f"still {last.replicas if last else '?'} replica(s) {cooldown + polling + slack:g} s after the "
-                        f"demand stopped (cooldown {cooldown:g} + polling {polling:g} + slack {slack:g}); "
-                        f"ScaledObject Active={last.active if last else '?'}\n{_evidence(cluster, scaler)}",
-                    )
-                )
-                result.phases.append(Phase("no-early-scale-in", True, None, "did not reach zero early"))
-            else:
-                early = zero.t < earliest
-                result.phases.append(
-                    Phase(
-                        "no-early-scale-in",
-                        not early,
-                        round(zero.t - stopped, 3),
-                        (
-                            f"reached 0 replicas {zero.t - stopped:.0f} s after the demand stopped, before the cooldown "
-                            f"({cooldown:g} s, less one poll): a replica may be killed mid-generation"
-                        )
-                        if early
-                        else f"0 after {zero.t - stopped:.0f} s ≥ cooldown − one poll",
-                    )
-                )
-                result.phases.append(
-                    Phase("scale-to-zero", True, round(zero.t - stopped, 3), "N → 0 after the cooldown")
-                )
+            _scale_in(cluster, scaler, recorder, result, stopped, slack)
             return result
         finally:
             result.samples = list(recorder.samples)
+
+
+# ---- demand through a Service Bus queue ---------------------------------------------------------------------
+class QueueLoad(Protocol):
+    """Messages on the trigger's queue (the fixture's, with the unchanged `azure-servicebus` SDK): `send(n)`
+    puts n more on it, `drain()` removes what was sent and returns how many are still out."""
+
+    sent: int
+
+    def send(self, count: int) -> None: ...
+
+    def drain(self) -> int: ...
+
+
+def queue_trigger(scaler: Scaler) -> Trigger | None:
+    return next((t for t in scaler.triggers if t.type == "azure-servicebus"), None)
+
+
+def run_queue_lifecycle(
+    cluster: Cluster, scaler: Scaler, demand: QueueLoad, *, slack: float, cold_start_budget: float
+) -> Lifecycle:
+    """Idle at zero → `activationMessageCount + 1` messages activate the scaler (0 → 1) → a replica Ready →
+    messages up to `messageCount` × N scale out to N as the HPA formula predicts → the suite drains its messages →
+    no scale-in before the cooldown → zero within cooldown + pollingInterval + slack. Cluster seconds."""
+    trigger = queue_trigger(scaler)
+    assert trigger is not None
+    result = Lifecycle(scaler)
+    polling, cooldown = float(scaler.polling_interval), float(scaler.cooldown)
+    result.polling, result.cooldown = polling, cooldown
+    per_replica = int(trigger.metadata.get("messageCount") or 5)
+    activation = int(trigger.metadata.get("activationMessageCount") or 0)
+    queue = trigger.metadata.get("queueName", "?")
+
+    def fail(name: str, message: str) -> Lifecycle:
+        result.phases.append(Phase(name, False, None, message))
+        return result
+
+    with Recorder(cluster, scaler) as recorder:
+        try:
+            if not _idle_at_zero(cluster, scaler, recorder, result, slack):
+                return result
+            sent_at = recorder.now()
+            result.demand_started = sent_at
+            try:
+                demand.send(activation + 1)
+            except Exception as exc:  # the SDK's ServiceBusError: this layer does not import azure
+                return fail("activation", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
+            activated = recorder.wait(lambda s: s.replicas >= 1, polling + slack)
+            if activated is None:
+                return fail(
+                    "activation",
+                    f"{activation + 1} message(s) on queue {queue} (activationMessageCount {activation}) did not take "
+                    f"the target off zero within pollingInterval + slack ({polling + slack:g} s)\n"
+                    f"{_evidence(cluster, scaler)}",
+                )
+            result.phases.append(
+                Phase(
+                    "activation",
+                    True,
+                    round(activated.t - sent_at, 3),
+                    f"0 → 1 on {activation + 1} message(s)",
+                )
+            )
+            ready = recorder.wait(lambda s: s.ready_replicas >= 1, cold_start_budget)
+            if ready is None:
+                return fail(
+                    "pod-ready",
+                    f"no replica became Ready within {cold_start_budget:g} s\n{_evidence(cluster, scaler)}",
+                )
+            result.phases.append(Phase("pod-ready", True, round(ready.t - sent_at, 3), "first replica Ready"))
+
+            peak = min(scaler.max_replicas, 3)
+            load_started = recorder.now()
+            demand.send(max(0, per_replica * peak - demand.sent))
+            # ceil(ActiveMessageCount / messageCount): the queue may hold others' messages too, so at least this.
+            result.expected_peak = min(scaler.max_replicas, math.ceil(demand.sent / per_replica))
+            out = recorder.wait(
+                lambda s: s.ready_replicas >= (result.expected_peak or 1), 15 * 4 + cold_start_budget
+            )
+            left = demand.drain()
+            stopped = recorder.now()
+            result.demand_stopped = stopped
+            if left:
+                return fail(
+                    "scale-out",
+                    f"{left} of the {demand.sent} messages this run sent to {queue} could not be drained; their time "
+                    "to live removes them",
+                )
+            if out is None:
+                last = recorder.latest()
+                return fail(
+                    "scale-out",
+                    f"{demand.sent} messages on {queue} against messageCount {per_replica} should give "
+                    f"ceil({demand.sent}/{per_replica}) = {result.expected_peak} replicas (max {scaler.max_replicas}); "
+                    f"saw {last.replicas if last else '?'} (HPA desired {last.hpa_desired if last else '?'})",
+                )
+            result.phases.append(
+                Phase("scale-out", True, round(out.t - load_started, 3), f"1 → {out.ready_replicas} ready")
+            )
+            _scale_in(cluster, scaler, recorder, result, stopped, slack)
+            return result
+        finally:
+            result.samples = list(recorder.samples)
+
+
+def _idle_at_zero(
+    cluster: Cluster, scaler: Scaler, recorder: Recorder, result: Lifecycle, slack: float
+) -> bool:
+    """With no demand the target reaches 0 and stays there for two polls; False (with the failed phase) if not."""
+    polling, cooldown = result.polling, result.cooldown
+    idle_budget = cooldown + polling + slack
+    start = recorder.now()
+    at_zero = recorder.wait(lambda s: s.replicas == 0 and s.ready_replicas == 0, idle_budget)
+    if at_zero is None:
+        last = recorder.latest()
+        result.phases.append(
+            Phase(
+                "idle-at-zero",
+                False,
+                None,
+                f"{scaler.target_kind} {scaler.namespace}/{scaler.target_name} did not reach 0 replicas "
+                f"within cooldown + pollingInterval + slack ({idle_budget:g} s) with no demand; last seen "
+                f"replicas={last.replicas if last else '?'}. KEDA holds minReplicaCount "
+                f"{_so_min(cluster, scaler)} on it\n{_evidence(cluster, scaler)}",
+            )
+        )
+        return False
+    settled = recorder.now()
+    woke = recorder.wait(lambda s: s.replicas > 0, 2 * polling)
+    if woke is not None:
+        result.phases.append(
+            Phase(
+                "idle-at-zero",
+                False,
+                None,
+                f"the target was scaled to {woke.replicas} with no demand within 2 polls",
+            )
+        )
+        return False
+    result.phases.append(
+        Phase("idle-at-zero", True, round(settled - start, 3), "0 replicas and stable for 2 polls")
+    )
+    return True
+
+
+def _scale_in(
+    cluster: Cluster, scaler: Scaler, recorder: Recorder, result: Lifecycle, stopped: float, slack: float
+) -> None:
+    """After the demand stopped at `stopped`: no scale-in before the cooldown, and 0 within cooldown +
+    pollingInterval + slack."""
+    polling, cooldown = result.polling, result.cooldown
+    zero = recorder.wait(lambda s: s.replicas == 0, stopped + cooldown + polling + slack - recorder.now())
+    # KEDA's lastActiveTime is the last poll that saw demand, at most one poll before it stopped; half the
+    # slack absorbs the harness's own timing (a scale-in on the first idle polls still falls before it).
+    earliest = stopped + cooldown - polling - slack / 2
+    if zero is None:
+        last = recorder.latest()
+        result.phases.append(
+            Phase(
+                "scale-to-zero",
+                False,
+                None,
+                f"still {last.replicas if last else '?'} replica(s) {cooldown + polling + slack:g} s after the "
+                f"demand stopped (cooldown {cooldown:g} + polling {polling:g} + slack {slack:g}); "
+                f"ScaledObject Active={last.active if last else '?'}\n{_evidence(cluster, scaler)}",
+            )
+        )
+        result.phases.append(Phase("no-early-scale-in", True, None, "did not reach zero early"))
+    else:
+        early = zero.t < earliest
+        result.phases.append(
+            Phase(
+                "no-early-scale-in",
+                not early,
+                round(zero.t - stopped, 3),
+                (
+                    f"reached 0 replicas {zero.t - stopped:.0f} s after the demand stopped, before the cooldown "
+                    f"({cooldown:g} s, less one poll): a replica may be killed mid-generation"
+                )
+                if early
+                else f"0 after {zero.t - stopped:.0f} s ≥ cooldown − one poll",
+            )
+        )
+        result.phases.append(
+            Phase("scale-to-zero", True, round(zero.t - stopped, 3), "N → 0 after the cooldown")
+        )
 
 
 def _so_min(cluster: Cluster, scaler: Scaler) -> str:

@@ -26,6 +26,8 @@ class Component:
     memory: str = "128Mi"
     ports: Mapping[str, int] = field(default_factory=dict)
     """Service port name → port."""
+    service_account: str = ""
+    """The pods' ServiceAccount (the scenario creates it, with any annotations it needs); empty = `default`."""
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,7 @@ def addon_objects(addon: Component) -> list[dict[str, Any]]:
                         "priorityClassName": "system-cluster-critical",
                         "containers": [container],
                         "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                        **({"serviceAccountName": addon.service_account} if addon.service_account else {}),
                     },
                 },
             },

@@ -3,7 +3,8 @@
 (`$cbs` put-token, answered on the same connection with `status-code` / `status-description` and the request's
 message id as correlation id), queue addressing `amqps://<host>/<queue>`, the SDK's batch messages (format
 0x80013700: a properties section and one data section per encoded message) unpacked so every message counts,
-16-byte delivery tags, and receive-and-delete. Entity links need a put-token for that entity whose identity
+16-byte delivery tags, receive-and-delete and peek-lock (complete, abandon, dead-letter; a lost link returns
+its locked messages). Entity links need a put-token for that entity whose identity
 holds the claim: otherwise the link is refused with `amqp:unauthorized-access` and Service Bus's text.
 
 Runs qpid-proton's reactor in a thread of its own; the queues are the management API's (`SimServiceBus`).
@@ -100,6 +101,8 @@ class AmqpBroker:
                 self.consumers: list[Any] = []
                 self.producers: set[Any] = set()
                 """Entity links the client may send on (authorised at attach)."""
+                self.locked: dict[Any, tuple[str, bytes]] = {}
+                """Peek-locked deliveries not yet settled by their consumer → (queue, encoded message)."""
 
             def on_start(self, event: Any) -> None:
                 domain = SSLDomain(SSLDomain.MODE_SERVER)
@@ -168,17 +171,19 @@ class AmqpBroker:
                 if event.link in self.consumers:
                     self.consumers.remove(event.link)
                 self.producers.discard(event.link)
+                self._lock_lost(lambda d: d.link is event.link)
 
             def on_connection_remote_close(self, event: Any) -> None:
                 self.cbs_senders.pop(event.connection, None)
                 self.claims.pop(event.connection, None)
+                self._lock_lost(lambda d: d.link.connection is event.connection)
                 self.consumers = [c for c in self.consumers if c.connection is not event.connection]
                 self.producers = {p for p in self.producers if p.connection is not event.connection}
 
             def on_delivery(self, event: Any) -> None:
                 delivery, link = event.delivery, event.link
                 if not link.is_receiver:
-                    return  # settlements of what we sent: the child handlers see them
+                    self._settled_by_consumer(delivery)
                     return
                 if not delivery.readable or delivery.partial:
                     return
@@ -236,8 +241,32 @@ class AmqpBroker:
                             encoded = items.pop(0)
                         delivery = link.delivery(uuid.uuid4().bytes)
                         link.send(encoded)
-                        delivery.settle()
+                        if link.remote_snd_settle_mode == link.SND_SETTLED:
+                            delivery.settle()  # receive-and-delete
+                        else:
+                            self.locked[delivery] = (link.queue_name, encoded)
                         link.advance()
+
+            # ---- peek-lock: a delivery stays locked until the consumer settles it -------------------------
+            def _settled_by_consumer(self, delivery: Any) -> None:
+                """complete → gone; abandon (released/modified) → back at the head; dead-letter (rejected) →
+                gone from the active count. The outcome is echoed settled, which the SDK waits for."""
+                locked = self.locked.pop(delivery, None)
+                if locked is None or not delivery.updated:
+                    return
+                state = delivery.remote_state
+                if state in (delivery.RELEASED, delivery.MODIFIED):
+                    with broker.bus.lock:
+                        broker.bus.messages.setdefault(locked[0], []).insert(0, locked[1])
+                delivery.update(state)
+                delivery.settle()
+                self._dispatch()
+
+            def _lock_lost(self, which: Callable[[Any], bool]) -> None:
+                for delivery in [d for d in self.locked if which(d)]:
+                    queue, encoded = self.locked.pop(delivery)
+                    with broker.bus.lock:
+                        broker.bus.messages.setdefault(queue, []).insert(0, encoded)
 
         self._container = Container(Handler())
         self._container.container_id = "aksai-sim-servicebus"

@@ -32,7 +32,14 @@ ADDON = AddonSpec(
         Component(
             "keda-operator",
             "mcr.microsoft.com/aks/keda/keda:2.16.1",
-            labels={**_LABELS, "app.kubernetes.io/name": "keda-operator"},
+            # As the add-on (Helm: podIdentity.azureWorkload.enabled) runs it: the webhook projects the
+            # operator's token, which the azure-servicebus scaler exchanges as the KEDA identity.
+            labels={
+                **_LABELS,
+                "app.kubernetes.io/name": "keda-operator",
+                "azure.workload.identity/use": "true",
+            },
+            service_account="keda-operator",
         ),
         Component(
             "keda-operator-metrics-apiserver",

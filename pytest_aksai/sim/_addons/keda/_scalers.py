@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +36,8 @@ class Scaler:
     type_name: str = ""
     resource_metric: bool = False
     """True for `cpu`/`memory`: the HPA reads metrics.k8s.io itself; KEDA neither polls nor activates on it."""
+    authentication_ref: Mapping[str, Any] = MappingProxyType({})
+    """The trigger's `authenticationRef` (a TriggerAuthentication or ClusterTriggerAuthentication)."""
 
     def __init__(self, ctx: Any, namespace: str, index: int, metadata: Mapping[str, str]) -> None:
         self.ctx = ctx
@@ -270,7 +273,7 @@ SCALERS: dict[str, ScalerFactory] = {
     "cpu": CpuScaler,
     "memory": MemoryScaler,
 }
-"""Trigger type → scaler; `azure-servicebus` is added by the add-on that simulates Service Bus."""
+"""Trigger type → scaler (`azure-servicebus` registers itself at the end of this module)."""
 
 
 def register_scaler(type_name: str, factory: ScalerFactory) -> None:
@@ -285,5 +288,16 @@ def build_scaler(ctx: Any, namespace: str, index: int, trigger: Mapping[str, Any
     scaler = factory(
         ctx, namespace, index, {str(k): str(v) for k, v in (trigger.get("metadata") or {}).items()}
     )
+    scaler.authentication_ref = dict(trigger.get("authenticationRef") or {})
     scaler.configure(trigger)
     return scaler
+
+
+# ---- azure-servicebus ------------------------------------------------------------------------------------
+def _azure_servicebus(ctx: Any, namespace: str, index: int, metadata: Mapping[str, str]) -> Scaler:
+    from pytest_aksai.sim._addons.keda._azure_servicebus import AzureServiceBusScaler
+
+    return AzureServiceBusScaler(ctx, namespace, index, metadata)
+
+
+register_scaler("azure-servicebus", _azure_servicebus)
