@@ -44,6 +44,8 @@ class SimContext:
     """The CA that signed the API server's serving certificate (for the sim's own HTTPS clients)."""
     serving_cert: ServingCert | None = None
     """The API server's certificate (SAN 127.0.0.1 and the host), for add-ons that serve HTTPS too."""
+    csi_drivers: dict[str, Any] = field(default_factory=dict)
+    """CSI node plugins by driver name (`sim._core._csi.CsiDriver`), registered by add-ons."""
     _event_names: dict[tuple[str, str, str, str], str] = field(default_factory=dict, repr=False)
 
     def record_event(

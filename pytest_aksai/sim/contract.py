@@ -88,6 +88,7 @@ class Fault(StrEnum):
     SB_NO_SEND_CLAIM = "sb-no-send-claim"
     KEDA_IDENTITY_NOT_FEDERATED = "keda-identity-not-federated"
     SPC_WRONG_CLIENT_ID = "spc-wrong-client-id"
+    WI_TOKEN_NOT_ROTATED = "wi-token-not-rotated"
     # --- keda ---
     KEDA_MIN_REPLICAS_ONE = "keda-min-replicas-one"
     KEDA_WRONG_TARGET_KIND = "keda-wrong-target-kind"
@@ -263,6 +264,12 @@ FAULTS: dict[str, FaultSpec] = {
             Fault.SPC_WRONG_CLIENT_ID,
             "azure",
             "the SecretProviderClass's clientID names another identity than its pods' ServiceAccount",
+        ),
+        FaultSpec(
+            Fault.WI_TOKEN_NOT_ROTATED,
+            "azure",
+            "the kubelet never replaces a projected service-account token (upstream: at 80 % of its "
+            "lifetime), so long-running pods present an expired assertion (AADSTS700024)",
         ),
         # --- keda ---
         FaultSpec(

@@ -72,8 +72,12 @@ def _field_ref(pod: Obj, path: str) -> str:
 class ContainerView:
     """Environment and mounted files of `container` in `pod`, read from the store as the kubelet would."""
 
-    def __init__(self, store: Any, pod: Obj, container: Obj, files: ContainerFiles) -> None:
+    def __init__(
+        self, store: Any, pod: Obj, container: Obj, files: ContainerFiles, kubelet: Any = None
+    ) -> None:
         self.store = store
+        self.kubelet = kubelet
+        """The kubelet that runs the pod: it holds the projected tokens and the published CSI volumes."""
         self.pod = pod
         self.container = container
         self.files = files
@@ -217,6 +221,8 @@ class ContainerView:
             return out
         if volume.get("downwardAPI") is not None:
             return self._downward(volume["downwardAPI"])
+        if volume.get("csi") is not None and self.kubelet is not None:
+            return dict(self.kubelet.csi_files(self.pod, str(volume.get("name"))))
         return {}
 
     def _downward(self, source: Obj) -> dict[str, bytes]:
@@ -243,6 +249,10 @@ class ContainerView:
         sa = self._get("serviceaccounts", sa_name)
         if tokens is None or sa is None:
             return b""
+        if self.kubelet is not None:
+            held = self.kubelet.projected_token(self.pod, audience, seconds)
+            if held is not None:
+                return str(held).encode()
         meta = self.pod["metadata"]
         bound = {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid")}
         audiences = [audience] if audience else [tokens.issuer]

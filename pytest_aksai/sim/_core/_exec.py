@@ -165,7 +165,10 @@ class ContainerRuntime:
                 for p in self.store.list_page(self.store.resource("v1", "pods"), None).items
             }
             self._files = {k: v for k, v in self._files.items() if k[0] in live}
-        return ContainerView(self.store, pod, container, self._files.setdefault(key, ContainerFiles()))
+        from pytest_aksai.sim._core._kubelet import kubelet_of
+
+        files = self._files.setdefault(key, ContainerFiles())
+        return ContainerView(self.store, pod, container, files, kubelet_of(self.ctx))
 
     def _node(self, pod: Obj) -> Obj:
         name = (pod.get("spec") or {}).get("nodeName") or ""

@@ -7,6 +7,12 @@ runtime; the API object carries only what a kubelet reports.
 
 Timings are cluster seconds: sandbox 2 s, image pull 6 s on first use per node (registered large images
 take longer), create+start 0.5 s, readiness after the probes' `initialDelaySeconds`.
+
+Volumes: a pod's inline CSI volumes are published through the driver an add-on registered
+(`sim._core._csi`) before its containers start; a refusal keeps them in ContainerCreating with a
+`FailedMount` event, retried with back-off (0.5 s doubling to 2 min 2 s). Projected service-account tokens
+are the kubelet's: requested once per volume source and replaced when older than 80 % of their lifetime
+or 24 h (the `wi-token-not-rotated` fault stops the replacing), so a reader sees the same token until then.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from pytest_aksai.sim._apiserver import HTTP_PORT_ANNOTATION
 from pytest_aksai.sim._core import _commands, _curl, _realprocess  # noqa: F401  (_curl registers `curl`)
+from pytest_aksai.sim._core._csi import TOKENS_ATTRIBUTE, CsiMountError, csi_volumes
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch, object_key, split_key
 from pytest_aksai.sim._core._nodes import kubelet_down
 from pytest_aksai.sim._core._podutil import set_condition
@@ -36,6 +43,10 @@ START_SECONDS = 0.5
 TERMINATE_SECONDS = 1.0
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
+MOUNT_BACKOFF_INITIAL = 0.5
+MOUNT_BACKOFF_MAX = 122.0
+TOKEN_REFRESH_FRACTION = 0.8
+TOKEN_REFRESH_MAX_AGE = 86400.0
 
 _PULL_SECONDS: list[tuple[str, float]] = []
 _KUBELETS: dict[int, KubeletController] = {}
@@ -108,6 +119,15 @@ class _PodRun:
     host_ip: str
     containers: list[_Container]
     killing_at: float | None = None
+    volumes: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    """Files of the published CSI volumes, by volume name."""
+    drivers: dict[str, str] = field(default_factory=dict)
+    """The CSI driver of each published volume."""
+    mounting: asyncio.Task[None] | None = None
+    mount_failures: int = 0
+    mount_retry_at: float = 0.0
+    tokens: dict[tuple[str | None, int], tuple[str, float, float]] = field(default_factory=dict)
+    """Projected tokens by (audience, expirationSeconds): (token, issued at, lifetime), cluster seconds."""
 
 
 def _pod_event(_self: KubeletController, _event_type: str, pod: Obj) -> list[str]:
@@ -154,7 +174,7 @@ class KubeletController(Controller):
         pod = self.get("v1", "pods", key)
         run = self.runs.get(key)
         if pod is None or (run is not None and run.uid != pod["metadata"]["uid"]):
-            self.runs.pop(key, None)
+            self._forget(key)
             namespace, name = split_key(key)
             self.ctx.pod_logs.forget(namespace or "", name)
             if pod is None:
@@ -184,6 +204,10 @@ class KubeletController(Controller):
         now = self.clock.elapsed()
         if pod["metadata"].get("deletionTimestamp"):
             return self._finish_deletion(pod, run)
+        waiting = self._mount_volumes(key, pod, run, now)
+        if waiting is not None:
+            self._write_status(pod, run)
+            return waiting
         self._advance(pod, node, run, now)
         self._write_status(pod, run)
         pending = [c.next_at for c in run.containers if c.step != "done" and c.next_at > now]
@@ -224,6 +248,131 @@ class KubeletController(Controller):
         name = node["metadata"]["name"]
         self._ips[name] = self._ips.get(name, 9) % 250 + 1
         return f"{base}.{self._ips[name] + 1}"
+
+    # ---- volumes and tokens --------------------------------------------------------------------------
+    def _forget(self, key: str) -> None:
+        run = self.runs.pop(key, None)
+        if run is None:
+            return
+        if run.mounting is not None:
+            run.mounting.cancel()
+        namespace, name = split_key(key)
+        gone = {"metadata": {"namespace": namespace, "name": name, "uid": run.uid}}
+        for volume, driver_name in run.drivers.items():
+            driver = self.ctx.csi_drivers.get(driver_name)
+            if driver is not None:
+                driver.unpublish(gone, volume)
+
+    def _mount_volumes(self, key: str, pod: Obj, run: _PodRun, now: float) -> float | None:
+        """None when every CSI volume is published; else the seconds until the next attempt."""
+        pending = [v for v in csi_volumes(pod) if v.get("name") not in run.volumes]
+        if not pending:
+            return None
+        if run.mounting is not None:
+            return 5.0
+        if now < run.mount_retry_at:
+            return run.mount_retry_at - now
+        run.mounting = asyncio.create_task(self._publish(key, pod, run, pending), name=f"kubelet:mount:{key}")
+        return 5.0
+
+    async def _publish(self, key: str, pod: Obj, run: _PodRun, volumes: list[Obj]) -> None:
+        try:
+            for volume in volumes:
+                name = str(volume.get("name"))
+                csi = volume["csi"]
+                driver_name = str(csi.get("driver") or "")
+                driver = self.ctx.csi_drivers.get(driver_name)
+                try:
+                    if driver is None:
+                        raise CsiMountError(
+                            f"kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: driver name "
+                            f"{driver_name} not found in the list of registered CSI drivers"
+                        )
+                    attributes = dict(csi.get("volumeAttributes") or {})
+                    attributes.update(self._pod_attributes(pod, driver.token_audiences))
+                    files = await driver.publish(pod, volume, attributes)
+                except CsiMountError as exc:
+                    text = str(exc)
+                    if not text.startswith("kubernetes.io/csi:"):
+                        text = f"rpc error: code = Unknown desc = {text}"
+                    self.event(
+                        pod, "Warning", "FailedMount",
+                        f'MountVolume.SetUp failed for volume "{name}" : {text}', "kubelet", run.node,
+                    )  # fmt: skip
+                    run.mount_failures += 1
+                    delay = MOUNT_BACKOFF_INITIAL * 2.0 ** (run.mount_failures - 1)
+                    run.mount_retry_at = self.clock.elapsed() + min(delay, MOUNT_BACKOFF_MAX)
+                    return
+                run.volumes[name] = files
+                run.drivers[name] = driver_name
+            run.mount_failures = 0
+        finally:
+            run.mounting = None
+            if self.runs.get(key) is run:
+                self.queue.add(key)
+
+    def _pod_attributes(self, pod: Obj, audiences: tuple[str, ...]) -> dict[str, str]:
+        """What the kubelet adds to a CSI volume's context: the pod's identity and, for the CSIDriver's
+        tokenRequests, a fresh service-account token per audience bound to the pod."""
+        import json
+
+        meta = pod["metadata"]
+        spec = pod.get("spec") or {}
+        sa_name = str(spec.get("serviceAccountName") or "default")
+        out = {
+            "csi.storage.k8s.io/pod.name": str(meta["name"]),
+            "csi.storage.k8s.io/pod.namespace": str(meta["namespace"]),
+            "csi.storage.k8s.io/pod.uid": str(meta.get("uid", "")),
+            "csi.storage.k8s.io/serviceAccount.name": sa_name,
+            "csi.storage.k8s.io/ephemeral": "true",
+        }
+        tokens = getattr(self.store, "tokens", None)
+        sa = self.store.try_get(self.rt("v1", "serviceaccounts"), sa_name, meta["namespace"])
+        if audiences and tokens is not None and sa is not None:
+            bound = {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid")}
+            issued = {}
+            for audience in audiences:
+                token, exp = tokens.issue(
+                    meta["namespace"], sa_name, sa["metadata"]["uid"], [audience], 3600, bound
+                )
+                issued[audience] = {"token": token, "expirationTimestamp": _rfc3339(exp)}
+            out[TOKENS_ATTRIBUTE] = json.dumps(issued)
+        return out
+
+    def csi_files(self, pod: Obj, volume_name: str) -> dict[str, bytes]:
+        run = self.runs.get(object_key(pod))
+        if run is None or run.uid != pod["metadata"].get("uid"):
+            return {}
+        return run.volumes.get(volume_name, {})
+
+    def projected_token(self, pod: Obj, audience: str | None, seconds: int) -> str | None:
+        """The token the kubelet keeps in the pod's projected volume for (audience, seconds): requested on
+        first use and replaced at 80 % of its lifetime (or after 24 h); None when the pod is not running here."""
+        run = self.runs.get(object_key(pod))
+        tokens = getattr(self.store, "tokens", None)
+        if run is None or tokens is None or run.uid != pod["metadata"].get("uid"):
+            return None
+        meta = pod["metadata"]
+        sa_name = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+        sa = self.store.try_get(self.rt("v1", "serviceaccounts"), sa_name, meta["namespace"])
+        if sa is None:
+            return None
+        now = self.clock.elapsed()
+        held = run.tokens.get((audience, seconds))
+        if held is not None:
+            token, issued, lifetime = held
+            age = now - issued
+            due = age >= TOKEN_REFRESH_FRACTION * lifetime or age >= TOKEN_REFRESH_MAX_AGE
+            if not due or self.ctx.faults.is_active(Fault.WI_TOKEN_NOT_ROTATED):
+                return token
+        lifetime = float(max(seconds, 600))
+        bound = {"kind": "Pod", "apiVersion": "v1", "name": meta["name"], "uid": meta.get("uid")}
+        audiences = [audience] if audience else [tokens.issuer]
+        token, _ = tokens.issue(
+            meta["namespace"], sa_name, sa["metadata"]["uid"], audiences, int(lifetime), bound
+        )
+        run.tokens[(audience, seconds)] = (str(token), now, lifetime)
+        return str(token)
 
     # ---- the state machine ---------------------------------------------------------------------------
     def _advance(self, pod: Obj, node: Obj, run: _PodRun, now: float) -> None:
@@ -431,7 +580,7 @@ class KubeletController(Controller):
             return TERMINATE_SECONDS
         if run is not None and run.killing_at is not None and now < run.killing_at:
             return run.killing_at - now
-        self.runs.pop(key, None)
+        self._forget(key)
         self.store.delete(
             self.rt("v1", "pods"),
             pod["metadata"]["name"],
@@ -560,6 +709,12 @@ class KubeletController(Controller):
     def _log(self, pod: Obj, container: str, text: str) -> None:
         meta = pod["metadata"]
         self.ctx.pod_logs.append(meta["namespace"], meta["name"], container, text)
+
+
+def _rfc3339(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def kubelet_of(ctx: Any) -> KubeletController | None:

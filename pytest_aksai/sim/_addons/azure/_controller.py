@@ -21,6 +21,7 @@ from pytest_aksai.sim._core._framework import Controller, Watch
 from pytest_aksai.sim._scenarios import load_scenario
 from pytest_aksai.sim.contract import Fault
 
+from ._csi import DRIVER, SecretsStoreAzure
 from ._entra import SimEntra
 from ._keyvault import SimKeyVault
 from ._servicebus import SimServiceBus
@@ -106,6 +107,12 @@ class SimAzure(Controller):
         self.amqp_ports = {name: _free_port() for name in self.service_bus}
         self._brokers: list[Any] = []
         self._runners: list[web.AppRunner] = []
+        self.secrets_store = SecretsStoreAzure(
+            ctx.store,
+            ctx.ca_pem,
+            lambda: self.authority_host,
+            lambda name: _url(self.vaults[name][0]) if name in self.vaults else None,
+        )
 
     def tenant(self) -> Tenant:
         """The tenant now: the ConfigMap's data with the active faults applied."""
@@ -122,6 +129,7 @@ class SimAzure(Controller):
                 self.store, self.ctx.faults, lambda: self._tenant.tenant_id, lambda: self.authority_host
             )
         )
+        self.ctx.csi_drivers[DRIVER] = self.secrets_store
         self._publish()
         tasks = super().start()
         tasks.append(asyncio.create_task(self._serve(), name="azure:serve"))
@@ -184,6 +192,7 @@ class SimAzure(Controller):
                 with contextlib.suppress(Exception):
                     broker.stop()
             await self.entra.close()
+            await self.secrets_store.close()
             for runner in self._runners:
                 with contextlib.suppress(Exception):
                     await runner.cleanup()
