@@ -168,7 +168,9 @@ def test_first_request_after_scale_from_zero_succeeds(
     """The request that woke the target is answered 200 (status, latency and the cold-start header recorded)."""
     lifecycle = aksai_keda_lifecycle
     if not lifecycle.scaler.is_http:
-        pytest.skip(f"{lifecycle.scaler}: a queue's messages wait for a worker; there is no request to answer")
+        pytest.skip(
+            f"{lifecycle.scaler}: a queue's messages wait for a worker; there is no request to answer"
+        )
     _root_cause(lifecycle, "scale-out")
     first = lifecycle.first_request
     assert first is not None, f"{lifecycle.scaler}: the first request never completed"
