@@ -206,10 +206,11 @@ class RunScope:
         threading.Thread(target=renew, name=f"aksai-lease-{self.run_id}", daemon=True).start()
 
     def stop_heartbeat(self, *, delete: bool) -> None:
+        started = self._heartbeat is not None  # a read-only run never created its Lease
         if self._heartbeat is not None:
             self._heartbeat.set()
             self._heartbeat = None
-        if delete:
+        if delete and started:
             with contextlib.suppress(ApiException):
                 _rest.delete(self._api, LEASES, lease_name(self.run_id), LEASE_NAMESPACE)
 
