@@ -163,16 +163,32 @@ def probe_template() -> dict[str, Any]:
 
 
 def _probe(request: pytest.FixtureRequest, cluster: Cluster, namespace: str) -> ProbeRun:
-    from pytest_aksai.kube import deprovision_after_probe, probe_manifest, run_gpu_probe, run_labels
+    from pytest_aksai.kube import (
+        deprovision_after_probe,
+        probe_manifest,
+        read_nodepool,
+        run_gpu_probe,
+        run_labels,
+    )
 
     settings = settings_of(request.config)
     template = probe_template()
+    # With NodePools named in the profile, the probe runs on the first GPU one of them (tolerating its taints).
+    pinned = next(
+        (
+            pool
+            for pool in (read_nodepool(cluster, n) for n in settings.profile.nodepools)
+            if pool is not None and pool.is_gpu
+        ),
+        None,
+    )
     manifest = probe_manifest(
         template,
         f"aksai-gpu-probe-{settings.run_id}",
         run_labels(settings.run_id),
         settings.profile.probe_sku,
-        None,
+        pinned.name if pinned else None,
+        pinned.taints if pinned else (),
     )
     budgets = {
         "nominate": NOMINATE_BUDGET_S,

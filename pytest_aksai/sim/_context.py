@@ -44,6 +44,9 @@ class SimContext:
     """The CA that signed the API server's serving certificate (for the sim's own HTTPS clients)."""
     serving_cert: ServingCert | None = None
     """The API server's certificate (SAN 127.0.0.1 and the host), for add-ons that serve HTTPS too."""
+    vms_gone: set[str] = field(default_factory=set)
+    """Nodes whose VM no longer exists (e.g. a spot VM Azure evicted): their kubelet posts nothing more. The
+    add-on that owns the VM plays the cloud node lifecycle controller and deletes the Node."""
     _event_names: dict[tuple[str, str, str, str], str] = field(default_factory=dict, repr=False)
 
     def record_event(

@@ -21,6 +21,14 @@ NodeClaim shows on AKS, in cluster seconds, with upstream's condition types and 
 Deleting a NodeClaim (the `karpenter.sh/termination` finalizer) taints its node
 `karpenter.sh/disrupted:NoSchedule`, drains it (deletes its pods but DaemonSet pods), deletes the Node and,
 `VM_DELETE_SECONDS` later, the VM: then the finalizer goes.
+
+Spot eviction (the `nap-spot-eviction` fault): Azure reclaims a spot VM with eviction policy `Delete` (the
+provider's setting), here as soon as a workload pod is bound to its node. The Azure eviction notice (~30 s, a
+Scheduled Event) is not acted on: NodeRepair, which would, is off by default. The kubelet goes with the VM, so
+the node lifecycle controller turns the node `Unknown` ("Kubelet stopped posting node status.") after its
+grace period; the cloud node lifecycle controller then deletes the Node ("Deleting node <n> because it does
+not exist in the cloud provider"), Karpenter's node termination deletes the NodeClaim, finds the instance
+gone and drains nothing, and the pod garbage collector removes the node's pods. Nothing replaces a bare pod.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ LAUNCH_TIMEOUT = 300.0
 REGISTRATION_TIMEOUT = 900.0
 VM_DELETE_SECONDS = 30.0
 POD_EVENT_DEDUPE_SECONDS = 5.0
+CLOUD_NODE_MONITOR_SECONDS = 5.0
+"""The cloud node lifecycle controller's period (cloud-controller-manager's `--node-monitor-period`)."""
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 LABEL_NODEPOOL = "karpenter.sh/nodepool"
 LABEL_REGISTERED = "karpenter.sh/registered"
@@ -339,6 +349,8 @@ class ProvisionerController(Controller):
         self._pod_states: dict[str, tuple[bool, bool, bool]] = {}
         self._pod_events: set[str] = set()
         self._terminating_since: dict[str, float] = {}
+        self._evicted: set[str] = set()
+        """NodeClaims whose spot VM Azure evicted."""
 
     def _fault_applies(self, fault: Fault, claim: Mapping[str, Any]) -> bool:
         """NAP faults hit the NodeClaims of the cluster's NodePools; KAITO's NodeClaims, which name no NodePool of
@@ -367,6 +379,9 @@ class ProvisionerController(Controller):
         self.claim_of_node[(claim.get("status") or {}).get("nodeName") or node_name_for(key)] = key
         if meta.get("deletionTimestamp"):
             return self._terminate(claim)
+        evicted, wait = self._spot_eviction(claim)
+        if evicted:
+            return wait
         if TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
             meta.setdefault("finalizers", []).append(TERMINATION_FINALIZER)
             claim = self.store.update(self.rt(NODECLAIM_API, "nodeclaims"), claim)
@@ -513,6 +528,53 @@ class ProvisionerController(Controller):
         if changed:
             self.store.update_status(self.rt(NODECLAIM_API, "nodeclaims"), claim)
         return min(due) if due else None
+
+    def _spot_eviction(self, claim: Obj) -> tuple[bool, float | None]:
+        """Azure's spot eviction and what the control plane does about it; (evicted, when to look again)."""
+        name = claim["metadata"]["name"]
+        node_name = (claim.get("status") or {}).get("nodeName") or ""
+        if name not in self._evicted:
+            labels = claim["metadata"].get("labels") or {}
+            if (
+                not node_name
+                or labels.get(LABEL_CAPACITY_TYPE) != "spot"
+                or not condition_true(claim, "Initialized")
+                or not self._fault_applies(Fault.NAP_SPOT_EVICTION, claim)
+                or not self._runs_workload(node_name)
+            ):
+                return False, None
+            self._evicted.add(name)
+            self.ctx.vms_gone.add(node_name)  # the VM, and the kubelet with it, is gone
+            return True, CLOUD_NODE_MONITOR_SECONDS
+        node = self.get("v1", "nodes", node_name)
+        if node is not None:
+            if (condition_of(node, "Ready") or {}).get("status") == "True":
+                return True, CLOUD_NODE_MONITOR_SECONDS  # the node lifecycle controller has not noticed yet
+            self.event(
+                node,
+                "Normal",
+                "DeletingNode",
+                f"Deleting node {node_name} because it does not exist in the cloud provider",
+                "cloud-node-lifecycle-controller",
+            )
+            self.store.delete(self.rt("v1", "nodes"), node_name)
+            self.event(
+                node,
+                "Normal",
+                "RemovingNode",
+                f"Node {node_name} event: Removing Node {node_name} from Controller",
+                "node-controller",
+            )
+        # Karpenter's node termination deletes the NodeClaim of a deleted Node; its instance is already gone.
+        self.store.delete(self.rt(NODECLAIM_API, "nodeclaims"), name)
+        return True, None
+
+    def _runs_workload(self, node_name: str) -> bool:
+        return any(
+            not is_terminal(pod)
+            and not any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
+            for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}")
+        )
 
     def _launch_failure(self, claim: Obj) -> tuple[str, str] | None:
         offering = choose_offering(claim)
@@ -680,13 +742,16 @@ class ProvisionerController(Controller):
             if not any(t.get("key") == TAINT_DISRUPTED["key"] for t in taints):
                 node["spec"]["taints"] = [*taints, dict(TAINT_DISRUPTED)]
                 node = self.store.update(self.rt("v1", "nodes"), node)
-            if self._drain(node_name or ""):
-                return 1.0
+            if name not in self._evicted and self._drain(node_name or ""):
+                return 1.0  # an evicted node's instance is gone: nothing to drain, as upstream
             if not node["metadata"].get("deletionTimestamp"):
                 self.store.delete(self.rt("v1", "nodes"), node["metadata"]["name"])
             if self.get("v1", "nodes", node_name or "") is not None:
                 return 1.0
-        if (claim.get("status") or {}).get("providerID"):
+        if name in self._evicted:
+            self._evicted.discard(name)
+            self.ctx.vms_gone.discard(node_name or "")  # Delete answers NotFound: nothing left to wait for
+        elif (claim.get("status") or {}).get("providerID"):
             since = self._terminating_since.setdefault(name, now)
             if now - since < VM_DELETE_SECONDS:
                 return VM_DELETE_SECONDS - (now - since)
