@@ -461,3 +461,69 @@ def test_a_pods_do_not_disrupt_duration_blocks_disruption_until_it_elapses(
         for e in kube.core.list_event_for_all_namespaces().items
         if e.reason == "DisruptionBlocked" and f"(Pod={ns}/wrong)" in e.message
     ], "an invalid value protects nothing"
+
+
+def test_a_do_not_disrupt_pod_stalls_the_drain_until_the_termination_grace_period(
+    kube: Kube, ns: str, pool: str
+) -> None:
+    """Deleting a NodeClaim whose node runs a `do-not-disrupt: "true"` pod: Karpenter does not evict it
+    (`FailedDraining`), until the NodePool's `terminationGracePeriod` (here 2m, the pod's own grace 30 s) runs
+    out: then the pod is deleted anyway (`Disrupted`) and the NodeClaim goes."""
+    kube.custom.patch_cluster_custom_object(
+        "karpenter.sh",
+        "v1",
+        "nodepools",
+        pool,
+        {"spec": {"template": {"spec": {"terminationGracePeriod": "2m"}}}},
+    )
+    kube.core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "pinned", "annotations": {"karpenter.sh/do-not-disrupt": "true"}},
+            "spec": {
+                "nodeSelector": {"karpenter.sh/nodepool": pool},
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "busybox",
+                        "command": ["sleep", "3600"],
+                        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                    }
+                ],
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    )
+    selector = f"karpenter.sh/nodepool={pool}"
+    claim = _watching.wait_for(
+        kube.claims,
+        lambda c: _conditions(c).get("Initialized", {}).get("status") == "True",
+        "an Initialized NodeClaim",
+        timeout=20,
+        label_selector=selector,
+    )
+    assert claim["spec"]["terminationGracePeriod"] == "2m"
+    _watching.wait_for(
+        kube.core.list_namespaced_pod,
+        lambda p: p.status.phase == "Running",
+        "the pinned pod running",
+        timeout=20,
+        namespace=ns,
+    )
+    kube.custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", claim["metadata"]["name"])
+    stalled = _watching.wait_for(
+        kube.core.list_event_for_all_namespaces,
+        lambda e: e.reason == "FailedDraining" and e.involved_object.name == claim["status"]["nodeName"],
+        "FailedDraining on the node",
+        timeout=10,
+    )
+    assert stalled.message == "Failed to drain node, 1 pods are waiting to be evicted"
+    assert kube.core.read_namespaced_pod("pinned", ns).metadata.deletion_timestamp is None
+    disrupted = _watching.wait_for(
+        kube.core.list_event_for_all_namespaces,
+        lambda e: e.reason == "Disrupted" and e.involved_object.name == "pinned",
+        "the pinned pod deleted at the termination grace period",
+        timeout=20,
+    )
+    assert "This bypasses the PDB of the pod and the do-not-disrupt annotation." in disrupted.message
+    _watching.wait_gone(kube.claims, "the NodeClaim", timeout=20, label_selector=selector)

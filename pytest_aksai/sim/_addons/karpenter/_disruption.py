@@ -77,6 +77,20 @@ def allowed_disruptions(pool: Mapping[str, Any], nodes: int, reason: str = "Empt
     return max(allowed, 0)
 
 
+def do_not_disrupt_active(pod: Mapping[str, Any], now: datetime) -> bool:
+    """The pod's `karpenter.sh/do-not-disrupt` protects it now (upstream `IsDoNotDisruptActive`): `"true"`, or
+    a duration not yet elapsed since `status.startTime` (no start time: protected); invalid values do not."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT)
+    if value is None:
+        return False
+    try:
+        grace = do_not_disrupt_grace(value)
+    except ValueError:
+        return False
+    started = (pod.get("status") or {}).get("startTime")
+    return not (started and math.isfinite(grace)) or now.timestamp() < parse_time(started).timestamp() + grace
+
+
 def _is_daemon(pod: Mapping[str, Any]) -> bool:
     return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
 

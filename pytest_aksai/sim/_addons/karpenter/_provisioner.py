@@ -20,7 +20,9 @@ NodeClaim shows on AKS, in cluster seconds, with upstream's condition types and 
 
 Deleting a NodeClaim (the `karpenter.sh/termination` finalizer) taints its node
 `karpenter.sh/disrupted:NoSchedule`, drains it (deletes its pods but DaemonSet pods), deletes the Node and,
-`VM_DELETE_SECONDS` later, the VM: then the finalizer goes.
+`VM_DELETE_SECONDS` later, the VM: then the finalizer goes. A pod whose `karpenter.sh/do-not-disrupt` holds is
+not evicted: the drain waits on it (`FailedDraining`) until it ends or the NodeClaim's `terminationGracePeriod`
+(from the NodePool's template) runs out, when it is deleted anyway (`Disrupted`), as upstream's terminator.
 
 Spot eviction (the `nap-spot-eviction` fault): Azure reclaims a spot VM with eviction policy `Delete` (the
 provider's setting), here as soon as a workload pod is bound to its node. The Azure eviction notice (~30 s, a
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pytest_aksai.sim._addons.karpenter import _disruption as disruption
@@ -351,6 +354,7 @@ class ProvisionerController(Controller):
         self._terminating_since: dict[str, float] = {}
         self._evicted: set[str] = set()
         """NodeClaims whose spot VM Azure evicted."""
+        self._drain_reported: dict[str, int] = {}
 
     def _fault_applies(self, fault: Fault, claim: Mapping[str, Any]) -> bool:
         """NAP faults hit the NodeClaims of the cluster's NodePools; KAITO's NodeClaims, which name no NodePool of
@@ -742,7 +746,7 @@ class ProvisionerController(Controller):
             if not any(t.get("key") == TAINT_DISRUPTED["key"] for t in taints):
                 node["spec"]["taints"] = [*taints, dict(TAINT_DISRUPTED)]
                 node = self.store.update(self.rt("v1", "nodes"), node)
-            if name not in self._evicted and self._drain(node_name or ""):
+            if name not in self._evicted and self._drain(node, claim):
                 return 1.0  # an evicted node's instance is gone: nothing to drain, as upstream
             if not node["metadata"].get("deletionTimestamp"):
                 self.store.delete(self.rt("v1", "nodes"), node["metadata"]["name"])
@@ -761,18 +765,51 @@ class ProvisionerController(Controller):
             self.store.update(self.rt(NODECLAIM_API, "nodeclaims"), claim)
         self._created.pop(name, None)
         self._terminating_since.pop(name, None)
+        self._drain_reported.pop(node_name or "", None)
         return None
 
-    def _drain(self, node_name: str) -> bool:
-        """Delete the node's pods (DaemonSet pods stay, as upstream); True while some are still going."""
-        pending = False
+    def _drain(self, node: Obj, claim: Obj) -> bool:
+        """Delete the node's pods (DaemonSet pods stay, as upstream); True while some are still going.
+
+        As upstream's terminator: a pod whose `karpenter.sh/do-not-disrupt` holds is not evicted, so the drain
+        waits on it (`FailedDraining` "Failed to drain node, N pods are waiting to be evicted") until it ends
+        or, with the NodeClaim's `terminationGracePeriod`, until that deadline: then it is deleted anyway
+        (`Disrupted`, bypassing the annotation)."""
+        node_name = node["metadata"]["name"]
+        now = self.clock.now()
+        grace = disruption.duration_seconds(((claim.get("spec") or {}).get("terminationGracePeriod")) or "")
+        deleted_at = claim["metadata"].get("deletionTimestamp")
+        deadline = parse_time(deleted_at).timestamp() + grace if grace is not None and deleted_at else None
+        pending = 0
         for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}"):
-            owners = pod["metadata"].get("ownerReferences") or []
+            meta = pod["metadata"]
+            owners = meta.get("ownerReferences") or []
             if any(o.get("kind") == "DaemonSet" for o in owners) or is_terminal(pod):
                 continue
-            pending = True
-            if not pod["metadata"].get("deletionTimestamp"):
-                self.store.delete(
-                    self.rt("v1", "pods"), pod["metadata"]["name"], pod["metadata"]["namespace"]
+            pending += 1
+            if meta.get("deletionTimestamp"):
+                continue
+            if disruption.do_not_disrupt_active(pod, now):
+                pod_grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                if deadline is None or now.timestamp() < deadline - pod_grace:
+                    continue  # Karpenter does not evict it; the drain waits
+                self.event(
+                    pod,
+                    "Normal",
+                    "Disrupted",
+                    "Deleting the pod to accommodate the terminationTime "
+                    f"{datetime.fromtimestamp(deadline, UTC):%Y-%m-%dT%H:%M:%SZ} of the node. This bypasses the "
+                    "PDB of the pod and the do-not-disrupt annotation.",
+                    "karpenter",
                 )
-        return pending
+            self.store.delete(self.rt("v1", "pods"), meta["name"], meta["namespace"])
+        if pending and self._drain_reported.get(node_name) != pending:
+            self._drain_reported[node_name] = pending
+            self.event(
+                node,
+                "Warning",
+                "FailedDraining",
+                f"Failed to drain node, {pending} pods are waiting to be evicted",
+                "karpenter",
+            )
+        return pending > 0
