@@ -552,8 +552,17 @@ class ProvisionerController(Controller):
             return True, CLOUD_NODE_MONITOR_SECONDS
         node = self.get("v1", "nodes", node_name)
         if node is not None:
-            if (condition_of(node, "Ready") or {}).get("status") == "True":
+            ready = condition_of(node, "Ready") or {}
+            if ready.get("status") == "True":
                 return True, CLOUD_NODE_MONITOR_SECONDS  # the node lifecycle controller has not noticed yet
+            since = (
+                self.clock.now() - parse_time(ready.get("lastTransitionTime") or self.clock.timestamp())
+            ).total_seconds()
+            if since < CLOUD_NODE_MONITOR_SECONDS:
+                return (
+                    True,
+                    CLOUD_NODE_MONITOR_SECONDS - since,
+                )  # the cloud node lifecycle controller's next pass
             self.event(
                 node,
                 "Normal",
