@@ -175,7 +175,8 @@ class ClusterProfile(_Strict):
     workspaces: tuple[NamespacedName, ...] = ()
     """`namespace/name` of the KAITO Workspaces to check; empty means every Workspace found."""
     nodepools: tuple[str, ...] = ()
-    """Names of the NodePools the `nap` suite checks; empty means every NodePool."""
+    """Names of the NodePools the `nap` suite checks; empty means every NodePool. The GPU probe runs on the first
+    GPU NodePool of the list."""
     probe_sku: str | None = None
     """The VM size the `nap` suite's GPU probe asks for; None lets NAP choose the cheapest a NodePool allows."""
     consolidate_after_max: PositiveFloat = 1800

@@ -164,14 +164,30 @@ def probe_template() -> dict[str, Any]:
 
 def _probe(request: pytest.FixtureRequest, cluster: Cluster, namespace: str) -> ProbeRun:
     from pytest_aksai._fixtures._cluster import record_of
-    from pytest_aksai.kube import deprovision_after_probe, probe_manifest, run_gpu_probe
+    from pytest_aksai.kube import deprovision_after_probe, probe_manifest, read_nodepool, run_gpu_probe
 
     settings = settings_of(request.config)
     template = probe_template()
     record = record_of(request.config)  # the probe, and (labelled once nominated) the NodeClaim it causes
     name = f"aksai-gpu-probe-{settings.run_id}"
     record.record("Pod", name, namespace)
-    manifest = probe_manifest(template, name, record.labels, settings.profile.probe_sku, None)
+    # With NodePools named in the profile, the probe runs on the first GPU one of them (tolerating its taints).
+    pinned = next(
+        (
+            pool
+            for pool in (read_nodepool(cluster, n) for n in settings.profile.nodepools)
+            if pool is not None and pool.is_gpu
+        ),
+        None,
+    )
+    manifest = probe_manifest(
+        template,
+        name,
+        record.labels,
+        settings.profile.probe_sku,
+        pinned.name if pinned else None,
+        pinned.taints if pinned else (),
+    )
     budgets = {
         "nominate": NOMINATE_BUDGET_S,
         "launch": LAUNCH_BUDGET_S,

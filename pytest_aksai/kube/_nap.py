@@ -8,11 +8,12 @@ with Karpenter's own reason and the fix, on every failure Karpenter or Azure rep
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -25,9 +26,17 @@ from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._evidence import evidence
 from pytest_aksai.kube._kaito import Condition, Metadata, NodeClaim
 from pytest_aksai.kube._rest import Kind, Obj
-from pytest_aksai.kube._wait import WaitAborted, WaitTimeout, describe_object, recent_events, wait_for
+from pytest_aksai.kube._wait import (
+    Observation,
+    WaitAborted,
+    WaitTimeout,
+    describe_object,
+    recent_events,
+    wait_for,
+)
 from pytest_aksai.sizing import (
     InstanceType,
+    do_not_disrupt_grace,
     family_hint,
     instance_type,
     matching_instance_types,
@@ -626,9 +635,15 @@ def _karpenter_verdict(event: Obj) -> str | None:
 
 
 def probe_manifest(
-    template: Mapping[str, Any], name: str, labels: Mapping[str, str], sku: str | None, nodepool: str | None
+    template: Mapping[str, Any],
+    name: str,
+    labels: Mapping[str, str],
+    sku: str | None,
+    nodepool: str | None,
+    tolerate: Sequence[Mapping[str, Any]] = (),
 ) -> Obj:
-    """The probe pod from the packaged manifest, labelled with the run, pinned to the SKU/NodePool if given."""
+    """The probe pod from the packaged manifest, labelled with the run, pinned to the SKU/NodePool if given and
+    tolerating the taints in `tolerate` (the pinned NodePool's)."""
     import copy
 
     pod = copy.deepcopy(dict(template))
@@ -641,6 +656,16 @@ def probe_manifest(
         selector[LABEL_INSTANCE_TYPE] = sku
     if nodepool:
         selector[LABEL_NODEPOOL] = nodepool
+    tolerations = pod["spec"].setdefault("tolerations", [])
+    for taint in tolerate:
+        wanted = {
+            "key": taint.get("key"),
+            "operator": "Equal" if taint.get("value") else "Exists",
+            **({"value": taint["value"]} if taint.get("value") else {}),
+            "effect": taint.get("effect"),
+        }
+        if not _tolerates(tolerations, taint):
+            tolerations.append(wanted)
     return pod
 
 
@@ -692,22 +717,37 @@ def run_gpu_probe(cluster: Cluster, namespace: str, manifest: Obj, budgets: Mapp
     def claim_abort(obj: Obj) -> str | None:
         return _claim_failure(obj)
 
+    last_seen: dict[str, Obj] = {}
+
     def wait_claim(
         condition: str, budget: float, extra_abort: Callable[[Obj], str | None] | None = None
     ) -> Obj:
         def aborted(obj: Obj) -> str | None:
             return claim_abort(obj) or (extra_abort(obj) if extra_abort else None)
 
+        def reached(obj: Obj | None) -> bool:
+            if obj is not None:
+                last_seen["claim"] = obj
+            return obj is None or _true(obj, condition)
+
         result = wait_for(
             cluster,
             _rest.NODECLAIMS,
             run.nodeclaim or "",
             None,
-            until=lambda o: o is None or _true(o, condition),
+            until=reached,
             abort_if=aborted,
             timeout=budget,
             expected=f"{condition}=True",
         )
+        registered_node = ((last_seen.get("claim") or {}).get("status") or {}).get("nodeName")
+        if result.obj is None and registered_node and _node_lost(cluster, registered_node):
+            # The node registered, then went with its NodeClaim (e.g. a spot eviction) before this phase.
+            claim_labels = (last_seen["claim"].get("metadata") or {}).get("labels") or {}
+            run.node = run.node or registered_node
+            run.node_labels = run.node_labels or dict(claim_labels)
+            run.nodepool = run.nodepool or claim_labels.get(LABEL_NODEPOOL)
+            raise _node_lost_finding(cluster, run, result.timeline)
         if result.obj is None:
             events = recent_events(cluster, run.nodeclaim or "", "default")
             raise WaitAborted(
@@ -751,22 +791,29 @@ def run_gpu_probe(cluster: Cluster, namespace: str, manifest: Obj, budgets: Mapp
     run.gpu_allocatable = int(alloc) if alloc is not None else None
 
     def pod_failed(pod: Obj) -> str | None:
-        if (pod.get("status") or {}).get("phase") == "Failed":
+        if (pod.get("status") or {}).get("phase") == "Failed" and not _node_lost(cluster, run.node):
             return "the probe pod Failed"
         if (pod.get("spec") or {}).get("nodeName") not in (None, run.node):
             return f"the probe ran on {pod['spec']['nodeName']}, not on the node of its NodeClaim"
         return None
+
+    def done_or_lost(pod: Obj | None) -> bool:
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Succeeded":
+            return True
+        return pod is None or _node_lost(cluster, run.node)
 
     result = wait_for(
         cluster,
         _rest.PODS,
         name,
         namespace,
-        until=lambda o: o is not None and (o.get("status") or {}).get("phase") == "Succeeded",
+        until=done_or_lost,
         abort_if=pod_failed,
         timeout=budgets["run"],
         expected="Succeeded (nvidia-smi ran on the GPU node)",
     )
+    if ((result.obj or {}).get("status") or {}).get("phase") != "Succeeded":
+        raise _node_lost_finding(cluster, run, result.timeline)
     bound = ((result.obj or {}).get("spec") or {}).get("nodeName")
     if bound != run.node:
         raise WaitAborted(
@@ -799,6 +846,76 @@ def _label_as_the_runs(cluster: Cluster, claim: str, probe: Obj) -> None:
     except ApiException as exc:
         if exc.status != 404:  # already gone: nothing to find later
             raise
+
+
+NODE_GONE_BUDGET_S = 120.0
+"""After a node stops reporting: the node lifecycle controller's 40 s grace, then the cloud node lifecycle
+controller deletes a Node whose VM is gone, within seconds."""
+SPOT_FIX = (
+    "Spot VMs can be evicted at any moment (about 30 s notice; NAP's eviction policy is Delete): run the GPU probe "
+    "and synchronous inference on an on-demand NodePool (the profile's nodepools, or a karpenter.sh/capacity-type "
+    "In [on-demand] requirement), keep spot for work that retries (batch, queue consumers) with on-demand "
+    "capacity behind it, and run again if this eviction was a one-off"
+)
+
+
+def _node_lost(cluster: Cluster, node_name: str | None) -> bool:
+    """The node is gone. A node that only stops reporting for a while (NotReady) may come back: the wait goes
+    on, up to its budget."""
+    return _rest.get(cluster._api, _rest.NODES, node_name or "") is None
+
+
+def _node_lost_finding(cluster: Cluster, run: ProbeRun, timeline: list[Observation]) -> WaitAborted:
+    """What a lost probe node means: on spot capacity, an eviction (its VM gone from Azure)."""
+    try:
+        wait_for(
+            cluster,
+            _rest.NODES,
+            run.node or "",
+            None,
+            until=lambda o: o is None,
+            timeout=NODE_GONE_BUDGET_S,
+            expected="deleted (its VM no longer exists)",
+        )
+        gone = True
+    except WaitTimeout:
+        gone = False
+    events = recent_events(cluster, run.node or "", "default", limit=8)
+    deleting = next((e for e in events if "DeletingNode" in e), None)
+    capacity = run.node_labels.get(LABEL_CAPACITY_TYPE, "on-demand")
+    where = f"{run.instance_type}, capacity type {capacity}, NodePool {run.nodepool}"
+    if capacity == "spot" and gone and deleting:
+        what = (
+            f"the GPU probe's node {run.node} ({where}) was evicted mid-run: Azure reclaimed the spot VM, the node "
+            f"stopped reporting and was deleted ({deleting or 'Node deleted'}); the probe {run.namespace}/{run.pod} "
+            f"and NodeClaim {run.nodeclaim} went with it"
+        )
+        fix = SPOT_FIX
+    else:
+        claim_events = recent_events(cluster, run.nodeclaim or "", "default", limit=8)
+        events += [e for e in claim_events if e not in events]
+        state = "was deleted" if gone else "stopped reporting (Ready not True)"
+        what = (
+            f"the GPU probe's node {run.node} ({where}) {state} while the probe {run.namespace}/{run.pod} ran"
+            + (f" ({deleting})" if deleting else "")
+        )
+        fix = (
+            SPOT_FIX
+            if capacity == "spot"
+            else "Look at the node's events and the VM in the node resource group (kubectl describe node; Azure "
+            "activity log): a VM deleted or stopped under a running node takes its pods with it"
+        )
+    return WaitAborted(
+        timeline=timeline,
+        what=what,
+        expected="the probe Succeeded on its node, which stays until consolidation removes it",
+        observed=f"node {run.node} {'gone' if gone else 'NotReady'}, probe "
+        f"{'gone' if _rest.get(cluster._api, _rest.PODS, run.pod, run.namespace) is None else 'not Succeeded'}",
+        where=f"kubectl get events -A --field-selector involvedObject.name={run.node}; Azure activity log of the "
+        "node resource group",
+        fix=fix,
+        details=[f"node events: {' | '.join(events)}"] if events else [],
+    )
 
 
 def _scheduling_fix(message: str) -> str:
@@ -1018,7 +1135,22 @@ def idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
     return _idle_gpu_nodes(cluster)
 
 
+NODE_LEASES = Kind("coordination.k8s.io", "v1", "leases", kind="Lease")
+
+
+def _cluster_now(cluster: Cluster) -> datetime:
+    """The cluster's clock, within a kubelet heartbeat: the newest node Lease renewal (a simulated cluster's
+    clock runs compressed, so the local clock would not do)."""
+    renewals = [
+        when
+        for lease in _rest.items(cluster._api, NODE_LEASES, "kube-node-lease")
+        if (when := _stamp((lease.get("spec") or {}).get("renewTime"))) is not None
+    ]
+    return max(renewals, default=None) or datetime.now().astimezone()
+
+
 def _idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
+    now = _cluster_now(cluster)
     pools = {p.name: p for p in nodepools(cluster)} if cluster.serves("karpenter.sh") else {}
     claims = (
         {c["metadata"]["name"]: c for c in _rest.items(cluster._api, _rest.NODECLAIMS)}
@@ -1053,7 +1185,7 @@ def _idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
         claim = claims.get(claim_name or "")
         pods = pods_by_node.get(name, [])
         pool = pools.get(labels.get(LABEL_NODEPOOL, ""))
-        reason = _pin_reason(node, claim, pods, pool, labels)
+        reason = _pin_reason(node, claim, pods, pool, labels, now)
         price = it.price_per_hour if it is not None else None
         out.append(
             IdleNode(
@@ -1067,8 +1199,39 @@ def _idle_gpu_nodes(cluster: Cluster) -> list[IdleNode]:
     return out
 
 
+def _pod_pin(pod: Obj, now: datetime) -> tuple[str | None, str | None]:
+    """(the pin a pod's `karpenter.sh/do-not-disrupt` holds now, or a note on why it holds none), as Karpenter
+    reads the value: `"true"`, or a duration from the pod's start (v1.12 on); anything else is ignored."""
+    value = (pod["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT)
+    if value is None:
+        return None, None
+    who = f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}"
+    try:
+        grace = do_not_disrupt_grace(value)
+    except ValueError as exc:
+        return None, (
+            f'{who}\'s {DO_NOT_DISRUPT}: "{value}" is ignored by Karpenter ({exc}; it takes "true" or a positive '
+            "duration such as 30m)"
+        )
+    started = _stamp((pod.get("status") or {}).get("startTime"))
+    if math.isinf(grace) or started is None:
+        return f'{who} has {DO_NOT_DISRUPT}: "{value}"', None
+    until = started + timedelta(seconds=grace)
+    if now < until:
+        return (
+            f'{who} has {DO_NOT_DISRUPT}: "{value}" (until {until:%Y-%m-%dT%H:%M:%SZ}, {value} after it started)',
+            None,
+        )
+    return None, f'{who}\'s {DO_NOT_DISRUPT}: "{value}" elapsed at {until:%Y-%m-%dT%H:%M:%SZ}'
+
+
 def _pin_reason(
-    node: Obj, claim: Obj | None, pods: list[Obj], pool: NodePool | None, labels: Mapping[str, str]
+    node: Obj,
+    claim: Obj | None,
+    pods: list[Obj],
+    pool: NodePool | None,
+    labels: Mapping[str, str],
+    now: datetime,
 ) -> str:
     for obj, kind in ((claim, "NodeClaim"), (node, "Node")):
         if obj is not None and (obj["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT) == "true":
@@ -1076,13 +1239,16 @@ def _pin_reason(
             ns = (obj["metadata"].get("labels") or {}).get("kaito.sh/workspacenamespace")
             by = f" (KAITO Workspace {ns}/{owner})" if owner else ""
             return f'{kind} {obj["metadata"]["name"]} has {DO_NOT_DISRUPT}: "true"{by}'
-    pinned = [p for p in pods if (p["metadata"].get("annotations") or {}).get(DO_NOT_DISRUPT)]
-    if pinned:
-        p = pinned[0]
-        return f"pod {p['metadata']['namespace']}/{p['metadata']['name']} has {DO_NOT_DISRUPT}"
+    notes: list[str] = []
+    for p in pods:
+        pin, note = _pod_pin(p, now)
+        if pin:
+            return pin
+        if note:
+            notes.append(note)
     if pods:
         names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods[:3])
-        return f"not empty: runs {len(pods)} pod(s) ({names})"
+        return f"not empty: runs {len(pods)} pod(s) ({names})" + "".join(f"; {n}" for n in notes)
     if pool is None:
         return f"not managed by a NodePool (karpenter.sh/nodepool={labels.get(LABEL_NODEPOOL, 'none')}): nothing consolidates it"
     if duration_seconds(pool.consolidate_after) is None:

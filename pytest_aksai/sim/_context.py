@@ -46,6 +46,9 @@ class SimContext:
     """The API server's certificate (SAN 127.0.0.1 and the host), for add-ons that serve HTTPS too."""
     csi_drivers: dict[str, Any] = field(default_factory=dict)
     """CSI node plugins by driver name (`sim._core._csi.CsiDriver`), registered by add-ons."""
+    vms_gone: set[str] = field(default_factory=set)
+    """Nodes whose VM no longer exists (e.g. a spot VM Azure evicted): their kubelet posts nothing more. The
+    add-on that owns the VM plays the cloud node lifecycle controller and deletes the Node."""
     _event_names: dict[tuple[str, str, str, str], str] = field(default_factory=dict, repr=False)
 
     def record_event(

@@ -75,6 +75,7 @@ class Fault(StrEnum):
     NAP_GPU_NOT_ADVERTISED = "nap-gpu-not-advertised"
     NAP_NO_CONSOLIDATION = "nap-no-consolidation"
     NAP_PRICIER_SKU = "nap-pricier-sku"
+    NAP_SPOT_EVICTION = "nap-spot-eviction"
     # --- identity (the azure add-on) ---
     WI_SUBJECT_MISMATCH = "wi-subject-mismatch"
     WI_ISSUER_MISMATCH = "wi-issuer-mismatch"
@@ -200,6 +201,13 @@ FAULTS: dict[str, FaultSpec] = {
             "karpenter",
             "launches pick the most expensive instance type a NodeClaim allows instead of the cheapest",
             "karpenter.sh/nodepool values (default: every NodePool; kaito: KAITO's NodeClaims)",
+        ),
+        FaultSpec(
+            Fault.NAP_SPOT_EVICTION,
+            "karpenter",
+            "Azure evicts a spot VM (eviction policy Delete) as soon as a workload pod is bound to its node: the "
+            "node goes NotReady and is deleted, its NodeClaim and pods go",
+            "karpenter.sh/nodepool values (default: every NodePool)",
         ),
         # --- identity (the azure add-on) ---
         FaultSpec(

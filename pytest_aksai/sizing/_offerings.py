@@ -9,6 +9,7 @@ first letter, `sku-memory` is MiB, `sku-version` drops the `v` and is `1` when t
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,3 +254,62 @@ def family_hint(req: Mapping[str, Any]) -> str:
         f"{', '.join(wrong)} is no family NAP knows"
         + (f", use [{', '.join(suggested)}]" if suggested else "")
     )
+
+
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_PART = re.compile(r"(\d*(?:\.\d*)?)([^\d.]*)")
+
+
+def go_duration(text: str) -> float:
+    """Go's `time.ParseDuration` in seconds (`300ms`, `1.5h`, `2h45m`, `-5m`, `0`); ValueError with Go's text."""
+    value = text
+    sign = -1.0 if value[:1] == "-" else 1.0
+    if value[:1] in "+-" and value:
+        value = value[1:]
+    if value == "0":
+        return 0.0
+    if not value:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0.0
+    pos = 0
+    while pos < len(value):
+        match = _GO_PART.match(value, pos)
+        assert match is not None  # the pattern also matches the empty string
+        number, unit = match.groups()
+        if number in ("", "."):
+            raise ValueError(f'time: invalid duration "{text}"')
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _GO_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += float(number) * _GO_UNITS[unit]
+        pos = match.end()
+    return sign * total
+
+
+def do_not_disrupt_grace(value: str) -> float:
+    """How long a pod's `karpenter.sh/do-not-disrupt` value protects it, in seconds from the pod's
+    `status.startTime`, as Karpenter reads it (kubernetes-sigs/karpenter `pkg/utils/pod/scheduling.go`
+    `IsDoNotDisruptActive`, v1.12 on): `"true"` protects for good (math.inf), a positive Go duration (`"5m"`,
+    `"1h30m"`) until the pod has run that long. Anything else (`"false"` too) is ignored by Karpenter with a
+    Warning `InvalidDoNotDisruptAnnotation` event: ValueError with its text. Only pods take a duration; on a
+    Node or NodeClaim only `"true"` counts."""
+    if value == "true":
+        return math.inf
+    try:
+        seconds = go_duration(value)
+    except ValueError as exc:
+        raise ValueError(f'failed to parse "{value}" as a duration: {exc}') from None
+    if seconds <= 0:
+        raise ValueError(f'duration "{value}" must be positive')
+    return seconds

@@ -14,6 +14,7 @@ from tests.faults._matrix import Case, Verdicts, failing
 
 NAP_SUITE = ("test_nap.py",)
 BUDGET = "idle_cost_per_day_max = 15.0"
+SPOT_POOL = 'nodepools = ["gpu-inference-spot"]'
 NODEPOOL_CHECKS = {
     "test_requirements_match_a_sku",
     "test_gpu_taint_is_tolerated",
@@ -32,13 +33,19 @@ LIFECYCLE_CHECKS = {PROBE_EXPLAINER, *PROBE_DEPENDENTS}
 NAP_CHECKS = NODEPOOL_CHECKS | LIFECYCLE_CHECKS | {"test_idle_cost_floor"}
 
 
+NAP_TIME_SCALE = 120
+"""Karpenter's windows the checks race against (the 5 min launch timeout a quota error must beat, 2m + 25 s of
+consolidation, the 45 s from a spot eviction to the node's deletion) last well under a wall second at 600x:
+on a loaded machine the probe's waits would look too late. At 120x the whole lifecycle is still ~4 s wall."""
+
+
 def _nap(*faults: str, profile: str = BUDGET) -> Case:
-    return Case(faults, suites=NAP_SUITE, profile=profile)
+    return Case(faults, suites=NAP_SUITE, profile=profile, time_scale=NAP_TIME_SCALE)
 
 
 CASES: dict[str, Case] = {
     "nap-healthy": _nap(),
-    "nap-healthy-strict": Case(suites=NAP_SUITE, profile=BUDGET, strict=True),
+    "nap-healthy-strict": Case(suites=NAP_SUITE, profile=BUDGET, strict=True, time_scale=NAP_TIME_SCALE),
     "nap-sku-family-mismatch": _nap("nap-sku-family-mismatch"),
     "nap-limits-exhausted": _nap("nap-limits-exhausted"),
     "nap-quota-exceeded": _nap("nap-quota-exceeded"),
@@ -46,12 +53,17 @@ CASES: dict[str, Case] = {
     "nap-no-consolidation": _nap("nap-no-consolidation"),
     "nap-pricier-sku": _nap("nap-pricier-sku"),
     "nap-idle-budget": _nap(profile="idle_cost_per_day_max = 5.0"),
+    # The probe on the spot pool (the profile names it), healthy and then evicted mid-run.
+    "nap-spot-probe": _nap(profile=f"{BUDGET}\n{SPOT_POOL}"),
+    "nap-spot-eviction": _nap("nap-spot-eviction", profile=f"{BUDGET}\n{SPOT_POOL}"),
 }
 CASE_TESTS = {
     "nap-sku-family-mismatch": "test_a_nodepool_no_sku_matches",
     "nap-pricier-sku": "test_a_pricier_sku",
     "nap-no-consolidation": "test_no_consolidation",
     "nap-idle-budget": "test_idle_gpus_over_budget",
+    "nap-spot-probe": "test_the_probe_on_the_spot_pool",
+    "nap-spot-eviction": "test_a_spot_eviction",
 }
 
 
@@ -156,3 +168,29 @@ def test_idle_gpus_over_budget_name_each_node_its_cost_and_its_pin(matrix: Calla
         "KAITO Workspace inference/workspace-phi4-mini",
     ):
         assert text in message, message
+
+
+def test_the_probe_on_the_spot_pool_passes_every_check_when_nothing_evicts_it(
+    matrix: Callable[[str], Verdicts],
+) -> None:
+    verdicts = matrix("nap-spot-probe")
+    assert failing(verdicts) == {}
+    assert verdicts[PROBE_EXPLAINER]["outcome"] == "passed"
+
+
+def test_a_spot_eviction_mid_probe_fails_the_lifecycle_checks_naming_node_sku_and_fix(
+    matrix: Callable[[str], Verdicts],
+) -> None:
+    verdicts = matrix("nap-spot-eviction")
+    assert set(failing(verdicts)) == LIFECYCLE_CHECKS, failing(verdicts)
+    _lifecycle_fails_with(
+        verdicts,
+        [
+            "was evicted mid-run: Azure reclaimed the spot VM",
+            "Standard_NC4as_T4_v3, capacity type spot, NodePool gpu-inference-spot",
+            "because it does not exist in the cloud provider",
+            "run the GPU probe and synchronous inference on an on-demand NodePool",
+        ],
+    )
+    # Cleanup left nothing: the idle floor, judged after the probe's teardown, found no GPU node of the probe.
+    assert "aks-gpu-inference-spot" not in verdicts["test_idle_cost_floor"]["message"]

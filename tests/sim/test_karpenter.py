@@ -3,6 +3,8 @@ consolidation on a running simulated cluster, with upstream's reasons and messag
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 import subprocess
 import uuid
@@ -20,7 +22,7 @@ from pytest_aksai.sim._addons.karpenter import _scheduling as scheduling
 from pytest_aksai.sim._addons.karpenter._disruption import allowed_disruptions, duration_seconds
 from pytest_aksai.sim._addons.karpenter._provisioner import capacity_for, choose_offering
 from pytest_aksai.sim._core._resources import parse_map
-from pytest_aksai.sizing import matching_instance_types
+from pytest_aksai.sizing import do_not_disrupt_grace, go_duration, matching_instance_types
 from tests.sim import _watching
 
 LAB = (
@@ -384,3 +386,144 @@ def test_the_cheapest_offering_wins_spot_when_allowed() -> None:
         {"spec": {"requirements": scheduling.claim_requirements(claim)}}, priciest=True
     )
     assert priciest is not None and priciest[0] == "Standard_ND96isr_H100_v5"
+
+
+def test_do_not_disrupt_values_are_read_as_upstream() -> None:
+    """kubernetes-sigs/karpenter `IsDoNotDisruptActive` (v1.12 on): "true", or a positive Go duration; the rest
+    is ignored with Karpenter's error text."""
+    assert do_not_disrupt_grace("true") == math.inf
+    assert do_not_disrupt_grace("5m") == 300
+    assert do_not_disrupt_grace("1h30m") == 5400
+    assert do_not_disrupt_grace("1.5h") == 5400
+    assert do_not_disrupt_grace("300ms") == pytest.approx(0.3)
+    assert go_duration("-5m") == -300 and go_duration("0") == 0
+    for value, error in (
+        ("false", 'failed to parse "false" as a duration: time: invalid duration "false"'),
+        ("5", 'failed to parse "5" as a duration: time: missing unit in duration "5"'),
+        ("1d", 'failed to parse "1d" as a duration: time: unknown unit "d" in duration "1d"'),
+        ("0s", 'duration "0s" must be positive'),
+        ("-5m", 'duration "-5m" must be positive'),
+    ):
+        with pytest.raises(ValueError, match=re.escape(error)):
+            do_not_disrupt_grace(value)
+
+
+def test_a_pods_do_not_disrupt_duration_blocks_disruption_until_it_elapses(
+    kube: Kube, ns: str, pool: str
+) -> None:
+    """A running pod with `do-not-disrupt: "1m"` blocks its Consolidatable node (DisruptionBlocked naming the
+    pod, DoNotDisruptUntil) until it has run a minute (DoNotDisruptGracePeriodElapsed); "false" is ignored
+    with InvalidDoNotDisruptAnnotation."""
+    for name, value in (("pinned", "1m"), ("wrong", "false")):
+        kube.core.create_namespaced_pod(
+            ns,
+            {
+                "metadata": {"name": name, "annotations": {"karpenter.sh/do-not-disrupt": value}},
+                "spec": {
+                    "nodeSelector": {"karpenter.sh/nodepool": pool},
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "busybox",
+                            "command": ["sleep", "3600"],
+                            "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                        }
+                    ],
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                },
+            },
+        )
+
+    def event(reason: str, about: str | None = None, says: str = "") -> Any:
+        return _watching.wait_for(
+            kube.core.list_event_for_all_namespaces,
+            lambda e: e.reason == reason and about in (None, e.involved_object.name) and says in e.message,
+            f"a {reason} event about {about or says}",
+            timeout=20,
+        )
+
+    blocked = event("DisruptionBlocked", says=f"(Pod={ns}/pinned)")
+    assert blocked.message == f'Pod has "karpenter.sh/do-not-disrupt" annotation (Pod={ns}/pinned)'
+    assert blocked.involved_object.kind in ("Node", "NodeClaim")
+    until = event("DoNotDisruptUntil", "pinned")
+    assert until.message.startswith("The karpenter.sh/do-not-disrupt grace period will elapse at ")
+    invalid = event("InvalidDoNotDisruptAnnotation", "wrong")
+    assert invalid.type == "Warning" and invalid.message == (
+        'Invalid karpenter.sh/do-not-disrupt annotation: failed to parse "false" as a duration: time: invalid '
+        'duration "false", ignoring annotation'
+    )
+    elapsed = event("DoNotDisruptGracePeriodElapsed", "pinned")
+    assert (
+        elapsed.message == "The karpenter.sh/do-not-disrupt grace period has elapsed, pod is now disruptable"
+    )
+    assert not [
+        e
+        for e in kube.core.list_event_for_all_namespaces().items
+        if e.reason == "DisruptionBlocked" and f"(Pod={ns}/wrong)" in e.message
+    ], "an invalid value protects nothing"
+
+
+def test_a_do_not_disrupt_pod_stalls_the_drain_until_the_termination_grace_period(
+    kube: Kube, ns: str, pool: str
+) -> None:
+    """Deleting a NodeClaim whose node runs a `do-not-disrupt: "true"` pod: Karpenter does not evict it
+    (`FailedDraining`), until the NodePool's `terminationGracePeriod` (here 2m, the pod's own grace 30 s) runs
+    out: then the pod is deleted anyway (`Disrupted`) and the NodeClaim goes."""
+    kube.custom.patch_cluster_custom_object(
+        "karpenter.sh",
+        "v1",
+        "nodepools",
+        pool,
+        {"spec": {"template": {"spec": {"terminationGracePeriod": "2m"}}}},
+    )
+    kube.core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": "pinned", "annotations": {"karpenter.sh/do-not-disrupt": "true"}},
+            "spec": {
+                "nodeSelector": {"karpenter.sh/nodepool": pool},
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "busybox",
+                        "command": ["sleep", "3600"],
+                        "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                    }
+                ],
+                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        },
+    )
+    selector = f"karpenter.sh/nodepool={pool}"
+    claim = _watching.wait_for(
+        kube.claims,
+        lambda c: _conditions(c).get("Initialized", {}).get("status") == "True",
+        "an Initialized NodeClaim",
+        timeout=20,
+        label_selector=selector,
+    )
+    assert claim["spec"]["terminationGracePeriod"] == "2m"
+    _watching.wait_for(
+        kube.core.list_namespaced_pod,
+        lambda p: p.status.phase == "Running",
+        "the pinned pod running",
+        timeout=20,
+        namespace=ns,
+    )
+    kube.custom.delete_cluster_custom_object("karpenter.sh", "v1", "nodeclaims", claim["metadata"]["name"])
+    stalled = _watching.wait_for(
+        kube.core.list_event_for_all_namespaces,
+        lambda e: e.reason == "FailedDraining" and e.involved_object.name == claim["status"]["nodeName"],
+        "FailedDraining on the node",
+        timeout=10,
+    )
+    assert stalled.message == "Failed to drain node, 1 pods are waiting to be evicted"
+    assert kube.core.read_namespaced_pod("pinned", ns).metadata.deletion_timestamp is None
+    disrupted = _watching.wait_for(
+        kube.core.list_event_for_all_namespaces,
+        lambda e: e.reason == "Disrupted" and e.involved_object.name == "pinned",
+        "the pinned pod deleted at the termination grace period",
+        timeout=20,
+    )
+    assert "This bypasses the PDB of the pod and the do-not-disrupt annotation." in disrupted.message
+    _watching.wait_gone(kube.claims, "the NodeClaim", timeout=20, label_selector=selector)

@@ -46,7 +46,9 @@ _NOT_READY_MESSAGE = (
 
 def kubelet_down(ctx: Any, node_name: str) -> bool:
     """True while the `node-not-ready` fault stops this node's kubelet (parameter: node names, comma-separated;
-    empty: every node)."""
+    empty: every node), and for good once the node's VM is gone (`ctx.vms_gone`)."""
+    if node_name in getattr(ctx, "vms_gone", ()):
+        return True
     if not ctx.faults.is_active(Fault.NODE_NOT_READY):
         return False
     names = [n.strip() for n in ctx.faults.parameter(Fault.NODE_NOT_READY).split(",") if n.strip()]

@@ -35,7 +35,7 @@ def _controllers() -> Sequence[type[Controller]]:
 ADDON = AddonSpec(
     name="karpenter",
     description="Karpenter on AKS (NAP): NodePool provisioning, the NodeClaim lifecycle, emptiness "
-    "consolidation and expiration (karpenter.sh, karpenter.azure.com)",
+    "consolidation and expiration, spot eviction (karpenter.sh, karpenter.azure.com)",
     package=__name__,
     controllers=_controllers,
     faults=(
@@ -45,5 +45,6 @@ ADDON = AddonSpec(
         Fault.NAP_GPU_NOT_ADVERTISED,
         Fault.NAP_NO_CONSOLIDATION,
         Fault.NAP_PRICIER_SKU,
+        Fault.NAP_SPOT_EVICTION,
     ),
 )

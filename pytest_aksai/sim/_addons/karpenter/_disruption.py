@@ -3,8 +3,10 @@
 As kubernetes-sigs/karpenter `pkg/controllers/disruption/`: every `POLL_SECONDS` (10 s) the controller
 looks for candidates — NodeClaims of a NodePool with `consolidateAfter` set, `Consolidatable=True`,
 Initialized, not being deleted, whose node runs no pod but DaemonSet pods — and drops the ones
-`karpenter.sh/do-not-disrupt` protects (on the NodeClaim or its Node), publishing `DisruptionBlocked`
-events. A disruption budget (`spec.disruption.budgets`, default `nodes: 10%`, rounded up; the most
+`karpenter.sh/do-not-disrupt` protects (`"true"` on the NodeClaim or its Node; on a running pod of the node —
+DaemonSet pods too — `"true"` or a duration counted from the pod's start, as upstream since v1.12), publishing
+`DisruptionBlocked` events (and, for pods, `DoNotDisruptUntil` / `DoNotDisruptGracePeriodElapsed` /
+`InvalidDoNotDisruptAnnotation`). A disruption budget (`spec.disruption.budgets`, default `nodes: 10%`, rounded up; the most
 restrictive one that applies to reason `Empty` wins) caps how many of a NodePool's nodes may be disrupting
 at once. A command is re-validated after `VALIDATION_SECONDS` (15 s): still empty and consolidatable, the
 node is tainted `karpenter.sh/disrupted:NoSchedule`, `DisruptionTerminating` events are published and the
@@ -24,6 +26,7 @@ from typing import Any
 from pytest_aksai.sim._core._framework import Controller, Obj, Watch
 from pytest_aksai.sim._core._podutil import is_terminal
 from pytest_aksai.sim.contract import Fault
+from pytest_aksai.sizing import do_not_disrupt_grace
 
 POLL_SECONDS = 10.0
 VALIDATION_SECONDS = 15.0
@@ -72,6 +75,20 @@ def allowed_disruptions(pool: Mapping[str, Any], nodes: int, reason: str = "Empt
         count = math.ceil(nodes * float(value[:-1]) / 100) if value.endswith("%") else int(value)
         allowed = min(allowed, count)
     return max(allowed, 0)
+
+
+def do_not_disrupt_active(pod: Mapping[str, Any], now: datetime) -> bool:
+    """The pod's `karpenter.sh/do-not-disrupt` protects it now (upstream `IsDoNotDisruptActive`): `"true"`, or
+    a duration not yet elapsed since `status.startTime` (no start time: protected); invalid values do not."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(DO_NOT_DISRUPT)
+    if value is None:
+        return False
+    try:
+        grace = do_not_disrupt_grace(value)
+    except ValueError:
+        return False
+    started = (pod.get("status") or {}).get("startTime")
+    return not (started and math.isfinite(grace)) or now.timestamp() < parse_time(started).timestamp() + grace
 
 
 def _is_daemon(pod: Mapping[str, Any]) -> bool:
@@ -128,11 +145,11 @@ class DisruptionController(Controller):
             pool_name = (claim["metadata"].get("labels") or {}).get(LABEL_NODEPOOL, "")
             pool = pools[pool_name]
             node_name = (claim.get("status") or {}).get("nodeName") or ""
+            node = self.get("v1", "nodes", node_name)
+            if self._protected(claim, node) or self._pod_protected(claim, node, node_name):
+                continue
             if self._busy(node_name):
                 continue  # not empty: underutilized consolidation (replacing nodes) is not simulated
-            node = self.get("v1", "nodes", node_name)
-            if self._protected(claim, node):
-                continue
             allowed = allowed_disruptions(pool, members.get(pool_name, 0)) - deleting.get(pool_name, 0)
             if allowed <= 0:
                 self.event(
@@ -180,6 +197,65 @@ class DisruptionController(Controller):
                     )
                 return True
         return False
+
+    def _pod_protected(self, claim: Obj, node: Obj | None, node_name: str) -> bool:
+        """A running pod of the node whose `karpenter.sh/do-not-disrupt` still holds (upstream's
+        `ValidatePodsDisruptable`): `"true"`, or a duration not yet elapsed since the pod's `status.startTime`."""
+        now = self.clock.now()
+        for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}"):
+            meta = pod["metadata"]
+            value = (meta.get("annotations") or {}).get(DO_NOT_DISRUPT)
+            if value is None or is_terminal(pod) or meta.get("deletionTimestamp"):
+                continue
+            uid = meta.get("uid", "")
+            try:
+                grace = do_not_disrupt_grace(value)
+            except ValueError as exc:
+                self._once(
+                    f"invalid/{uid}/{value}",
+                    pod,
+                    "Warning",
+                    "InvalidDoNotDisruptAnnotation",
+                    f"Invalid {DO_NOT_DISRUPT} annotation: {exc}, ignoring annotation",
+                )
+                continue
+            started = (pod.get("status") or {}).get("startTime")
+            if started and math.isfinite(grace):
+                until = parse_time(started).timestamp() + grace
+                if now.timestamp() >= until:
+                    self._once(
+                        f"elapsed/{uid}",
+                        pod,
+                        "Normal",
+                        "DoNotDisruptGracePeriodElapsed",
+                        f"The {DO_NOT_DISRUPT} grace period has elapsed, pod is now disruptable",
+                    )
+                    continue
+                stamp = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                self._once(
+                    f"until/{uid}/{stamp}",
+                    pod,
+                    "Normal",
+                    "DoNotDisruptUntil",
+                    f"The {DO_NOT_DISRUPT} grace period will elapse at {stamp}",
+                )
+            message = f'Pod has "{DO_NOT_DISRUPT}" annotation (Pod={meta["namespace"]}/{meta["name"]})'
+            for obj in (node, claim):
+                if obj is not None:
+                    self._once(
+                        f"blocked/{obj['metadata'].get('uid')}/{uid}",
+                        obj,
+                        "Normal",
+                        "DisruptionBlocked",
+                        message,
+                    )
+            return True
+        return False
+
+    def _once(self, key: str, obj: Obj, type_: str, reason: str, message: str) -> None:
+        if key not in self._blocked:
+            self._blocked.add(key)
+            self.event(obj, type_, reason, message, "karpenter")
 
     def _disrupt(self, claim: Obj, node: Obj | None, reason: str = "Empty") -> None:
         if node is not None:

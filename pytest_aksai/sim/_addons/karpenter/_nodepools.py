@@ -420,6 +420,11 @@ class ProvisioningController(Controller):
                 **({"taints": tspec["taints"]} if tspec.get("taints") else {}),
                 **({"startupTaints": tspec["startupTaints"]} if tspec.get("startupTaints") else {}),
                 "expireAfter": tspec.get("expireAfter", "720h"),
+                **(
+                    {"terminationGracePeriod": tspec["terminationGracePeriod"]}
+                    if tspec.get("terminationGracePeriod")
+                    else {}
+                ),
             },
         }
         return self.store.create(self.rt(NODECLAIM_API, "nodeclaims"), manifest)

@@ -20,13 +20,24 @@ NodeClaim shows on AKS, in cluster seconds, with upstream's condition types and 
 
 Deleting a NodeClaim (the `karpenter.sh/termination` finalizer) taints its node
 `karpenter.sh/disrupted:NoSchedule`, drains it (deletes its pods but DaemonSet pods), deletes the Node and,
-`VM_DELETE_SECONDS` later, the VM: then the finalizer goes.
+`VM_DELETE_SECONDS` later, the VM: then the finalizer goes. A pod whose `karpenter.sh/do-not-disrupt` holds is
+not evicted: the drain waits on it (`FailedDraining`) until it ends or the NodeClaim's `terminationGracePeriod`
+(from the NodePool's template) runs out, when it is deleted anyway (`Disrupted`), as upstream's terminator.
+
+Spot eviction (the `nap-spot-eviction` fault): Azure reclaims a spot VM with eviction policy `Delete` (the
+provider's setting), here as soon as a workload pod is bound to its node. The Azure eviction notice (~30 s, a
+Scheduled Event) is not acted on: NodeRepair, which would, is off by default. The kubelet goes with the VM, so
+the node lifecycle controller turns the node `Unknown` ("Kubelet stopped posting node status.") after its
+grace period; the cloud node lifecycle controller then deletes the Node ("Deleting node <n> because it does
+not exist in the cloud provider"), Karpenter's node termination deletes the NodeClaim, finds the instance
+gone and drains nothing, and the pod garbage collector removes the node's pods. Nothing replaces a bare pod.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pytest_aksai.sim._addons.karpenter import _disruption as disruption
@@ -51,6 +62,8 @@ LAUNCH_TIMEOUT = 300.0
 REGISTRATION_TIMEOUT = 900.0
 VM_DELETE_SECONDS = 30.0
 POD_EVENT_DEDUPE_SECONDS = 5.0
+CLOUD_NODE_MONITOR_SECONDS = 5.0
+"""The cloud node lifecycle controller's period (cloud-controller-manager's `--node-monitor-period`)."""
 TERMINATION_FINALIZER = "karpenter.sh/termination"
 LABEL_NODEPOOL = "karpenter.sh/nodepool"
 LABEL_REGISTERED = "karpenter.sh/registered"
@@ -339,6 +352,9 @@ class ProvisionerController(Controller):
         self._pod_states: dict[str, tuple[bool, bool, bool]] = {}
         self._pod_events: set[str] = set()
         self._terminating_since: dict[str, float] = {}
+        self._evicted: set[str] = set()
+        """NodeClaims whose spot VM Azure evicted."""
+        self._drain_reported: dict[str, int] = {}
 
     def _fault_applies(self, fault: Fault, claim: Mapping[str, Any]) -> bool:
         """NAP faults hit the NodeClaims of the cluster's NodePools; KAITO's NodeClaims, which name no NodePool of
@@ -367,6 +383,9 @@ class ProvisionerController(Controller):
         self.claim_of_node[(claim.get("status") or {}).get("nodeName") or node_name_for(key)] = key
         if meta.get("deletionTimestamp"):
             return self._terminate(claim)
+        evicted, wait = self._spot_eviction(claim)
+        if evicted:
+            return wait
         if TERMINATION_FINALIZER not in (meta.get("finalizers") or []):
             meta.setdefault("finalizers", []).append(TERMINATION_FINALIZER)
             claim = self.store.update(self.rt(NODECLAIM_API, "nodeclaims"), claim)
@@ -513,6 +532,62 @@ class ProvisionerController(Controller):
         if changed:
             self.store.update_status(self.rt(NODECLAIM_API, "nodeclaims"), claim)
         return min(due) if due else None
+
+    def _spot_eviction(self, claim: Obj) -> tuple[bool, float | None]:
+        """Azure's spot eviction and what the control plane does about it; (evicted, when to look again)."""
+        name = claim["metadata"]["name"]
+        node_name = (claim.get("status") or {}).get("nodeName") or ""
+        if name not in self._evicted:
+            labels = claim["metadata"].get("labels") or {}
+            if (
+                not node_name
+                or labels.get(LABEL_CAPACITY_TYPE) != "spot"
+                or not condition_true(claim, "Initialized")
+                or not self._fault_applies(Fault.NAP_SPOT_EVICTION, claim)
+                or not self._runs_workload(node_name)
+            ):
+                return False, None
+            self._evicted.add(name)
+            self.ctx.vms_gone.add(node_name)  # the VM, and the kubelet with it, is gone
+            return True, CLOUD_NODE_MONITOR_SECONDS
+        node = self.get("v1", "nodes", node_name)
+        if node is not None:
+            ready = condition_of(node, "Ready") or {}
+            if ready.get("status") == "True":
+                return True, CLOUD_NODE_MONITOR_SECONDS  # the node lifecycle controller has not noticed yet
+            since = (
+                self.clock.now() - parse_time(ready.get("lastTransitionTime") or self.clock.timestamp())
+            ).total_seconds()
+            if since < CLOUD_NODE_MONITOR_SECONDS:
+                return (
+                    True,
+                    CLOUD_NODE_MONITOR_SECONDS - since,
+                )  # the cloud node lifecycle controller's next pass
+            self.event(
+                node,
+                "Normal",
+                "DeletingNode",
+                f"Deleting node {node_name} because it does not exist in the cloud provider",
+                "cloud-node-lifecycle-controller",
+            )
+            self.store.delete(self.rt("v1", "nodes"), node_name)
+            self.event(
+                node,
+                "Normal",
+                "RemovingNode",
+                f"Node {node_name} event: Removing Node {node_name} from Controller",
+                "node-controller",
+            )
+        # Karpenter's node termination deletes the NodeClaim of a deleted Node; its instance is already gone.
+        self.store.delete(self.rt(NODECLAIM_API, "nodeclaims"), name)
+        return True, None
+
+    def _runs_workload(self, node_name: str) -> bool:
+        return any(
+            not is_terminal(pod)
+            and not any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
+            for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}")
+        )
 
     def _launch_failure(self, claim: Obj) -> tuple[str, str] | None:
         offering = choose_offering(claim)
@@ -680,13 +755,16 @@ class ProvisionerController(Controller):
             if not any(t.get("key") == TAINT_DISRUPTED["key"] for t in taints):
                 node["spec"]["taints"] = [*taints, dict(TAINT_DISRUPTED)]
                 node = self.store.update(self.rt("v1", "nodes"), node)
-            if self._drain(node_name or ""):
-                return 1.0
+            if name not in self._evicted and self._drain(node, claim):
+                return 1.0  # an evicted node's instance is gone: nothing to drain, as upstream
             if not node["metadata"].get("deletionTimestamp"):
                 self.store.delete(self.rt("v1", "nodes"), node["metadata"]["name"])
             if self.get("v1", "nodes", node_name or "") is not None:
                 return 1.0
-        if (claim.get("status") or {}).get("providerID"):
+        if name in self._evicted:
+            self._evicted.discard(name)
+            self.ctx.vms_gone.discard(node_name or "")  # Delete answers NotFound: nothing left to wait for
+        elif (claim.get("status") or {}).get("providerID"):
             since = self._terminating_since.setdefault(name, now)
             if now - since < VM_DELETE_SECONDS:
                 return VM_DELETE_SECONDS - (now - since)
@@ -696,18 +774,51 @@ class ProvisionerController(Controller):
             self.store.update(self.rt(NODECLAIM_API, "nodeclaims"), claim)
         self._created.pop(name, None)
         self._terminating_since.pop(name, None)
+        self._drain_reported.pop(node_name or "", None)
         return None
 
-    def _drain(self, node_name: str) -> bool:
-        """Delete the node's pods (DaemonSet pods stay, as upstream); True while some are still going."""
-        pending = False
+    def _drain(self, node: Obj, claim: Obj) -> bool:
+        """Delete the node's pods (DaemonSet pods stay, as upstream); True while some are still going.
+
+        As upstream's terminator: a pod whose `karpenter.sh/do-not-disrupt` holds is not evicted, so the drain
+        waits on it (`FailedDraining` "Failed to drain node, N pods are waiting to be evicted") until it ends
+        or, with the NodeClaim's `terminationGracePeriod`, until that deadline: then it is deleted anyway
+        (`Disrupted`, bypassing the annotation)."""
+        node_name = node["metadata"]["name"]
+        now = self.clock.now()
+        grace = disruption.duration_seconds(((claim.get("spec") or {}).get("terminationGracePeriod")) or "")
+        deleted_at = claim["metadata"].get("deletionTimestamp")
+        deadline = parse_time(deleted_at).timestamp() + grace if grace is not None and deleted_at else None
+        pending = 0
         for pod in self.list("v1", "pods", field_selector=f"spec.nodeName={node_name}"):
-            owners = pod["metadata"].get("ownerReferences") or []
+            meta = pod["metadata"]
+            owners = meta.get("ownerReferences") or []
             if any(o.get("kind") == "DaemonSet" for o in owners) or is_terminal(pod):
                 continue
-            pending = True
-            if not pod["metadata"].get("deletionTimestamp"):
-                self.store.delete(
-                    self.rt("v1", "pods"), pod["metadata"]["name"], pod["metadata"]["namespace"]
+            pending += 1
+            if meta.get("deletionTimestamp"):
+                continue
+            if disruption.do_not_disrupt_active(pod, now):
+                pod_grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                if deadline is None or now.timestamp() < deadline - pod_grace:
+                    continue  # Karpenter does not evict it; the drain waits
+                self.event(
+                    pod,
+                    "Normal",
+                    "Disrupted",
+                    "Deleting the pod to accommodate the terminationTime "
+                    f"{datetime.fromtimestamp(deadline, UTC):%Y-%m-%dT%H:%M:%SZ} of the node. This bypasses the "
+                    "PDB of the pod and the do-not-disrupt annotation.",
+                    "karpenter",
                 )
-        return pending
+            self.store.delete(self.rt("v1", "pods"), meta["name"], meta["namespace"])
+        if pending and self._drain_reported.get(node_name) != pending:
+            self._drain_reported[node_name] = pending
+            self.event(
+                node,
+                "Warning",
+                "FailedDraining",
+                f"Failed to drain node, {pending} pods are waiting to be evicted",
+                "karpenter",
+            )
+        return pending > 0
