@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -218,3 +219,55 @@ def test_without_ready_metrics_server_the_api_is_unavailable(sim, api, watch_unt
         ),
         "the APIService to be Available again",
     )
+
+
+def test_a_model_server_is_busy_under_load(api, raw, watch_until):
+    """The vLLM pod of the default lab's Workspace: a few percent of a core idle, most of two under load."""
+    core = kubernetes.client.CoreV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    watch_until(
+        core.list_namespaced_pod,
+        lambda p: (
+            p.metadata.name == "workspace-phi4-mini-0"
+            and "sim.aksai.dev/http-port" in (p.metadata.annotations or {})
+        ),
+        "the Workspace's model server to serve",
+        timeout=120,  # NAP's GPU node and the model's load come first (about 10 cluster minutes)
+        namespace="inference",
+    )
+
+    def cpu() -> float:
+        try:
+            item = custom.get_namespaced_custom_object(
+                GROUP, VERSION, "inference", "pods", "workspace-phi4-mini-0"
+            )
+        except kubernetes.client.ApiException:
+            return -1.0
+        return float(sum(_resources.parse(c["usage"]["cpu"]) for c in item["containers"]))
+
+    idle = _poll(lambda: cpu() if cpu() >= 0 else None, "the model pod's metrics")
+    assert idle < 0.2
+    stop = threading.Event()
+    path = "/api/v1/namespaces/inference/services/workspace-phi4-mini:80/proxy/v1/chat/completions"
+    body = {
+        "model": "phi-4-mini-instruct",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 256,
+    }
+
+    def load() -> None:
+        while not stop.is_set():
+            raw.request("POST", path, json=body)
+
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    try:
+        busy = _poll(
+            lambda: (value := cpu()) > 0.5 and value, "the model pod's CPU to rise under load", timeout=20
+        )
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert busy > 0.5
