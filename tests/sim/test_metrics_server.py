@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -105,13 +106,20 @@ def test_the_apiservice_is_available_and_discovery_lists_the_group(api, raw):
 def test_node_and_pod_metrics_through_the_official_client(api):
     custom = kubernetes.client.CustomObjectsApi(api)
     core = kubernetes.client.CoreV1Api(api)
-    nodes = _poll(lambda: custom.list_cluster_custom_object(GROUP, VERSION, "nodes")["items"], "NodeMetrics")
-    ready = {
-        n.metadata.name
-        for n in core.list_node().items
-        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
-    }
-    assert {n["metadata"]["name"] for n in nodes} == ready
+
+    def ready() -> set[str]:
+        return {
+            n.metadata.name
+            for n in core.list_node().items
+            if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+        }
+
+    def node_metrics() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = custom.list_cluster_custom_object(GROUP, VERSION, "nodes")["items"]
+        # A node that just turned Ready (NAP's GPU node) has metrics from its second sample on.
+        return items if items and {n["metadata"]["name"] for n in items} == ready() else None
+
+    nodes = _poll(node_metrics, "NodeMetrics for every Ready node")
     for item in nodes:
         assert item["kind"] == "NodeMetrics"
         assert re.fullmatch(r"\d+(\.\d+)?s", item["window"]), item["window"]
@@ -218,3 +226,55 @@ def test_without_ready_metrics_server_the_api_is_unavailable(sim, api, watch_unt
         ),
         "the APIService to be Available again",
     )
+
+
+def test_a_model_server_is_busy_under_load(api, raw, watch_until):
+    """The vLLM pod of the default lab's Workspace: a few percent of a core idle, most of two under load."""
+    core = kubernetes.client.CoreV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    watch_until(
+        core.list_namespaced_pod,
+        lambda p: (
+            p.metadata.name == "workspace-phi4-mini-0"
+            and "sim.aksai.dev/http-port" in (p.metadata.annotations or {})
+        ),
+        "the Workspace's model server to serve",
+        timeout=120,  # NAP's GPU node and the model's load come first (about 10 cluster minutes)
+        namespace="inference",
+    )
+
+    def cpu() -> float:
+        try:
+            item = custom.get_namespaced_custom_object(
+                GROUP, VERSION, "inference", "pods", "workspace-phi4-mini-0"
+            )
+        except kubernetes.client.ApiException:
+            return -1.0
+        return float(sum(_resources.parse(c["usage"]["cpu"]) for c in item["containers"]))
+
+    idle = _poll(lambda: cpu() if cpu() >= 0 else None, "the model pod's metrics")
+    assert idle < 0.2
+    stop = threading.Event()
+    path = "/api/v1/namespaces/inference/services/workspace-phi4-mini:80/proxy/v1/chat/completions"
+    body = {
+        "model": "phi-4-mini-instruct",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 256,
+    }
+
+    def load() -> None:
+        while not stop.is_set():
+            raw.request("POST", path, json=body)
+
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    try:
+        busy = _poll(
+            lambda: (value := cpu()) > 0.5 and value, "the model pod's CPU to rise under load", timeout=20
+        )
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert busy > 0.5
