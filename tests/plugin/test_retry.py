@@ -109,3 +109,17 @@ def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             api.close()
     assert err.value.status == 503
     assert "the server is currently unable to handle the request" in str(err.value.body)
+
+
+def test_port_forward_upgrades_retry_on_throttling_failures_and_resets_only() -> None:
+    from pytest_aksai.kube._portforward import _retryable_upgrade
+
+    def failed(reason: str) -> ApiException:
+        return ApiException(status=0, reason=reason)
+
+    assert _retryable_upgrade(failed("Handshake status 429 Too Many Requests -+-+- {...}"))
+    assert _retryable_upgrade(failed("Handshake status 503 Service Unavailable -+-+- {...}"))
+    assert _retryable_upgrade(failed("Connection to remote host was lost."))
+    assert _retryable_upgrade(failed("[Errno 104] Connection reset by peer"))
+    assert not _retryable_upgrade(failed("Handshake status 403 Forbidden -+-+- {...}"))
+    assert not _retryable_upgrade(failed("Handshake status 404 Not Found -+-+- {...}"))
