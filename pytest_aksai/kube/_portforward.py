@@ -27,7 +27,7 @@ from kubernetes.stream import portforward
 
 from pytest_aksai._errors import ReadOnlyRefusal
 from pytest_aksai.kube._connect import is_readonly
-from pytest_aksai.kube._retry import MAX_RETRIES, RETRIED_STATUSES, backoff
+from pytest_aksai.kube._retry import MAX_RETRIES, RETRIED_STATUSES, backoff, clock_of
 
 _CHUNK = 65536
 _PROBE_SECONDS = 0.3
@@ -106,7 +106,8 @@ class PortForward:
                         f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: "
                         f"{exc.reason or exc.status}"
                     ) from None
-            time.sleep(backoff(attempt))
+            clock = clock_of(self._api_client.configuration.retries)
+            time.sleep(backoff(attempt) / (clock.time_scale if clock else 1.0))
 
     def _accept(self) -> None:
         with selectors.DefaultSelector() as selector:
