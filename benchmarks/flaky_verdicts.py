@@ -19,20 +19,29 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 
-def outcomes(junit: Path) -> dict[str, str]:
+def outcomes(junit: Path, messages: dict[str, str] | None = None) -> dict[str, str]:
+    """Test id → passed / failure / skipped / error; `messages` gets each non-passed check's message."""
     verdicts: dict[str, str] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         test_id = f"{case.get('classname')}::{case.get('name')}"
-        tags = {child.tag for child in case}
+        tags = {child.tag: child for child in case}
         verdict = next((t for t in ("error", "failure", "skipped") if t in tags), "passed")
         # A check can fail in its call and error in its teardown: keep the worse.
         if verdicts.get(test_id) in ("error", "failure") and verdict != "error":
             continue
         verdicts[test_id] = verdict
+        if messages is not None and verdict != "passed":
+            messages[test_id] = (
+                (tags[verdict].get("message") or "").splitlines()[0][:300]
+                if tags[verdict].get("message")
+                else ""
+            )
     return verdicts
 
 
-def run(folder: Path, label: str, extra: list[str], markexpr: str | None) -> tuple[dict[str, str], float]:
+def run(
+    folder: Path, label: str, extra: list[str], markexpr: str | None, messages: dict[str, str] | None = None
+) -> tuple[dict[str, str], float]:
     junit = folder / f"{label}.xml"
     command = [
         sys.executable,
@@ -50,7 +59,9 @@ def run(folder: Path, label: str, extra: list[str], markexpr: str | None) -> tup
     ]
     started = time.monotonic()
     subprocess.run(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return outcomes(junit), time.monotonic() - started
+    if not junit.exists():
+        raise SystemExit(f"the {label} run wrote no JUnit report: run `{' '.join(command)}` by hand")
+    return outcomes(junit, messages), time.monotonic() - started
 
 
 def main() -> int:
@@ -69,7 +80,8 @@ def main() -> int:
         differing = 0
         for index in range(1, args.runs + 1):
             fault = f"--aksai-sim-fault=api-flaky={args.rate:g}"
-            flaky, wall = run(folder, f"flaky-{index}", [fault], args.markexpr)
+            messages: dict[str, str] = {}
+            flaky, wall = run(folder, f"flaky-{index}", [fault], args.markexpr, messages)
             changed = sorted(
                 (test_id, clean.get(test_id, "absent"), flaky.get(test_id, "absent"))
                 for test_id in set(clean) | set(flaky)
@@ -81,7 +93,7 @@ def main() -> int:
                 f"differ, {wall:.0f} s (x{wall / clean_wall:.2f} of the clean run)"
             )
             for test_id, before, after in changed:
-                print(f"  {test_id}: clean {before}, flaky {after}")
+                print(f"  {test_id}: clean {before}, flaky {after}: {messages.get(test_id, '')}")
     return 1 if differing else 0
 
 

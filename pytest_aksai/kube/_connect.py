@@ -20,7 +20,7 @@ from pytest_aksai._errors import ConnectError, ReadOnlyRefusal
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._rest import Kind
-from pytest_aksai.kube._retry import api_retry
+from pytest_aksai.kube._retry import api_retry, clock_of
 
 API_GROUPS_OF_THE_LAB: Mapping[str, str] = {
     "kaito.sh": "KAITO",
@@ -235,6 +235,10 @@ def connect(
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         api_client.close()
         raise ConnectError(_describe_transport_error(exc, where), configuration_problem=False) from None
+    time_scale = _advertised_time_scale(api_client)
+    clock = clock_of(api_client.configuration.retries)
+    if clock is not None:
+        clock.time_scale = time_scale
     return Cluster(
         profile=profile,
         provider=provider,
@@ -242,7 +246,7 @@ def connect(
         server_url=server,
         _api=api_client,
         served_groups=served,
-        time_scale=_advertised_time_scale(api_client),
+        time_scale=time_scale,
         server_version=str(getattr(version, "git_version", "") or ""),
         readonly=readonly,
     )

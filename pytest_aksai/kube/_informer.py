@@ -120,14 +120,14 @@ class Informer:
                 if exc.status != 410:
                     self.error = exc
                     failures += 1
-                    self._stopped.wait(backoff(failures))
+                    self._stopped.wait(backoff(failures) / self.cluster.time_scale)
                 resource_version = ""  # list again
             except STREAM_ERRORS as exc:  # the stream broke: resume from the last resourceVersion seen
                 self.error = exc
                 failures += 1
-                self._stopped.wait(backoff(failures))
+                self._stopped.wait(backoff(failures) / self.cluster.time_scale)
             except Exception as exc:  # anything else: list again after a pause
                 self.error = exc
                 resource_version = ""
                 failures += 1
-                self._stopped.wait(backoff(failures))
+                self._stopped.wait(backoff(failures) / self.cluster.time_scale)

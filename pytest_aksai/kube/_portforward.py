@@ -13,6 +13,7 @@ listener — and hand it a connection meant for that forward.
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import selectors
 import socket
@@ -26,6 +27,7 @@ from kubernetes.stream import portforward
 
 from pytest_aksai._errors import ReadOnlyRefusal
 from pytest_aksai.kube._connect import is_readonly
+from pytest_aksai.kube._retry import MAX_RETRIES, RETRIED_STATUSES, backoff, clock_of
 
 _CHUNK = 65536
 _PROBE_SECONDS = 0.3
@@ -85,19 +87,27 @@ class PortForward:
         return f"http://127.0.0.1:{self.local_port}"
 
     def _open_stream(self) -> Any:
-        try:
-            with self._opening:
-                forward = portforward(
-                    self._core.connect_get_namespaced_pod_portforward,
-                    self.pod,
-                    self.namespace,
-                    ports=str(self.port),
-                )
-        except ApiException as exc:
-            raise PortForwardError(
-                f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: {exc.reason or exc.status}"
-            ) from None
-        return forward
+        """A new stream; a throttled, failing or reset WebSocket upgrade is tried again under the kube
+        layer's retry policy (the WebSocket client is not urllib3's, so the pool's `Retry` does not cover it)."""
+        attempt = 0
+        while True:
+            try:
+                with self._opening:
+                    return portforward(
+                        self._core.connect_get_namespaced_pod_portforward,
+                        self.pod,
+                        self.namespace,
+                        ports=str(self.port),
+                    )
+            except ApiException as exc:
+                attempt += 1
+                if attempt > MAX_RETRIES or not _retryable_upgrade(exc):
+                    raise PortForwardError(
+                        f"port-forward to pod {self.namespace}/{self.pod}:{self.port} failed: "
+                        f"{exc.reason or exc.status}"
+                    ) from None
+            clock = clock_of(self._api_client.configuration.retries)
+            time.sleep(backoff(attempt) / (clock.time_scale if clock else 1.0))
 
     def _accept(self) -> None:
         with selectors.DefaultSelector() as selector:
@@ -169,6 +179,15 @@ class PortForward:
             for conn in list(self._connections):
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
+
+
+def _retryable_upgrade(exc: ApiException) -> bool:
+    """The official client reports every WebSocket failure as status 0 with the cause's text: a handshake
+    answered 429 or 5xx, or a connection lost or reset before it, is worth another try; a 403 or 404 is not."""
+    if exc.status:
+        return int(exc.status) in RETRIED_STATUSES
+    handshake = re.search(r"Handshake status (\d{3})", str(exc.reason or ""))
+    return handshake is None or int(handshake.group(1)) in RETRIED_STATUSES
 
 
 def _pump(local: socket.socket, remote: Any, closed: threading.Event) -> None:

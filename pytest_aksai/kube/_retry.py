@@ -37,15 +37,32 @@ RETRY_AFTER_CAP = 30.0
 RETRIED_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "POST"})
 
 
+class ClusterClock:
+    """Cluster seconds per wall second, shared by a client's policy and every copy urllib3 makes of it: the
+    numbers above are cluster seconds, so a time-compressed simulated cluster sees the client back off for
+    as long, in its time, as a live one would (set once the cluster advertises its scale)."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        self.time_scale = time_scale
+
+
 class ApiRetry(Retry):
     """urllib3's `Retry` with full-jitter back-off (its own grows without jitter and does not wait before the
-    second attempt: many clients throttled together would come back together) and a cap on Retry-After."""
+    second attempt: many clients throttled together would come back together), a cap on Retry-After, and
+    both in cluster seconds (`clock`)."""
+
+    clock = ClusterClock()
+
+    def new(self, **kw: Any) -> ApiRetry:
+        retry = super().new(**kw)
+        retry.clock = self.clock
+        return retry
 
     def get_backoff_time(self) -> float:
-        return backoff(len(self.history))
+        return backoff(len(self.history)) / self.clock.time_scale
 
     def parse_retry_after(self, retry_after: str) -> float:
-        return min(RETRY_AFTER_CAP, super().parse_retry_after(retry_after))
+        return min(RETRY_AFTER_CAP, super().parse_retry_after(retry_after)) / self.clock.time_scale
 
 
 def backoff(attempt: int) -> float:
@@ -79,4 +96,11 @@ def api_retry(**overrides: Any) -> ApiRetry:
         "raise_on_redirect": False,
     }
     settings.update(overrides)
-    return ApiRetry(**settings)
+    policy = ApiRetry(**settings)
+    policy.clock = ClusterClock()
+    return policy
+
+
+def clock_of(retries: object) -> ClusterClock | None:
+    """The clock of a client's policy (`configuration.retries`), if it is ours."""
+    return retries.clock if isinstance(retries, ApiRetry) else None

@@ -148,7 +148,7 @@ def wait_for(
                 broken += 1
                 if broken > MAX_RETRIES:
                     raise
-                time.sleep(min(backoff(broken), max(0.0, deadline - time.monotonic())))
+                time.sleep(min(backoff(broken) / cluster.time_scale, max(0.0, deadline - time.monotonic())))
         else:
             headline = f"{what} did not become {expected} within {timeout:g} cluster seconds"
             raise WaitTimeout(timeline=timeline, **explain(headline, last))

@@ -82,7 +82,7 @@ def test_a_flaky_api_server_changes_no_answer(
     finally:
         api.close()
     retried = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Retry")]
-    assert len(retried) >= 10, "the fault failed too few requests to prove anything"
+    assert len(retried) >= 3, "the fault failed too few requests to prove anything"
 
 
 def test_create_or_get_returns_the_object_a_lost_answer_created(flaky_sim: SimCluster) -> None:
@@ -109,3 +109,34 @@ def test_retries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             api.close()
     assert err.value.status == 503
     assert "the server is currently unable to handle the request" in str(err.value.body)
+
+
+def test_port_forward_upgrades_retry_on_throttling_failures_and_resets_only() -> None:
+    from pytest_aksai.kube._portforward import _retryable_upgrade
+
+    def failed(reason: str) -> ApiException:
+        return ApiException(status=0, reason=reason)
+
+    assert _retryable_upgrade(failed("Handshake status 429 Too Many Requests -+-+- {...}"))
+    assert _retryable_upgrade(failed("Handshake status 503 Service Unavailable -+-+- {...}"))
+    assert _retryable_upgrade(failed("Connection to remote host was lost."))
+    assert _retryable_upgrade(failed("[Errno 104] Connection reset by peer"))
+    assert not _retryable_upgrade(failed("Handshake status 403 Forbidden -+-+- {...}"))
+    assert not _retryable_upgrade(failed("Handshake status 404 Not Found -+-+- {...}"))
+
+
+def test_back_off_is_in_cluster_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a simulated cluster at 60 cluster seconds per wall second, the client backs off for as long in the
+    cluster's time as it would on a live one: a 60th of the wall time."""
+    monkeypatch.setattr(_retry.random, "uniform", lambda low, high: high)
+    policy = _retry.api_retry()
+    clock = _retry.clock_of(policy)
+    assert clock is not None
+    clock.time_scale = 60.0
+    throttled = HTTPResponse(body=b"", status=429, headers={"Retry-After": "30"})
+    later = policy.increment("GET", "/api/v1/pods", response=throttled).increment(
+        "GET", "/api/v1/pods", response=throttled
+    )
+    assert later.get_backoff_time() == 0.5 / 60
+    assert later.get_retry_after(throttled) == 30.0 / 60
+    assert _retry.clock_of(later) is clock
