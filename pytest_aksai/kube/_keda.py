@@ -1149,6 +1149,10 @@ class QueueLoad(Protocol):
     puts n more on it, `drain()` removes what was sent and returns how many are still out."""
 
     sent: int
+    drained_at: float | None
+    """`time.monotonic()` when the last message was removed."""
+
+    def open(self) -> None: ...
 
     def send(self, count: int) -> None: ...
 
@@ -1182,9 +1186,11 @@ def run_queue_lifecycle(
         try:
             if not _idle_at_zero(cluster, scaler, recorder, result, slack):
                 return result
-            sent_at = recorder.now()
-            result.demand_started = sent_at
             try:
+                # The connection and its claims-based security first: their set-up is not KEDA's to answer for.
+                demand.open()
+                sent_at = recorder.now()
+                result.demand_started = sent_at
                 demand.send(activation + 1)
             except Exception as exc:  # the SDK's ServiceBusError: this layer does not import azure
                 return fail("activation", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
@@ -1214,7 +1220,10 @@ def run_queue_lifecycle(
 
             peak = min(scaler.max_replicas, 3)
             load_started = recorder.now()
-            demand.send(max(0, per_replica * peak - demand.sent))
+            try:
+                demand.send(max(0, per_replica * peak - demand.sent))
+            except Exception as exc:  # the SDK's ServiceBusError
+                return fail("scale-out", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
             # ceil(ActiveMessageCount / messageCount): the queue may hold others' messages too, so at least this.
             result.expected_peak = min(scaler.max_replicas, math.ceil(demand.sent / per_replica))
             out = recorder.wait(
@@ -1222,6 +1231,9 @@ def run_queue_lifecycle(
             )
             left = demand.drain()
             stopped = recorder.now()
+            if demand.drained_at is not None:
+                # The queue emptied when the last message was completed, not when the receiver closed.
+                stopped -= (time.monotonic() - demand.drained_at) * cluster.time_scale
             result.demand_stopped = stopped
             if left:
                 return fail(

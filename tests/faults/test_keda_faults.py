@@ -74,8 +74,8 @@ CASES: dict[str, Case] = {
 CASE_TESTS = {
     "healthy-http": "test_healthy_http",
     "healthy-kaito": "test_healthy_kaito",
-    "healthy-sb": "test_healthy_sb",
-    "healthy-http-nap": "test_healthy_http_nap",
+    "healthy-sb": "test_healthy_servicebus",
+    "healthy-http-nap": "test_nap_healthy_http",
 }
 
 
@@ -123,7 +123,7 @@ def test_healthy_servicebus_scaler_goes_zero_to_n_to_zero(matrix: Callable[[str]
     assert "keda_one_to_n_s" in verdicts["test_scales_out_under_sustained_demand"]["measurements"]
 
 
-def test_healthy_http_scaler_on_nap_takes_its_gpu_node_away(matrix: Callable[[str], Verdicts]) -> None:
+def test_nap_healthy_http_scaler_takes_its_gpu_node_away(matrix: Callable[[str], Verdicts]) -> None:
     verdicts = matrix("healthy-http-nap")
     outcomes = _outcomes(verdicts)
     assert {n for n, o in outcomes.items() if o not in ("passed", "skipped")} == set(), outcomes
@@ -170,7 +170,7 @@ def test_healthy_http_scaler_on_nap_takes_its_gpu_node_away(matrix: Callable[[st
         (
             "keda-identity-not-federated",
             {"test_scaler_is_ready": "AADSTS"},
-            "explained by suites/test_keda.py::test_scaler_is_ready",
+            "explained by test_keda.py::test_scaler_is_ready",
         ),
         (
             "nap-no-consolidation",
