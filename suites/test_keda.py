@@ -114,12 +114,21 @@ def test_scaler_is_ready(
     )
 
 
-_PHASES = ("idle-at-zero", "activation", "pod-ready", "scale-out", "no-early-scale-in", "scale-to-zero")
+_PHASES = (
+    "idle-at-zero",
+    "activation",
+    "pod-ready",
+    "scale-out",
+    "no-early-scale-in",
+    "scale-to-zero",
+    "gpu-node-gone",
+)
 _EXPLAINED_BY = {
     "idle-at-zero": "test_idles_at_zero",
     "activation": "test_activates_on_demand",
     "pod-ready": "test_activates_on_demand",
     "scale-out": "test_scales_out_under_sustained_demand",
+    "scale-to-zero": "test_scales_to_zero_after_cooldown",
 }
 
 
@@ -204,3 +213,19 @@ def test_no_scale_in_before_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_repo
 def test_scales_to_zero_after_cooldown(aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport) -> None:
     """The target reaches 0 within cooldownPeriod + pollingInterval + slack after the demand stops."""
     _phase(aksai_keda_lifecycle, "scale-to-zero", aksai_report, "keda_n_to_zero_s")
+
+
+@pytest.mark.disruptive
+def test_gpu_node_goes_after_scale_to_zero(
+    aksai_keda_lifecycle: Lifecycle, aksai_report: CheckReport
+) -> None:
+    """Where NAP (Karpenter) provisioned the GPU nodes the target ran on, they and their NodeClaims are gone
+    within the NodePool's consolidateAfter + Karpenter's slack after the target reached zero: the saving that
+    scale to zero promises."""
+    lifecycle = aksai_keda_lifecycle
+    _root_cause(lifecycle, "scale-to-zero")
+    if not lifecycle.nap_nodes:
+        pytest.skip(
+            f"{lifecycle.scaler}: no NAP-provisioned GPU node ran the target (nothing for Karpenter to remove)"
+        )
+    _phase(lifecycle, "gpu-node-gone", aksai_report, "keda_gpu_node_gone_s")

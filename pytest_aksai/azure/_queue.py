@@ -28,7 +28,10 @@ class QueueDemand:
     """Bounded even when the drain never runs (the process is killed): the service drops them then."""
     sent: int = 0
     drained: int = 0
+    drained_at: float | None = None
+    """`time.monotonic()` when the last of this run's messages was completed (the demand's end)."""
     _client: Any = field(default=None, repr=False)
+    _sender: Any = field(default=None, repr=False)
 
     @property
     def fqdn(self) -> str:
@@ -39,21 +42,28 @@ class QueueDemand:
             self._client = self.target.service_bus_client(self.fqdn, self.credential, retry_total=1)
         return self._client
 
+    def open(self) -> None:
+        """Connect and attach the sender (claims-based security included) before anything is timed."""
+        if self._sender is None:
+            sender = self._bus().get_queue_sender(self.queue)
+            sender.__enter__()
+            self._sender = sender
+
     def send(self, count: int) -> None:
         """Send `count` messages in one batch; raises the SDK's ServiceBusError when the service refuses."""
         from azure.servicebus import ServiceBusMessage
 
-        with self._bus().get_queue_sender(self.queue) as sender:
-            sender.send_messages(
-                [
-                    ServiceBusMessage(
-                        f"pytest-aksai KEDA demand {self.sent + i + 1}",
-                        application_properties={RUN_PROPERTY: self.run_id},
-                        time_to_live=self.time_to_live,
-                    )
-                    for i in range(count)
-                ]
-            )
+        self.open()
+        self._sender.send_messages(
+            [
+                ServiceBusMessage(
+                    f"pytest-aksai KEDA demand {self.sent + i + 1}",
+                    application_properties={RUN_PROPERTY: self.run_id},
+                    time_to_live=self.time_to_live,
+                )
+                for i in range(count)
+            ]
+        )
         self.sent += count
 
     def drain(self, wall_seconds: float = 20.0) -> int:
@@ -77,6 +87,7 @@ class QueueDemand:
                     mine = props.get(RUN_PROPERTY.encode()) or props.get(RUN_PROPERTY)
                     if mine in (self.run_id, self.run_id.encode()):
                         receiver.complete_message(message)
+                        self.drained_at = time.monotonic()
                         ours += 1
                     else:
                         receiver.abandon_message(message)
@@ -86,6 +97,9 @@ class QueueDemand:
         return max(0, self.sent - self.drained)
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
         if self._client is not None:
             self._client.close()
             self._client = None

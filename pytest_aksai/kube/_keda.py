@@ -27,9 +27,10 @@ from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
 from pytest_aksai.kube._kaito import Condition, Metadata
+from pytest_aksai.kube._nap import DISRUPTION_SLACK_S, LABEL_NODEPOOL, duration_seconds, read_nodepool
 from pytest_aksai.kube._portforward import PortForward
 from pytest_aksai.kube._rest import Kind, Obj
-from pytest_aksai.kube._wait import WaitResult, recent_events, wait_for
+from pytest_aksai.kube._wait import WaitFailed, WaitResult, recent_events, wait_for
 
 HPAS = Kind("autoscaling", "v2", "horizontalpodautoscalers", kind="HorizontalPodAutoscaler")
 TRIGGERAUTHS = Kind("keda.sh", "v1alpha1", "triggerauthentications", kind="TriggerAuthentication")
@@ -989,6 +990,8 @@ class Lifecycle:
     """When the sustained demand's last request ended: the cooldown counts from here."""
     polling: float = 30.0
     cooldown: float = 300.0
+    nap_nodes: dict[str, str] = field(default_factory=dict)
+    """GPU node → its NodeClaim, for the nodes NAP (Karpenter) provisioned that ran the target at its peak."""
 
     @property
     def report_key(self) -> str:
@@ -1146,6 +1149,10 @@ class QueueLoad(Protocol):
     puts n more on it, `drain()` removes what was sent and returns how many are still out."""
 
     sent: int
+    drained_at: float | None
+    """`time.monotonic()` when the last message was removed."""
+
+    def open(self) -> None: ...
 
     def send(self, count: int) -> None: ...
 
@@ -1179,9 +1186,11 @@ def run_queue_lifecycle(
         try:
             if not _idle_at_zero(cluster, scaler, recorder, result, slack):
                 return result
-            sent_at = recorder.now()
-            result.demand_started = sent_at
             try:
+                # The connection and its claims-based security first: their set-up is not KEDA's to answer for.
+                demand.open()
+                sent_at = recorder.now()
+                result.demand_started = sent_at
                 demand.send(activation + 1)
             except Exception as exc:  # the SDK's ServiceBusError: this layer does not import azure
                 return fail("activation", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
@@ -1211,7 +1220,10 @@ def run_queue_lifecycle(
 
             peak = min(scaler.max_replicas, 3)
             load_started = recorder.now()
-            demand.send(max(0, per_replica * peak - demand.sent))
+            try:
+                demand.send(max(0, per_replica * peak - demand.sent))
+            except Exception as exc:  # the SDK's ServiceBusError
+                return fail("scale-out", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
             # ceil(ActiveMessageCount / messageCount): the queue may hold others' messages too, so at least this.
             result.expected_peak = min(scaler.max_replicas, math.ceil(demand.sent / per_replica))
             out = recorder.wait(
@@ -1219,6 +1231,9 @@ def run_queue_lifecycle(
             )
             left = demand.drain()
             stopped = recorder.now()
+            if demand.drained_at is not None:
+                # The queue emptied when the last message was completed, not when the receiver closed.
+                stopped -= (time.monotonic() - demand.drained_at) * cluster.time_scale
             result.demand_stopped = stopped
             if left:
                 return fail(
@@ -1289,6 +1304,7 @@ def _scale_in(
     """After the demand stopped at `stopped`: no scale-in before the cooldown, and 0 within cooldown +
     pollingInterval + slack."""
     polling, cooldown = result.polling, result.cooldown
+    result.nap_nodes = _nap_nodes_of(cluster, scaler)
     zero = recorder.wait(lambda s: s.replicas == 0, stopped + cooldown + polling + slack - recorder.now())
     # KEDA's lastActiveTime is the last poll that saw demand, at most one poll before it stopped; half the
     # slack absorbs the harness's own timing (a scale-in on the first idle polls still falls before it).
@@ -1324,6 +1340,104 @@ def _scale_in(
         result.phases.append(
             Phase("scale-to-zero", True, round(zero.t - stopped, 3), "N → 0 after the cooldown")
         )
+        _gpu_nodes_go(cluster, result, zero.t, recorder)
+
+
+def _nap_nodes_of(cluster: Cluster, scaler: Scaler) -> dict[str, str]:
+    """The GPU nodes with a NodePool label (NAP's) that run the target's pods now → their NodeClaims."""
+    kind = _kind_of(scaler)
+    workload = _rest.get(cluster._api, kind, scaler.target_name, scaler.namespace) or {}
+    selector = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not selector:
+        return {}
+    label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+    nodes: dict[str, str] = {}
+    for pod in _rest.items(cluster._api, _rest.PODS, scaler.namespace, label_selector=label_selector):
+        name = (pod.get("spec") or {}).get("nodeName")
+        node = _rest.get(cluster._api, _rest.NODES, name) if name else None
+        labels = ((node or {}).get("metadata") or {}).get("labels") or {}
+        gpus = int(((node or {}).get("status") or {}).get("allocatable", {}).get("nvidia.com/gpu", 0) or 0)
+        if node is None or not gpus or LABEL_NODEPOOL not in labels:
+            continue
+        claim = next(
+            (
+                c["metadata"]["name"]
+                for c in _rest.items(cluster._api, _rest.NODECLAIMS)
+                if (c.get("status") or {}).get("nodeName") == name
+            ),
+            "",
+        )
+        nodes[str(name)] = claim
+    return nodes
+
+
+def _gpu_nodes_go(cluster: Cluster, result: Lifecycle, zero_at: float, recorder: Recorder) -> None:
+    """Where NAP served the target: after the scale to zero, its GPU nodes and their NodeClaims are gone within
+    the NodePool's consolidateAfter + Karpenter's slack (phase `gpu-node-gone`, measured from the zero)."""
+    if not result.nap_nodes:
+        return
+    started = time.monotonic()
+    scale = cluster.time_scale
+    for node, claim in result.nap_nodes.items():
+        obj = _rest.get(cluster._api, _rest.NODES, node)
+        pool_name = (((obj or {}).get("metadata") or {}).get("labels") or {}).get(LABEL_NODEPOOL, "")
+        pool = read_nodepool(cluster, pool_name) if pool_name else None
+        after = duration_seconds(pool.consolidate_after) if pool is not None else None
+        if obj is not None and after is None:
+            result.phases.append(
+                Phase(
+                    "gpu-node-gone",
+                    False,
+                    None,
+                    f"GPU node {node} (NodePool {pool_name or '?'}) stays after the scale to zero: consolidateAfter "
+                    f"is {pool.consolidate_after if pool else 'unknown'}, so Karpenter never removes it. Fix: set "
+                    "spec.disruption.consolidateAfter on the NodePool",
+                )
+            )
+            return
+        budget = (after or 0.0) + DISRUPTION_SLACK_S
+        left = budget - (recorder.now() - zero_at)
+        for kind, name in ((_rest.NODES, node), (_rest.NODECLAIMS, claim)):
+            if not name:
+                continue
+            try:
+                wait_for(
+                    cluster,
+                    kind,
+                    name,
+                    None,
+                    until=lambda o: o is None,
+                    expected=f"gone within consolidateAfter + {DISRUPTION_SLACK_S:g} s after the scale to zero",
+                    timeout=max(left, 1.0),
+                )
+            except WaitFailed:
+                still = _rest.get(cluster._api, kind, name) or {}
+                conditions = ", ".join(
+                    f"{c.get('type')}={c.get('status')}"
+                    for c in (still.get("status") or {}).get("conditions") or []
+                )
+                result.phases.append(
+                    Phase(
+                        "gpu-node-gone",
+                        False,
+                        None,
+                        f"{kind.kind} {name} (NodePool {pool_name}) is still there {budget:g} s after the target reached "
+                        f"zero (consolidateAfter {after:g} s + Karpenter's slack {DISRUPTION_SLACK_S:g} s)"
+                        + (f"; conditions {conditions}" if conditions else "")
+                        + f"\n{chr(10).join(recent_events(cluster, name, None, limit=4))}",
+                    )
+                )
+                return
+            left = budget - (recorder.now() - zero_at)
+    waited = (time.monotonic() - started) * scale
+    result.phases.append(
+        Phase(
+            "gpu-node-gone",
+            True,
+            round(recorder.now() - zero_at, 3),
+            f"{len(result.nap_nodes)} NAP GPU node(s) and NodeClaim(s) gone {waited:.0f} s after the scale to zero",
+        )
+    )
 
 
 def _so_min(cluster: Cluster, scaler: Scaler) -> str:

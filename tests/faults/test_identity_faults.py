@@ -23,7 +23,9 @@ IDENTITY_CHECKS = {
 SUITE = ("test_identity.py",)
 SERVICE_BUS = (
     '[clusters.fast.azure]\nservice_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\n'
-    'service_bus_queue = "inference-requests"'
+    'service_bus_queue = "inference-requests"\n'
+    # The workload's chain; the KEDA operator's (kube-system/keda-operator) is judged by the keda suite.
+    'service_accounts = ["inference/inference-sa"]'
 )
 
 # fault → (the check that explains it, what its message must say, the checks that fail with a root-cause line)

@@ -19,6 +19,7 @@ from tests.faults._matrix import SUITES, Case, Verdicts, failing
 
 HTTP_SCALER = 'scaled_objects = ["inference/vllm-phi4-mini"]'
 KAITO_SCALER = 'scaled_objects = ["inference/workspace-phi4-mini"]'
+SB_SCALER = 'scaled_objects = ["inference/inference-sb-scaler"]'
 
 STATIC_CHECKS = {
     "test_target_is_what_runs",
@@ -35,18 +36,19 @@ LIFECYCLE_CHECKS = {
     "test_scales_out_under_sustained_demand",
     "test_no_scale_in_before_cooldown",
     "test_scales_to_zero_after_cooldown",
+    "test_gpu_node_goes_after_scale_to_zero",
 }
 KEDA_CHECKS = STATIC_CHECKS | {"test_scaler_is_ready"} | LIFECYCLE_CHECKS
 
 
-def _case(scaler: str, *faults: str, strict: bool = False) -> Case:
+def _case(scaler: str, *faults: str, strict: bool = False, scenario: str = "keda-gpu") -> Case:
     # Half the default time scale (not the matrix's 600): the lifecycle's budgets are cluster seconds; at 600
     # a 45 s activation budget is 75 ms of wall time, less than a request through a port-forward takes.
     return Case(
         faults,
         strict=strict,
         suites=("test_keda.py",),
-        scenario="keda-gpu",
+        scenario=scenario,
         profile=scaler,
         args=("-m", "keda"),
         time_scale=30,
@@ -63,8 +65,18 @@ CASES: dict[str, Case] = {
     "keda-early-scale-in": _case(HTTP_SCALER, "keda-early-scale-in"),
     "keda-interceptor-timeout": _case(HTTP_SCALER, "keda-interceptor-timeout"),
     "keda-not-ready-forwarding": _case(HTTP_SCALER, "keda-not-ready-forwarding"),
+    "healthy-sb": _case(SB_SCALER, strict=True),
+    "keda-identity-not-federated": _case(SB_SCALER, "keda-identity-not-federated"),
+    # The default lab: NAP provisions the vLLM Deployment's GPU node, so its removal after zero is judged.
+    "healthy-http-nap": _case(HTTP_SCALER, strict=True, scenario="default"),
+    "nap-no-consolidation": _case(HTTP_SCALER, "nap-no-consolidation", scenario="default"),
 }
-CASE_TESTS = {"healthy-http": "test_healthy_http", "healthy-kaito": "test_healthy_kaito"}
+CASE_TESTS = {
+    "healthy-http": "test_healthy_http",
+    "healthy-kaito": "test_healthy_kaito",
+    "healthy-sb": "test_healthy_servicebus",
+    "healthy-http-nap": "test_nap_healthy_http",
+}
 
 
 def _outcomes(verdicts: Verdicts) -> dict[str, str]:
@@ -80,6 +92,7 @@ def test_healthy_http_scaler_passes_every_check(matrix: Callable[[str], Verdicts
     assert {n for n, o in outcomes.items() if o == "skipped"} == {
         "test_cooldown_outlasts_a_generation",
         "test_scale_to_zero_frees_the_gpu",
+        "test_gpu_node_goes_after_scale_to_zero",  # keda-gpu: pre-provisioned nodes, not NAP's
     }
     measured = {
         name: set(check["measurements"]) for name, check in verdicts.items() if name in LIFECYCLE_CHECKS
@@ -96,6 +109,26 @@ def test_healthy_kaito_scaler_passes_its_checks(matrix: Callable[[str], Verdicts
     assert {n for n, o in outcomes.items() if o in ("failed", "error")} == set(), outcomes
     # min 1: no scale-to-zero lifecycle to run.
     assert all(outcomes[name] == "skipped" for name in LIFECYCLE_CHECKS), outcomes
+
+
+def test_healthy_servicebus_scaler_goes_zero_to_n_to_zero(matrix: Callable[[str], Verdicts]) -> None:
+    verdicts = matrix("healthy-sb")
+    outcomes = _outcomes(verdicts)
+    assert {n for n, o in outcomes.items() if o not in ("passed", "skipped")} == set(), outcomes
+    passed = {n for n, o in outcomes.items() if o == "passed"}
+    assert LIFECYCLE_CHECKS - passed == {
+        "test_first_request_after_scale_from_zero_succeeds",  # a queue has no request to answer
+        "test_gpu_node_goes_after_scale_to_zero",  # the worker runs on CPU nodes
+    }, outcomes
+    assert "keda_one_to_n_s" in verdicts["test_scales_out_under_sustained_demand"]["measurements"]
+
+
+def test_nap_healthy_http_scaler_takes_its_gpu_node_away(matrix: Callable[[str], Verdicts]) -> None:
+    verdicts = matrix("healthy-http-nap")
+    outcomes = _outcomes(verdicts)
+    assert {n for n, o in outcomes.items() if o not in ("passed", "skipped")} == set(), outcomes
+    assert outcomes["test_gpu_node_goes_after_scale_to_zero"] == "passed", outcomes
+    assert "keda_gpu_node_gone_s" in verdicts["test_gpu_node_goes_after_scale_to_zero"]["measurements"]
 
 
 @pytest.mark.parametrize(
@@ -132,6 +165,16 @@ def test_healthy_kaito_scaler_passes_its_checks(matrix: Callable[[str], Verdicts
         (
             "keda-interceptor-timeout",
             {"test_first_request_after_scale_from_zero_succeeds": "got 504"},
+            "",
+        ),
+        (
+            "keda-identity-not-federated",
+            {"test_scaler_is_ready": "AADSTS"},
+            "explained by test_keda.py::test_scaler_is_ready",
+        ),
+        (
+            "nap-no-consolidation",
+            {"test_gpu_node_goes_after_scale_to_zero": "after the target reached zero"},
             "",
         ),
         (

@@ -69,6 +69,8 @@ def _profile(folder: Path, sim: SimCluster, extra: str = "") -> None:
         f'[clusters.running]\nprovider = "sim"\nkubeconfig = "{sim.kubeconfig_path}"\n'
         f'allow = ["disruptive"]\n[clusters.running.azure]\n'
         'service_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\nservice_bus_queue = "inference-requests"\n'
+        # The workload's chain; the KEDA operator's (kube-system/keda-operator) is judged by the keda suite.
+        'service_accounts = ["inference/inference-sa"]\n'
         f"{extra}"
     )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -129,3 +130,71 @@ def test_prometheus_answers_promql_over_scraped_model_servers(keda_sim: SimClust
     assert query('vllm:num_requests_running{namespace="nowhere"}')["result"] == []
     bad = httpx.get(url, params={"query": "sum("})
     assert bad.status_code == 400 and bad.json()["errorType"] == "bad_data"
+
+
+# ---- the azure-servicebus scaler ---------------------------------------------------------------------------
+SB_SCALER = "inference-sb-scaler"
+
+
+@pytest.fixture(scope="module")
+def default_sim() -> Iterator[SimCluster]:
+    with SimCluster(scenario="default") as sim:
+        yield sim
+
+
+def _sb_state(custom: kubernetes.client.CustomObjectsApi) -> tuple[str, str]:
+    so = custom.get_namespaced_custom_object("keda.sh", "v1alpha1", "inference", "scaledobjects", SB_SCALER)
+    ready = next((c for c in (so.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+    return str(ready.get("status")), str(ready.get("reason"))
+
+
+def _scaler_failed(core: kubernetes.client.CoreV1Api, text: str) -> bool:
+    events = core.list_namespaced_event("inference", field_selector=f"involvedObject.name={SB_SCALER}").items
+    return any(e.reason == "KEDAScalerFailed" and text in (e.message or "") for e in events)
+
+
+def test_servicebus_scaler_reads_the_queue_as_the_operators_identity_and_fails_loudly(
+    default_sim: SimCluster,
+) -> None:
+    """Healthy: Ready with the HPA on `messageCount`. No role on the namespace, then an unknown queue: Ready=False
+    TriggerError with Service Bus's answer in a KEDAScalerFailed event, and the target is not taken to zero
+    silently (a scaler error blocks the scale-in)."""
+    import yaml
+
+    from pytest_aksai.sim import contract
+
+    api = _api(default_sim)
+    core, custom = kubernetes.client.CoreV1Api(api), kubernetes.client.CustomObjectsApi(api)
+    _wait(lambda: _sb_state(custom) == ("True", "ScaledObjectReady"), "the Service Bus scaler Ready")
+    # Raw: the typed model refuses an HPA whose status has no desiredReplicas yet (the HPA controller's first sync).
+    response = kubernetes.client.AutoscalingV2Api(api).read_namespaced_horizontal_pod_autoscaler(
+        f"keda-hpa-{SB_SCALER}", "inference", _preload_content=False
+    )
+    metric = json.loads(response.data)["spec"]["metrics"][0]["external"]
+    assert (metric["metric"]["name"], metric["target"]["averageValue"]) == (
+        "s0-azure-servicebus-inference-requests",
+        "5",
+    )
+
+    cm = core.read_namespaced_config_map(contract.AZURE_CONFIGMAP, contract.SIM_NAMESPACE)
+    tenant = yaml.safe_load(cm.data[contract.KEY_TENANT])
+    [keda] = [i for i in tenant["identities"] if i["name"] == "keda-identity"]
+    roles, keda["roleAssignments"] = keda["roleAssignments"], []
+    patch = {"data": {contract.KEY_TENANT: yaml.safe_dump(tenant, sort_keys=False)}}
+    core.patch_namespaced_config_map(contract.AZURE_CONFIGMAP, contract.SIM_NAMESPACE, patch)
+    try:
+        _wait(lambda: _sb_state(custom) == ("False", "TriggerError"), "TriggerError without a role")
+        assert _wait(lambda: _scaler_failed(core, "Manage,EntityRead claims required"), "the 401 in an event")
+    finally:
+        keda["roleAssignments"] = roles
+        patch = {"data": {contract.KEY_TENANT: yaml.safe_dump(tenant, sort_keys=False)}}
+        core.patch_namespaced_config_map(contract.AZURE_CONFIGMAP, contract.SIM_NAMESPACE, patch)
+    _wait(lambda: _sb_state(custom) == ("True", "ScaledObjectReady"), "Ready again with the role back")
+
+    so = custom.get_namespaced_custom_object("keda.sh", "v1alpha1", "inference", "scaledobjects", SB_SCALER)
+    so["spec"]["triggers"][0]["metadata"]["queueName"] = "no-such-queue"
+    custom.replace_namespaced_custom_object(
+        "keda.sh", "v1alpha1", "inference", "scaledobjects", SB_SCALER, so
+    )
+    _wait(lambda: _sb_state(custom) == ("False", "TriggerError"), "TriggerError for an unknown queue")
+    assert _wait(lambda: _scaler_failed(core, "queue no-such-queue doesn't exist"), "KEDA's text in an event")

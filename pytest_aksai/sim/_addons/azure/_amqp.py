@@ -198,8 +198,7 @@ class AmqpBroker:
                 elif link in self.producers:
                     bus, queue = self._queue(link.target.address or "")
                     if bus is not None:
-                        with bus.lock:
-                            bus.messages.setdefault(queue, []).extend(unpack(raw))
+                        bus.enqueue(queue, unpack(raw))
                 delivery.update(delivery.ACCEPTED)
                 delivery.settle()
                 if link.credit < 10:
@@ -233,6 +232,7 @@ class AmqpBroker:
             def _dispatch(self) -> None:
                 for link in list(self.consumers):
                     bus = broker.bus
+                    bus.purge_expired(link.queue_name)
                     while link.credit > 0:
                         with bus.lock:
                             items = bus.messages.get(link.queue_name) or []

@@ -27,6 +27,12 @@ RESOURCE = "https://servicebus.azure.net"
 _ATOM = "application/atom+xml;type=entry"
 
 
+class _Queued(bytes):
+    """An encoded message on a queue, with when its time to live ends (cluster epoch seconds, or None)."""
+
+    expires_at: float | None = None
+
+
 def _stamp(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -50,7 +56,33 @@ class SimServiceBus:
     def host(self) -> str:
         return f"{self.name}.servicebus.windows.net"
 
+    def enqueue(self, queue: str, encoded: list[bytes]) -> None:
+        """Put messages on the queue; each one's time to live (AMQP header `ttl`) runs from now, cluster time."""
+        from proton import Message
+
+        now = self.now()
+        with self.lock:
+            items = self.messages.setdefault(queue, [])
+            for raw in encoded:
+                item = _Queued(raw)
+                try:
+                    message = Message()
+                    message.decode(raw)
+                    item.expires_at = now + float(message.ttl) if message.ttl else None
+                except Exception:  # not an AMQP message we can read: it never expires
+                    item.expires_at = None
+                items.append(item)
+
+    def purge_expired(self, queue: str) -> None:
+        """Drop what outlived its time to live (Service Bus removes it, or dead-letters it when asked to)."""
+        now = self.now()
+        with self.lock:
+            items = self.messages.get(queue)
+            if items:
+                items[:] = [m for m in items if getattr(m, "expires_at", None) is None or m.expires_at > now]  # type: ignore[attr-defined]
+
     def active_count(self, queue: str) -> tuple[int, int]:
+        self.purge_expired(queue)
         with self.lock:
             items = list(self.messages.get(queue, []))
         return len(items), sum(len(m) for m in items)

@@ -176,7 +176,7 @@ class AzureServiceBusScaler(Scaler):
             url,
         )
         if status != 200:
-            raise ScalerError(f"GET {url}\nRESPONSE {status}\n{body.strip()}")
+            raise ScalerError(f"GET {url} RESPONSE {status}: {' '.join(body.split())}")
         count = _active_count(body)
         if count is None:
             raise ScalerError(f"queue {self.queue} doesn't exist")
@@ -247,9 +247,14 @@ class AzureServiceBusScaler(Scaler):
                 f"WorkloadIdentityCredential authentication failed. POST {endpoint}: {exc}"
             ) from None
         if status != 200:
+            try:
+                error = json.loads(body)
+                said = f"{error.get('error', '')}: {error.get('error_description', '')}"
+            except ValueError:
+                said = body.strip()
             raise ScalerError(
-                f"WorkloadIdentityCredential authentication failed. \nPOST {endpoint}\nRESPONSE {status}\n"
-                f"{body.strip()}\n{_TROUBLESHOOT}"
+                f"WorkloadIdentityCredential authentication failed. POST {endpoint} RESPONSE {status}: {said} "
+                f"{_TROUBLESHOOT}"
             )
         payload = json.loads(body)
         token = str(payload["access_token"])

@@ -2,8 +2,9 @@
 
 As upstream (`pkg/scalers/*.go`): a trigger is active when its value is strictly above its activation
 threshold; the metric the HPA sees is named `s<index>-<scaler>` and targets an AverageValue. A type that
-is not registered fails like KEDA's `no scaler found for type: <type>`. New trigger types (the Azure
-Service Bus scaler of the Azure add-on, say) register a factory with `register_scaler`.
+is not registered fails like KEDA's `no scaler found for type: <type>`. Trigger types register a factory with
+`register_scaler` (`azure-servicebus`, in `_azure_servicebus.py`, at the end of this module); `build_scaler` hands
+each scaler its trigger's `authenticationRef`.
 """
 
 from __future__ import annotations
