@@ -228,9 +228,20 @@ class RunScope:
                 },
             )
         )
-        k8s.CoreV1Api(self._api).create_namespace(body)
+        try:
+            k8s.CoreV1Api(self._api).create_namespace(body)
+        except ApiException as exc:
+            # create-or-get: a create retried after a lost answer meets the namespace it made; one that is not
+            # this run's is somebody else's and stays an error
+            if exc.status != 409 or not self._is_ours(name):
+                raise
         self.created_namespaces.append(name)
         return name
+
+    def _is_ours(self, namespace: str) -> bool:
+        found = _rest.get(self._api, _rest.NAMESPACES, namespace)
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        return all(labels.get(k) == v for k, v in self.labels.items())
 
     def delete_namespace(self, name: str) -> bool:
         """Request deletion (cascading to everything in it); False when it was already gone."""
