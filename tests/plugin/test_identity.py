@@ -20,6 +20,8 @@ from pytest_aksai.sim import SimCluster, contract
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "suites" / "test_identity.py"
 SEED_LAB = REPO / ".." / "shared" / "upstream" / "aks-ai-lab-manifests" / "workload-identity"
+SCENARIO = str(REPO / "tests" / "faults" / "scenarios" / "identity-keda.yaml")
+"""The default lab with the lab's azure-workload TriggerAuthentication, so that every hop has something to walk."""
 
 
 def _run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
@@ -60,7 +62,9 @@ def test_static_mode_fails_the_seed_lab_on_the_serviceaccount_label(tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    with SimCluster(kubeconfig_path=tmp_path_factory.mktemp("sim") / "kubeconfig", time_scale=600) as cluster:
+    with SimCluster(
+        kubeconfig_path=tmp_path_factory.mktemp("sim") / "kubeconfig", time_scale=600, scenario=SCENARIO
+    ) as cluster:
         yield cluster
 
 
@@ -151,6 +155,7 @@ CANARY_RUNS = {
     "issuer": ("oidc-discovery-unreachable", "wi-missing-client-id"),
     "vault": ("kv-no-role",),
     "canary-missing": ("kv-secret-missing=aksai-canary",),
+    "rotation-and-keda": ("wi-token-not-rotated", "keda-identity-not-federated", "sb-no-send-claim"),
 }
 
 
@@ -160,7 +165,9 @@ def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path) 
     for name, faults in CANARY_RUNS.items():
         folder = tmp_path / name
         folder.mkdir()
-        with SimCluster(kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults) as sim:
+        with SimCluster(
+            kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults, scenario=SCENARIO
+        ) as sim:
             _, tenant = _tenant_configmap(sim)
             secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
             credential = yaml.safe_load(sim.kubeconfig_path.read_text())["users"][0]["user"]["token"]
