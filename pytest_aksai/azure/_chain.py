@@ -417,6 +417,12 @@ def queue_depth(target: AzureTarget, namespace: str, queue: str, credential: Any
         return QueueDepth(fqdn, queue, False, status=404, error=str(exc.message or exc).splitlines()[0])
     except HttpResponseError as exc:
         text = re.sub(r"\s+", " ", str(exc.message or exc)).strip()
+        try:
+            detail = _DETAIL.search(exc.response.text() if exc.response is not None else "")
+        except (AttributeError, ValueError):
+            detail = None
+        if detail:
+            text = detail.group(1).strip()
         return QueueDepth(fqdn, queue, False, status=exc.status_code, error=_TRACKING.sub("", text)[:400])
     except (AzureError, ValueError, OSError) as exc:
         return QueueDepth(fqdn, queue, False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
@@ -424,6 +430,7 @@ def queue_depth(target: AzureTarget, namespace: str, queue: str, credential: Any
 
 
 _TRACKING = re.compile(r"\s*TrackingId:[^,<]*,?")
+_DETAIL = re.compile(r"<Detail>(.*?)</Detail>", re.DOTALL)
 
 
 @public
