@@ -417,7 +417,8 @@ def test_kubelet_rotates_the_projected_token(
 ) -> None:
     """[hop: token rotation] The kubelet replaces a pod's projected service-account token before it
     expires (upstream: at 80 % of its lifetime): a probe pod with the shortest token (600 s) sees a new one
-    within 90 % of its lifetime. On a live cluster this check takes about eight minutes."""
+    before it expires (on a live cluster the kubelet writes it on its next volume sync after 80 %). On a
+    live cluster this check takes eight to ten minutes."""
     rotation = aksai_token_rotation
     assert not rotation.problem, f"[hop: token rotation] {rotation.problem}"
     assert rotation.rotated, (

@@ -560,7 +560,7 @@ def aksai_token_rotation(
     request: pytest.FixtureRequest, aksai_cluster: Cluster, aksai_identity: WorkloadIdentity
 ) -> TokenRotation:
     """A probe pod running as the ServiceAccount with a projected token for api://AzureADTokenExchange of
-    the shortest lifetime (600 s): does the kubelet replace it by 80 % of its lifetime (plus 10 %)? Polls
+    the shortest lifetime (600 s): does the kubelet replace it before it expires (upstream: at 80 %)? Polls
     the file through exec (a file has no watch) every 10 cluster seconds; only fingerprints are kept."""
     import time
 
@@ -612,7 +612,7 @@ def aksai_token_rotation(
 
         first = read()
         began = time.monotonic()
-        deadline = began + 0.9 * PROBE_TOKEN_SECONDS / scale
+        deadline = began + PROBE_TOKEN_SECONDS / scale  # the kubelet writes it on its next volume sync
         last = first
         while last == first and time.monotonic() < deadline:
             time.sleep(max(10.0 / scale, 0.1))
