@@ -3,7 +3,9 @@
 
 Wall milliseconds per hop, with the official SDKs as the suite uses them: TokenRequest, the issuer's
 discovery and JWKS, the Entra ID exchange, one Key Vault read (a new SecretClient: challenge, then the
-authorised GET), one Service Bus probe message (a new AMQP connection, CBS, send). Baseline measured in the
+authorised GET), one Service Bus probe message (a new AMQP connection, CBS, send), one queue-depth read (the
+management API, as KEDA reads it), and a probe pod's start with the lab's SecretProviderClass mounted (the
+simulated CSI driver's exchange and vault reads) against the same pod without it. Baseline measured in the
 same run: one authenticated GET /version of the API server (TLS, the same CA).
 """
 
@@ -18,8 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_aksai.azure import AzureTarget, exchange, issuer_documents, read_secret, send_probe, token_claims
-from pytest_aksai.kube import CONFIGMAPS, connect, request_token
+from pytest_aksai.azure import (
+    SERVICE_BUS_SCOPE,
+    AzureTarget,
+    exchange,
+    issuer_documents,
+    queue_depth,
+    read_secret,
+    send_probe,
+    token_claims,
+)
+from pytest_aksai.kube import CONFIGMAPS, connect, create_probe_pod, delete_pod, request_token, wait_started
 from pytest_aksai.sim import SimCluster, contract
 
 CLIENT_ID = "5b0e9f0c-3a52-4d8e-9f43-2c1f8e6a7d10"
@@ -49,6 +60,7 @@ def main() -> None:
             authority_host=advertised["authorityHost"],
             vault_urls=advertised["keyVaults"],
             amqp_endpoints={n: b["amqpEndpoint"] for n, b in advertised["serviceBus"].items()},
+            management_hosts={n: b["fullyQualifiedNamespace"] for n, b in advertised["serviceBus"].items()},
             ca_bundle=str(ca),
             simulated=True,
         )
@@ -73,6 +85,37 @@ def main() -> None:
             args.runs,
         )
         assert sent.ok, sent
+        bus = exchange(target, target.tenant_id, CLIENT_ID, token, scope=SERVICE_BUS_SCOPE)
+        # The workload identity may send and receive, not read entities: the management API's 401 round trip.
+        hops["queue depth read (management API, 401)"], depth = _ms(
+            lambda: queue_depth(target, "sb-aksai-lab", "inference-requests", bus.credential), args.runs
+        )
+        assert depth.status == 401, depth
+        csi = [
+            {
+                "name": "spc",
+                "csi": {
+                    "driver": "secrets-store.csi.k8s.io",
+                    "readOnly": True,
+                    "volumeAttributes": {"secretProviderClass": "lab-secrets"},
+                },
+            }
+        ]
+        mount = [{"name": "spc", "mountPath": "/mnt/secrets", "readOnly": True}]
+
+        def start(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> bool:
+            pod, _ = create_probe_pod(
+                cluster, "inference", "inference-sa", {}, "", volumes=volumes, mounts=mounts
+            )
+            assert pod is not None
+            try:
+                return wait_started(cluster, "inference", pod["metadata"]["name"], 300)[0]
+            finally:
+                delete_pod(cluster, "inference", pod["metadata"]["name"])
+
+        hops["pod start, no volume"], plain = _ms(lambda: start([], []), args.runs)
+        hops["pod start, SecretProviderClass mounted"], mounted = _ms(lambda: start(csi, mount), args.runs)
+        assert plain and mounted
         cluster.close()
     print(f"baseline: GET /version over TLS                 {baseline:8.1f} ms")
     for name, value in hops.items():

@@ -2,8 +2,9 @@
 hop broke and how to fix it?
 
 ServiceAccount annotations → the label on the pod templates → the webhook's injection into a probe pod →
-the TokenRequest token → the issuer's discovery and JWKS → the Entra ID exchange → Key Vault → the
-SecretProviderClasses' identity. Each check runs once per ServiceAccount under test (the profile's
+the TokenRequest token → the issuer's discovery and JWKS → the Entra ID exchange → Key Vault → Service Bus →
+the SecretProviderClasses' identity → a pod that mounts them → the kubelet's token rotation; and KEDA's
+azure-workload TriggerAuthentications, walked as the KEDA operator up to the queue-depth read. Each check runs once per ServiceAccount under test (the profile's
 `[azure] service_accounts`, or every one set up for Workload Identity); the manifest checks also run on YAML
 (`--aksai-manifests`). See docs/reference/suites/identity.md.
 """
@@ -22,11 +23,15 @@ from pytest_aksai import (
     AzureTarget,
     Exchange,
     IssuerDocuments,
+    KedaIdentity,
     QueueSend,
+    SecretMount,
     SecretRead,
     Settings,
     TokenClaims,
+    TokenRotation,
     WorkloadIdentity,
+    aadsts_meaning,
 )
 
 pytestmark = pytest.mark.identity
@@ -298,3 +303,196 @@ def test_service_bus_accepts_the_identitys_messages(
             f"servicebus namespace show -n {sent.namespace.split('.')[0]} -g <rg> --query id -o tsv)",
             pytrace=False,
         )
+
+
+_ISSUER_CODES = frozenset({50166, 90061, 501661, 7000272})
+"""AADSTS codes that blame the cluster's OIDC issuer, whichever identity presents the token."""
+_AADSTS = re.compile(r"AADSTS(\d+): (.*?)(?: Trace ID:|\"|$)", re.DOTALL)
+_RESPONSE = re.compile(r"RESPONSE (\d+): [^\n]*(?:\nERROR CODE: (\S+))?")
+_OBJECT = re.compile(r"failed to get objectType:(\w+), objectName:([^,]+), objectVersion:")
+
+
+def _mount_summary(text: str) -> str:
+    """The FailedMount text cut to what names the broken hop (the object, the AADSTS or HTTP error)."""
+    parts = []
+    obj = _OBJECT.search(text)
+    if obj:
+        parts.append(f"object {obj.group(2)} ({obj.group(1)})")
+    aadsts = _AADSTS.search(text)
+    response = _RESPONSE.search(text)
+    if aadsts:
+        parts.append(f"AADSTS{aadsts.group(1)}: {aadsts.group(2).strip()}")
+    elif response:
+        parts.append(f"HTTP {response.group(1)}" + (f" {response.group(2)}" if response.group(2) else ""))
+    else:
+        parts.append(text.rsplit("error: ", 1)[-1].strip().splitlines()[0][:300])
+    return "; ".join(parts)
+
+
+@pytest.mark.disruptive
+def test_a_mounting_pod_gets_the_secrets(
+    aksai_identity: WorkloadIdentity, aksai_identity_mounts: SecretMount, request: pytest.FixtureRequest
+) -> None:
+    """[hop: SecretProviderClass mount] A probe pod running as the ServiceAccount that mounts each of its
+    Azure SecretProviderClasses starts (the CSI driver exchanged the pod's token as the class's clientID and
+    read every object), sees one file per object (alias, else name; shown as lengths and hashes only) and,
+    while it mounts the class, the Secrets its `secretObjects` sync with their keys."""
+    sa, probe = aksai_identity, aksai_identity_mounts
+    classes = [c for c in sa.provider_classes if not c.problem]
+    if not probe.started:
+        text = probe.failure
+        spc = next((c for c in classes if c.name in text), classes[0])
+        if len(classes) > 1:
+            index = re.search(r'for volume "aksai-spc-(\d+)"', text)
+            spc = classes[int(index.group(1))] if index else spc
+        code = _AADSTS.search(text)
+        response = _RESPONSE.search(text)
+        if spc.client_id and spc.client_id == sa.client_id and response:
+            reads = request.getfixturevalue("aksai_identity_secrets")
+            broken = [r for r in reads if not r.ok and r.vault == spc.keyvault and r.name in spc.objects]
+            if broken:
+                pytest.fail(
+                    f"root cause: {broken[0]} (explained by test_key_vault_secrets_are_readable)",
+                    pytrace=False,
+                )
+        if code and spc.client_id != sa.client_id:
+            fix = (
+                f"set spec.parameters.clientID of {spc.ref} to {sa.client_id or 'the client id federated for ' + sa.subject}"
+                f" (the identity federated for {sa.subject}), or federate {spc.client_id} for it: az identity "
+                f"federated-credential create --name {sa.name} --identity-name <identity with client id "
+                f"{spc.client_id}> --resource-group <rg> --issuer <the cluster's OIDC issuer> --subject {sa.subject} "
+                "--audiences api://AzureADTokenExchange"
+            )
+        elif code:
+            fix = aadsts_meaning(int(code.group(1)), None, spc.client_id).fix
+        elif response and response.group(1) == "403":
+            fix = (
+                f'az role assignment create --role "Key Vault Secrets User" --assignee {spc.client_id} --scope '
+                f"$(az keyvault show -n {spc.keyvault} --query id -o tsv)"
+            )
+        elif response and response.group(1) == "404":
+            fix = (
+                f"create the object in {spc.keyvault} (az keyvault secret set --vault-name {spc.keyvault} ...) or fix "
+                f"the objectName in {spc.ref}"
+            )
+        else:
+            fix = (
+                f"read the driver's message (kubectl describe pod -n {sa.namespace} {probe.pod or '<probe>'})"
+            )
+        pytest.fail(
+            f"[hop: SecretProviderClass mount] a probe pod running as {sa.ref} that mounts {spc.ref} (clientID "
+            f"{spc.client_id or '(none)'}, vault {spc.keyvault}) stays ContainerCreating: FailedMount "
+            f"{_mount_summary(text)}. Pods of {sa.ref} that mount it never start. Fix: {fix}",
+            pytrace=False,
+        )
+    problems = []
+    for spc in classes:
+        seen = probe.files.get(spc.ref, {})
+        missing = [f for f in spc.files if f not in seen]
+        unreadable = [f for f, fp in seen.items() if fp == "unreadable"]
+        if missing or unreadable:
+            problems.append(
+                f"{spc.ref} mounted {sorted(seen) or 'nothing'}, without {missing or unreadable} (objects "
+                f"{list(spc.objects)})"
+            )
+        for secret, keys in spc.synced:
+            present = probe.synced.get(secret)
+            if present is None:
+                problems.append(
+                    f"{spc.ref} syncs Secret {secret}, which does not exist while a pod mounts the class "
+                    "(the driver needs syncSecret.enabled and RBAC on secrets)"
+                )
+            elif not set(keys) <= set(present):
+                problems.append(f"Secret {secret} synced from {spc.ref} has keys {present}, not {list(keys)}")
+    assert not problems, (
+        f"[hop: SecretProviderClass mount] the probe pod {probe.pod} of {sa.ref} started, but "
+        + "; ".join(problems)
+        + ". Fix: make each objectAlias/objectName match the secretObjects[].data[].objectName"
+    )
+
+
+@pytest.mark.disruptive
+def test_kubelet_rotates_the_projected_token(
+    aksai_identity: WorkloadIdentity, aksai_token_rotation: TokenRotation
+) -> None:
+    """[hop: token rotation] The kubelet replaces a pod's projected service-account token before it
+    expires (upstream: at 80 % of its lifetime): a probe pod with the shortest token (600 s) sees a new one
+    before it expires (on a live cluster the kubelet writes it on its next volume sync after 80 %). On a
+    live cluster this check takes eight to ten minutes."""
+    rotation = aksai_token_rotation
+    assert not rotation.problem, f"[hop: token rotation] {rotation.problem}"
+    assert rotation.rotated, (
+        f"[hop: token rotation] the kubelet did not replace the projected token of probe pod {rotation.pod} "
+        f"({aksai_identity.ref}, lifetime {rotation.lifetime_s} s, {rotation.first}) within "
+        f"{rotation.waited_s:.0f} cluster seconds; the kubelet rotates it at 80 % of its lifetime, so "
+        "long-running pods present an expired assertion to Entra ID (AADSTS700024). Fix: check the kubelet of "
+        "the node (journalctl -u kubelet: 'token manager'), its clock, and that nothing mounts a frozen copy of "
+        "the token; upgrade the node image (az aks nodepool upgrade --node-image-only)"
+    )
+    assert rotation.waited_s >= 0.7 * rotation.lifetime_s, (
+        f"[hop: token rotation] the token of {rotation.pod} changed after {rotation.waited_s:.0f} s, long "
+        f"before 80 % of its {rotation.lifetime_s} s lifetime"
+    )
+
+
+def test_keda_operator_reads_the_queue(aksai_keda_identities: list[KedaIdentity]) -> None:
+    """[hop: KEDA azure-workload] For each TriggerAuthentication with podIdentity.provider azure-workload,
+    the KEDA operator's own ServiceAccount token is exchanged at Entra ID as `identityId` (else the
+    ServiceAccount's client-id) and that identity reads the queue depth of every queue its ScaledObjects
+    name (`get_queue_runtime_properties`, what KEDA's azure-servicebus scaler reads)."""
+    problems: list[str] = []
+    causes: list[str] = []
+    for chain in aksai_keda_identities:
+        who = f"{chain.trigger_authentication}: the KEDA operator ({chain.operator}, from {chain.operator_source})"
+        if chain.problem:
+            fix = (
+                f"set spec.podIdentity.identityId in {chain.trigger_authentication} or annotate the operator's "
+                f"ServiceAccount: kubectl annotate serviceaccount -n {chain.operator.split('/')[0]} "
+                f"{chain.operator.split('/')[1]} azure.workload.identity/client-id=<client id>"
+                if "identityId" in chain.problem
+                else "the identity running the suite needs create on serviceaccounts/token there"
+            )
+            problems.append(f"{who}: {chain.problem}. Fix: {fix}")
+            continue
+        answer = chain.exchange
+        if answer is not None and not answer.ok and answer.code in _ISSUER_CODES:
+            causes.append(
+                f"root cause: Entra ID cannot validate the cluster's service-account tokens ({answer}) "
+                "(explained by test_issuer_publishes_the_signing_key)"
+            )
+            continue
+        if answer is not None and not answer.ok:
+            hop = aadsts_meaning(answer.code).hop
+            problems.append(
+                f"{who}: Entra ID refused its token as {chain.client_id} ({chain.client_id_source}) at the {hop} "
+                f"hop: {answer}. KEDA logs 'error getting service bus entity length' and the ScaledObject never "
+                f"scales. Fix: az identity federated-credential create --name keda-operator --identity-name "
+                f"<identity with client id {chain.client_id}> --resource-group <rg> --issuer {chain.issuer!r} "
+                f"--subject {chain.subject!r} --audiences api://AzureADTokenExchange"
+            )
+            continue
+        if not chain.queues:
+            problems.append(
+                f"{who}: no queue to read (no azure-servicebus ScaledObject uses it and the profile's [azure] "
+                "names no service_bus_namespace/service_bus_queue)"
+            )
+        for depth in chain.queues:
+            if depth.ok:
+                continue
+            if depth.status == 401:
+                fix = (
+                    f'az role assignment create --role "Azure Service Bus Data Owner" --assignee {chain.client_id} '
+                    f"--scope $(az servicebus namespace show -n {depth.namespace.split('.')[0]} -g <rg> --query "
+                    "id -o tsv) (KEDA reads runtime properties through the management API: Manage/EntityRead)"
+                )
+            elif depth.status == 404:
+                fix = "fix queueName/namespace in the ScaledObject's trigger metadata, or create the queue"
+            else:
+                fix = "check the namespace's network access from the cluster"
+            problems.append(
+                f"{who} as {chain.client_id} cannot read the depth of {depth.namespace}/{depth.queue}: {depth}. "
+                f"Fix: {fix}"
+            )
+    assert not problems, "[hop: KEDA azure-workload] " + "; ".join(problems)
+    if causes:
+        pytest.fail(causes[0], pytrace=False)

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
         AzureTarget,
         Exchange,
         IssuerDocuments,
+        KedaIdentity,
         QueueSend,
+        SecretMount,
         SecretRead,
         TokenClaims,
+        TokenRotation,
         WorkloadIdentity,
     )
     from pytest_aksai.kube import Cluster
@@ -182,6 +185,11 @@ def aksai_azure(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFa
             name: str(bus["amqpEndpoint"])
             for name, bus in (advertised.get("serviceBus") or {}).items()
             if bus.get("amqpEndpoint")
+        },
+        management_hosts={
+            name: str(bus["fullyQualifiedNamespace"])
+            for name, bus in (advertised.get("serviceBus") or {}).items()
+            if bus.get("fullyQualifiedNamespace")
         },
         ca_bundle=str(ca),
         simulated=True,
@@ -467,3 +475,289 @@ def aksai_identity_queue_send(
         record_of(request.config).note_external(f"Service Bus message to {sent.namespace}/{sent.queue} "
                                                 f"(application property aksai-run={aksai_settings.run_id}, 1 min TTL)")  # fmt: skip
     return sent
+
+
+SECRETS_STORE_DRIVER = "secrets-store.csi.k8s.io"
+PROBE_MOUNT_ROOT = "/mnt/aksai"
+
+
+@pytest.fixture(scope="module")
+def aksai_identity_mounts(
+    request: pytest.FixtureRequest, aksai_cluster: Cluster, aksai_identity: WorkloadIdentity
+) -> SecretMount:
+    """A probe pod running as the ServiceAccount that mounts each of its Azure SecretProviderClasses (as
+    its workloads do, without the webhook label: the CSI driver does not need it): did it start, or the
+    kubelet's FailedMount text; the mounted files' fingerprints and the synced Secrets' keys. Deleted after."""
+    from pytest_aksai._fixtures._cluster import record_of
+    from pytest_aksai.azure import SecretMount, fingerprint
+    from pytest_aksai.kube import create_probe_pod, delete_pod, pod_exec, secret_keys, wait_started
+
+    settings = settings_of(request.config)
+    _live(settings)
+    sa = aksai_identity
+    classes = [c for c in sa.provider_classes if not c.problem]
+    if not classes:
+        pytest.skip(f"no pod of {sa.ref} mounts an Azure SecretProviderClass")
+    volumes = [
+        {
+            "name": f"aksai-spc-{i}",
+            "csi": {
+                "driver": SECRETS_STORE_DRIVER,
+                "readOnly": True,
+                "volumeAttributes": {"secretProviderClass": spc.name},
+            },
+        }
+        for i, spc in enumerate(classes)
+    ]
+    mounts = [
+        {"name": f"aksai-spc-{i}", "mountPath": f"{PROBE_MOUNT_ROOT}/{spc.name}", "readOnly": True}
+        for i, spc in enumerate(classes)
+    ]
+    record = record_of(request.config)  # the probe pod lives in the identity's (shared) namespace
+    pod, refusal = create_probe_pod(
+        aksai_cluster,
+        sa.namespace,
+        sa.name,
+        record.labels,
+        "",
+        volumes=volumes,
+        mounts=mounts,
+        seconds=3600,
+    )
+    if pod is None:
+        return SecretMount("", False, failure=f"the API server refused the probe pod: {refusal}")
+    name = str(pod["metadata"]["name"])
+    recorded = record.record("Pod", name, sa.namespace)
+    try:
+        budget = settings.timeout("pod_ready")
+        started, failure = wait_started(aksai_cluster, sa.namespace, name, budget)
+        if not started:
+            if "AADSTS" in failure and sa.client_id and any(c.client_id == sa.client_id for c in classes):
+                # The driver made the exchange the Entra hop makes: when that hop is broken, this check is
+                # one of its dependents (a one-line root cause), not a second explanation.
+                request.getfixturevalue("aksai_identity_exchange")
+            return SecretMount(
+                name,
+                False,
+                failure=failure or f"its containers did not start within {budget:g} cluster seconds",
+            )
+        files: dict[str, dict[str, str]] = {}
+        for spc in classes:
+            path = f"{PROBE_MOUNT_ROOT}/{spc.name}"
+            _, listing, _ = pod_exec(aksai_cluster, sa.namespace, name, ["ls", "-1", path])
+            seen: dict[str, str] = {}
+            for entry in listing.split():
+                code, content, _ = pod_exec(aksai_cluster, sa.namespace, name, ["cat", f"{path}/{entry}"])
+                seen[entry] = fingerprint(content) if code == 0 else "unreadable"
+            files[spc.ref] = seen
+        synced = {
+            secret: secret_keys(aksai_cluster, sa.namespace, secret)
+            for spc in classes
+            for secret, _ in spc.synced
+            if secret
+        }
+        return SecretMount(name, True, files=files, synced=synced)
+    finally:
+        delete_pod(aksai_cluster, sa.namespace, name)
+        record.release(recorded)
+
+
+PROBE_TOKEN_SECONDS = 600
+"""The shortest projected token the API server issues: the kubelet replaces it after 480 s."""
+PROBE_TOKEN_DIR = "/var/run/secrets/aksai-probe"
+
+
+@pytest.fixture(scope="module")
+def aksai_token_rotation(
+    request: pytest.FixtureRequest, aksai_cluster: Cluster, aksai_identity: WorkloadIdentity
+) -> TokenRotation:
+    """A probe pod running as the ServiceAccount with a projected token for api://AzureADTokenExchange of
+    the shortest lifetime (600 s): does the kubelet replace it before it expires (upstream: at 80 %)? Polls
+    the file through exec (a file has no watch) every 10 cluster seconds; only fingerprints are kept."""
+    import time
+
+    from pytest_aksai._fixtures._cluster import record_of
+    from pytest_aksai.azure import TOKEN_EXCHANGE_AUDIENCE, TokenRotation, fingerprint
+    from pytest_aksai.kube import create_probe_pod, delete_pod, pod_exec, wait_started
+
+    settings = settings_of(request.config)
+    _live(settings)
+    sa = aksai_identity
+    volume = {
+        "name": "aksai-token",
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "path": "token",
+                        "audience": TOKEN_EXCHANGE_AUDIENCE,
+                        "expirationSeconds": PROBE_TOKEN_SECONDS,
+                    }
+                }
+            ]
+        },
+    }
+    mount = {"name": "aksai-token", "mountPath": PROBE_TOKEN_DIR, "readOnly": True}
+    record = record_of(request.config)  # the probe pod lives in the identity's (shared) namespace
+    pod, refusal = create_probe_pod(
+        aksai_cluster,
+        sa.namespace,
+        sa.name,
+        record.labels,
+        "",
+        volumes=[volume],
+        mounts=[mount],
+        seconds=3600,
+    )
+    if pod is None:
+        return TokenRotation("", PROBE_TOKEN_SECONDS, False, 0.0, problem=f"probe pod refused: {refusal}")
+    name = str(pod["metadata"]["name"])
+    recorded = record.record("Pod", name, sa.namespace)
+    scale = max(aksai_cluster.time_scale, 1e-9)
+    try:
+        started, failure = wait_started(aksai_cluster, sa.namespace, name, settings.timeout("pod_ready"))
+        if not started:
+            return TokenRotation(
+                name, PROBE_TOKEN_SECONDS, False, 0.0, problem=failure or "the probe pod did not start"
+            )
+
+        def read() -> str:
+            code, token, _ = pod_exec(aksai_cluster, sa.namespace, name, ["cat", f"{PROBE_TOKEN_DIR}/token"])
+            return fingerprint(token) if code == 0 and token else ""
+
+        first = read()
+        began = time.monotonic()
+        deadline = began + PROBE_TOKEN_SECONDS / scale  # the kubelet writes it on its next volume sync
+        last = first
+        while last == first and time.monotonic() < deadline:
+            time.sleep(max(10.0 / scale, 0.1))
+            last = read()
+        waited = (time.monotonic() - began) * scale
+        return TokenRotation(name, PROBE_TOKEN_SECONDS, bool(first) and last != first, waited, first, last)
+    finally:
+        delete_pod(aksai_cluster, sa.namespace, name)
+        record.release(recorded)
+
+
+def _keda_queues(auth: dict[str, Any], scaled: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(Service Bus namespace, queue) of every azure-servicebus trigger that authenticates with `auth`."""
+    meta = auth.get("metadata") or {}
+    out: list[tuple[str, str]] = []
+    for so in scaled:
+        so_ns = (so.get("metadata") or {}).get("namespace")
+        for trigger in (so.get("spec") or {}).get("triggers") or []:
+            ref = trigger.get("authenticationRef") or {}
+            kind = ref.get("kind") or "TriggerAuthentication"
+            same = ref.get("name") == meta.get("name") and kind == auth.get("kind")
+            if kind == "TriggerAuthentication":
+                same = same and so_ns == meta.get("namespace")
+            queue = (trigger.get("metadata") or {}).get("queueName")
+            namespace = (trigger.get("metadata") or {}).get("namespace")
+            if same and trigger.get("type") == "azure-servicebus" and queue and namespace:
+                out.append((str(namespace), str(queue)))
+    return sorted(set(out))
+
+
+@pytest.fixture(scope="session")
+def aksai_keda_identities(
+    aksai_settings: Settings, aksai_cluster: Cluster, aksai_azure: AzureTarget
+) -> list[KedaIdentity]:
+    """Each `azure-workload` (Cluster)TriggerAuthentication walked as the KEDA operator: its ServiceAccount
+    (from the keda-operator Deployment, else keda/keda-operator) → a TokenRequest token → Entra ID as
+    `identityId` (else the ServiceAccount's client-id) for Service Bus → the queue depth of each queue its
+    ScaledObjects name (else the profile's `[azure]` queue). Skips when there is none."""
+    from pytest_aksai.azure import (
+        CLIENT_ID_ANNOTATION,
+        SERVICE_BUS_SCOPE,
+        TOKEN_EXCHANGE_AUDIENCE,
+        KedaIdentity,
+        exchange,
+        queue_depth,
+        token_claims,
+    )
+    from pytest_aksai.kube import keda_identity_objects, request_token, service_account
+
+    auths, scaled, deployment = keda_identity_objects(aksai_cluster)
+    if not auths:
+        pytest.skip(
+            "no TriggerAuthentication or ClusterTriggerAuthentication with podIdentity.provider azure-workload"
+        )
+    if deployment is not None:
+        namespace = str(deployment["metadata"]["namespace"])
+        pod_spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        sa_name = str(pod_spec.get("serviceAccountName") or pod_spec.get("serviceAccount") or "default")
+        source = f"Deployment {namespace}/keda-operator, spec.template.spec.serviceAccountName"
+    else:
+        namespace, sa_name, source = (
+            "keda",
+            "keda-operator",
+            "KEDA's chart default (no keda-operator Deployment)",
+        )
+    sa = service_account(aksai_cluster, namespace, sa_name) or {}
+    annotations = (sa.get("metadata") or {}).get("annotations") or {}
+    profile = aksai_settings.profile.azure
+    fallback = (
+        [(profile.service_bus_namespace, profile.service_bus_queue)]
+        if profile.service_bus_namespace and profile.service_bus_queue
+        else []
+    )
+    token = ""
+    token_problem = ""
+    try:
+        token = request_token(aksai_cluster, namespace, sa_name, TOKEN_EXCHANGE_AUDIENCE)
+    except Exception as exc:
+        token_problem = (
+            f"TokenRequest for ServiceAccount {namespace}/{sa_name} failed: {type(exc).__name__}: "
+            f"{getattr(exc, 'reason', exc)}"
+        )
+    claims = token_claims(token) if token else None
+    walked: list[KedaIdentity] = []
+    for auth in auths:
+        meta = auth.get("metadata") or {}
+        ref = (
+            f"TriggerAuthentication {meta.get('namespace')}/{meta.get('name')}"
+            if auth.get("kind") == "TriggerAuthentication"
+            else f"ClusterTriggerAuthentication {meta.get('name')}"
+        )
+        identity = (auth.get("spec") or {}).get("podIdentity") or {}
+        client_id = str(identity.get("identityId") or annotations.get(CLIENT_ID_ANNOTATION) or "")
+        client_source = (
+            f"{ref} spec.podIdentity.identityId"
+            if identity.get("identityId")
+            else f"ServiceAccount {namespace}/{sa_name} annotation {CLIENT_ID_ANNOTATION}"
+        )
+        tenant = str(
+            identity.get("identityTenantId")
+            or annotations.get("azure.workload.identity/tenant-id")
+            or aksai_azure.tenant_id
+        )
+        base = KedaIdentity(
+            ref,
+            f"{namespace}/{sa_name}",
+            source,
+            client_id,
+            client_source,
+            tenant,
+            subject=claims.subject if claims else "",
+            issuer=claims.issuer if claims else "",
+        )
+        if not client_id:
+            walked.append(_with(base, problem="no identityId and no client-id annotation"))
+            continue
+        if not token:
+            walked.append(_with(base, problem=token_problem))
+            continue
+        answer = exchange(aksai_azure, tenant, client_id, token, scope=SERVICE_BUS_SCOPE)
+        if not answer.ok:
+            walked.append(_with(base, exchange=answer))
+            continue
+        queues = _keda_queues(auth, scaled) or fallback
+        depths = tuple(queue_depth(aksai_azure, ns, q, answer.credential) for ns, q in queues)
+        walked.append(_with(base, exchange=answer, queues=depths))
+    return walked
+
+
+def _with(identity: KedaIdentity, **changes: Any) -> KedaIdentity:
+    from dataclasses import replace
+
+    return replace(identity, **changes)

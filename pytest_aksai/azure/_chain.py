@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,6 +170,12 @@ def aadsts_meaning(code: int | None, claims: TokenClaims | None = None, client_i
             + _fic_fix("--issuer", iss)
             + f" --subject {sub!r} --audiences api://AzureADTokenExchange",
         ),
+        70025: AadstsMeaning(
+            "federated credential",
+            f"the identity {client_id!r} has no federated credential: az identity federated-credential create "
+            f"--name <name> --identity-name <identity> --resource-group <rg> --issuer {iss!r} --subject {sub!r} "
+            "--audiences api://AzureADTokenExchange",
+        ),
         500011: AadstsMeaning("scope", "the scope names a resource the tenant does not know"),
     }
     for alias, same in ((90061, 50166), (501661, 50166)):
@@ -202,6 +208,7 @@ class Exchange:
 
 
 _BODY = re.compile(r"Content: (\{.*\})", re.DOTALL)
+_CONDITION = re.compile(r"\s*Error condition: (amqp:[\w:-]+)\.?")
 
 
 def exchange(
@@ -332,6 +339,119 @@ def send_probe(target: AzureTarget, namespace: str, queue: str, credential: Any,
                 )
             )
     except ServiceBusError as exc:
-        condition = str(getattr(getattr(exc, "condition", None), "value", b"") or "")
-        return QueueSend(fqdn, queue, False, error=str(exc).splitlines()[0], condition=condition)
+        text = str(exc).splitlines()[0]
+        condition = getattr(getattr(exc, "condition", None), "value", b"") or b""
+        named = _CONDITION.search(text)
+        if isinstance(condition, bytes):
+            condition = condition.decode(errors="replace")
+        if not condition and named:
+            condition = named.group(1)
+        return QueueSend(fqdn, queue, False, error=_CONDITION.sub("", text).strip(), condition=str(condition))
     return QueueSend(fqdn, queue, True)
+
+
+@public
+@dataclass(frozen=True)
+class SecretMount:
+    """What a probe pod that mounts a ServiceAccount's SecretProviderClasses saw: whether it started, the
+    kubelet's FailedMount text otherwise, and per class the mounted files' fingerprints (never the values)
+    and the keys of the Secrets synced from its `secretObjects` while the pod mounts it."""
+
+    pod: str
+    started: bool
+    failure: str = ""
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """SecretProviderClass ref → file name → fingerprint (length and hash prefix)."""
+    synced: Mapping[str, list[str] | None] = field(default_factory=dict)
+    """Secret name → its data keys (None: the Secret does not exist)."""
+
+
+@public
+@dataclass(frozen=True)
+class TokenRotation:
+    """Whether the kubelet replaced a probe pod's projected service-account token in time."""
+
+    pod: str
+    lifetime_s: int
+    """The token's lifetime (cluster seconds)."""
+    rotated: bool
+    waited_s: float
+    """Cluster seconds from the first read to the first new token (or to the deadline)."""
+    first: str = ""
+    """Fingerprint of the first token (never the token)."""
+    last: str = ""
+    problem: str = ""
+
+
+@public
+@dataclass(frozen=True)
+class QueueDepth:
+    """What the Service Bus management API answered to `get_queue_runtime_properties` (KEDA's read)."""
+
+    namespace: str
+    queue: str
+    ok: bool
+    active: int | None = None
+    status: int | None = None
+    error: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.namespace}/{self.queue}: {self.active} active message(s)"
+        return (
+            f"{self.namespace}/{self.queue}: " + (f"HTTP {self.status} " if self.status else "") + self.error
+        )
+
+
+def queue_depth(target: AzureTarget, namespace: str, queue: str, credential: Any) -> QueueDepth:
+    """The queue's active message count through `ServiceBusAdministrationClient`, as KEDA's scaler reads
+    it (the ATOM management API)."""
+    from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+
+    fqdn = namespace if "." in namespace else f"{namespace}.servicebus.windows.net"
+    client = target.admin_client(fqdn, credential)
+    try:
+        with client:
+            properties = client.get_queue_runtime_properties(queue)
+    except ResourceNotFoundError as exc:
+        return QueueDepth(fqdn, queue, False, status=404, error=str(exc.message or exc).splitlines()[0])
+    except HttpResponseError as exc:
+        text = re.sub(r"\s+", " ", str(exc.message or exc)).strip()
+        try:
+            detail = _DETAIL.search(exc.response.text() if exc.response is not None else "")
+        except (AttributeError, ValueError):
+            detail = None
+        if detail:
+            text = detail.group(1).strip()
+        return QueueDepth(fqdn, queue, False, status=exc.status_code, error=_TRACKING.sub("", text)[:400])
+    except (AzureError, ValueError, OSError) as exc:
+        return QueueDepth(fqdn, queue, False, error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    return QueueDepth(fqdn, queue, True, active=int(properties.active_message_count or 0))
+
+
+_TRACKING = re.compile(r"\s*TrackingId:[^,<]*,?")
+_DETAIL = re.compile(r"<Detail>(.*?)</Detail>", re.DOTALL)
+
+
+@public
+@dataclass(frozen=True)
+class KedaIdentity:
+    """One `azure-workload` (Cluster)TriggerAuthentication walked as the KEDA operator walks it: the
+    operator's ServiceAccount token → the Entra exchange as `identityId` (else the ServiceAccount's client-id
+    annotation) → the queue-depth read of each queue its ScaledObjects name."""
+
+    trigger_authentication: str
+    """`TriggerAuthentication <ns>/<name>` or `ClusterTriggerAuthentication <name>`."""
+    operator: str
+    """The operator's ServiceAccount, `<ns>/<name>`."""
+    operator_source: str
+    """Where the ServiceAccount was found (the operator Deployment, or KEDA's default)."""
+    client_id: str
+    client_id_source: str
+    tenant_id: str
+    subject: str = ""
+    issuer: str = ""
+    exchange: Exchange | None = None
+    queues: tuple[QueueDepth, ...] = ()
+    problem: str = ""
+    """A hop that failed before Entra (no client id, no token)."""

@@ -55,6 +55,10 @@ class ProviderClass:
     keyvault: str
     objects: tuple[str, ...]
     problem: str = ""
+    files: tuple[str, ...] = ()
+    """The file each object is mounted as (its objectAlias, else its objectName), in `objects` order."""
+    synced: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """`secretObjects`: (secretName, its data keys)."""
 
     @property
     def ref(self) -> str:
@@ -148,6 +152,7 @@ def provider_class(source: str, obj: Obj) -> ProviderClass | None:
     meta = obj.get("metadata") or {}
     parameters = spec.get("parameters") or {}
     names: list[str] = []
+    files: list[str] = []
     problem = ""
     try:
         array = (yaml.safe_load(str(parameters.get("objects") or "")) or {}).get("array") or []
@@ -155,6 +160,7 @@ def provider_class(source: str, obj: Obj) -> ProviderClass | None:
             entry = yaml.safe_load(item) if isinstance(item, str) else item
             if isinstance(entry, dict) and entry.get("objectName"):
                 names.append(str(entry["objectName"]))
+                files.append(str(entry.get("objectAlias") or entry["objectName"]))
     except (yaml.YAMLError, AttributeError) as exc:
         problem = f"failed to yaml unmarshal objects, error: {exc}"
     return ProviderClass(
@@ -166,6 +172,12 @@ def provider_class(source: str, obj: Obj) -> ProviderClass | None:
         keyvault=str(parameters.get("keyvaultName", "")),
         objects=tuple(names),
         problem=problem,
+        files=tuple(files),
+        synced=tuple(
+            (str(s.get("secretName", "")), tuple(str(d.get("key", "")) for d in s.get("data") or []))
+            for s in spec.get("secretObjects") or []
+            if isinstance(s, dict)
+        ),
     )
 
 

@@ -6,6 +6,7 @@ one: constructor keyword arguments of the unchanged SDKs, gathered here.
 | `ClientAssertionCredential(tenant, client_id, func)` | `authority=` only when not public cloud | `authority=<sim Entra>`, `connection_verify=<sim CA>` |
 | `SecretClient(vault_url, credential)` | `https://<vault>.vault.azure.net/` | vault URL `https://127.0.0.1:<port>/`, `verify_challenge_resource=False` (an IP is not under `vault.azure.net`), `connection_verify=<sim CA>` |
 | `ServiceBusClient(namespace, credential)` | AMQPS to `<namespace>.servicebus.windows.net:5671` | `custom_endpoint_address=sb://127.0.0.1:<port>`, `transport_type=TransportType.Amqp` (else it switches to websockets), `connection_verify=<sim CA>` |
+| `ServiceBusAdministrationClient(namespace, credential)` | `https://<namespace>.servicebus.windows.net/` | namespace `127.0.0.1:<port>`, `connection_verify=<sim CA>` |
 | HTTPS GET of the issuer's discovery and JWKS | system trust | `verify=<sim CA>` |
 """
 
@@ -37,9 +38,11 @@ class AzureTarget:
     """The default tenant (a ServiceAccount's tenant-id annotation wins)."""
     authority_host: str = PUBLIC_AUTHORITY
     vault_urls: Mapping[str, str] = field(default_factory=dict)
+    """Vault name → URL, where it is not `https://<name>.vault.azure.net/` (the simulated cluster's)."""
     amqp_endpoints: Mapping[str, str] = field(default_factory=dict)
     """Service Bus namespace → `sb://host:port`, where it is not the namespace's own host (the sim's)."""
-    """Vault name → URL, where it is not `https://<name>.vault.azure.net/` (the simulated cluster's)."""
+    management_hosts: Mapping[str, str] = field(default_factory=dict)
+    """Service Bus namespace → `host:port` of its management API, where it is not the namespace's host."""
     ca_bundle: str | None = None
     """A CA file to trust instead of the system's (the simulated cluster's CA)."""
     simulated: bool = False
@@ -76,6 +79,14 @@ class AzureTarget:
                 "transport_type": TransportType.Amqp,
             }
         return ServiceBusClient(fully_qualified_namespace, credential, **options, **kwargs, **self._verify())
+
+    def admin_client(self, fully_qualified_namespace: str, credential: Any) -> Any:
+        """`ServiceBusAdministrationClient` (the ATOM management API KEDA reads queue depth from)."""
+        from azure.servicebus.management import ServiceBusAdministrationClient
+
+        name = fully_qualified_namespace.split(".")[0]
+        host = self.management_hosts.get(name, fully_qualified_namespace)
+        return ServiceBusAdministrationClient(host, credential, **self._verify())
 
     def secret_client(self, vault: str, credential: Any) -> Any:
         from azure.keyvault.secrets import SecretClient

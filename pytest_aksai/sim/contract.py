@@ -266,7 +266,7 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec(
             Fault.KEDA_IDENTITY_NOT_FEDERATED,
             "azure",
-            "the KEDA operator's identity has no federated credential (AADSTS700213 for keda-operator)",
+            "the KEDA operator's identity has no federated credential (Entra answers AADSTS70025)",
         ),
         FaultSpec(
             Fault.SPC_WRONG_CLIENT_ID,

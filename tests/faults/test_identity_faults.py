@@ -4,6 +4,7 @@ naming the root cause), with a message that names the hop, what was observed and
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,12 @@ IDENTITY_CHECKS = {
     "test_key_vault_secrets_are_readable",
     "test_secret_provider_classes_use_the_identity",
     "test_service_bus_accepts_the_identitys_messages",
+    "test_a_mounting_pod_gets_the_secrets",
+    "test_kubelet_rotates_the_projected_token",
+    "test_keda_operator_reads_the_queue",
 }
+SCENARIO = str(Path(__file__).parent / "scenarios" / "identity-keda.yaml")
+"""The default lab with the lab's azure-workload TriggerAuthentication (see the file)."""
 SUITE = ("test_identity.py",)
 SERVICE_BUS = (
     '[clusters.fast.azure]\nservice_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\n'
@@ -37,12 +43,20 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "AADSTS700213",
             "--subject 'system:serviceaccount:inference:inference-sa'",
         ),
-        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
+        {
+            "test_key_vault_secrets_are_readable",
+            "test_service_bus_accepts_the_identitys_messages",
+            "test_a_mounting_pod_gets_the_secrets",
+        },
     ),
     "wi-issuer-mismatch": (
         "test_entra_exchange",
         ("at the federated credential issuer hop", "AADSTS700211", "--issuer 'https://127.0.0.1:"),
-        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
+        {
+            "test_key_vault_secrets_are_readable",
+            "test_service_bus_accepts_the_identitys_messages",
+            "test_a_mounting_pod_gets_the_secrets",
+        },
     ),
     "wi-audience-mismatch": (
         "test_entra_exchange",
@@ -51,7 +65,11 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "AADSTS700212",
             "--audiences 'api://AzureADTokenExchange'",
         ),
-        {"test_key_vault_secrets_are_readable", "test_service_bus_accepts_the_identitys_messages"},
+        {
+            "test_key_vault_secrets_are_readable",
+            "test_service_bus_accepts_the_identitys_messages",
+            "test_a_mounting_pod_gets_the_secrets",
+        },
     ),
     "wi-label-on-serviceaccount": (
         "test_label_is_on_the_pod_templates",
@@ -91,6 +109,8 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "test_entra_exchange",
             "test_key_vault_secrets_are_readable",
             "test_service_bus_accepts_the_identitys_messages",
+            "test_a_mounting_pod_gets_the_secrets",
+            "test_keda_operator_reads_the_queue",
         },
     ),
     "kv-no-role": (
@@ -100,7 +120,7 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "HTTP 403 Forbidden (ForbiddenByRbac)",
             'az role assignment create --role "Key Vault Secrets User"',
         ),
-        set(),
+        {"test_a_mounting_pod_gets_the_secrets"},
     ),
     "kv-secret-missing": (
         "test_key_vault_secrets_are_readable",
@@ -108,13 +128,31 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
             "kv-aksai-lab/hf-token answered HTTP 404 SecretNotFound",
             "az keyvault secret set --vault-name kv-aksai-lab --name hf-token",
         ),
-        set(),
+        {"test_a_mounting_pod_gets_the_secrets"},
     ),
     "sb-no-send-claim": (
         "test_service_bus_accepts_the_identitys_messages",
         (
             "[hop: Service Bus] inference/inference-sa cannot send to",
+            "Unauthorized access. 'Send' claim(s) are required to perform this operation.",
+            "(condition amqp:unauthorized-access)",
             '--role "Azure Service Bus Data Sender"',
+        ),
+        set(),
+    ),
+    "wi-token-not-rotated": (
+        "test_kubelet_rotates_the_projected_token",
+        ("[hop: token rotation]", "did not replace the projected token", "kubelet", "AADSTS700024"),
+        set(),
+    ),
+    "keda-identity-not-federated": (
+        "test_keda_operator_reads_the_queue",
+        (
+            "[hop: KEDA azure-workload] TriggerAuthentication inference/azure-sb-auth",
+            "as 9e1f2a3b-4c5d-4e6f-8a7b-0c1d2e3f4a5b",
+            "AADSTS70025",
+            "has no configured federated identity credentials",
+            "az identity federated-credential create --name keda-operator",
         ),
         set(),
     ),
@@ -129,10 +167,24 @@ FAULTS: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
     ),
 }
 
+# fault → checks that fail with a full message of their own too (an observation of the same hop, not a
+# consequence of it): the static SecretProviderClass check judges the class, the mount check sees a pod fail.
+ALSO_EXPLAINED: dict[str, dict[str, tuple[str, ...]]] = {
+    "spc-wrong-client-id": {
+        "test_a_mounting_pod_gets_the_secrets": (
+            "[hop: SecretProviderClass mount] a probe pod running as inference/inference-sa that mounts "
+            "inference/lab-secrets (clientID 9e1f2a3b-4c5d-4e6f-8a7b-0c1d2e3f4a5b",
+            "stays ContainerCreating: FailedMount object hf-token (secret); AADSTS700213",
+            "Fix: set spec.parameters.clientID of inference/lab-secrets to 5b0e9f0c-3a52-4d8e-9f43-2c1f8e6a7d10",
+            "az identity federated-credential create",
+        )
+    },
+}
+
 CASES: dict[str, Case] = {
-    "identity-healthy": Case(suites=SUITE, profile=SERVICE_BUS),
-    "identity-healthy-strict": Case(suites=SUITE, strict=True, profile=SERVICE_BUS),
-    **{fault: Case((fault,), suites=SUITE, profile=SERVICE_BUS) for fault in FAULTS},
+    "identity-healthy": Case(suites=SUITE, profile=SERVICE_BUS, scenario=SCENARIO),
+    "identity-healthy-strict": Case(suites=SUITE, strict=True, profile=SERVICE_BUS, scenario=SCENARIO),
+    **{fault: Case((fault,), suites=SUITE, profile=SERVICE_BUS, scenario=SCENARIO) for fault in FAULTS},
 }
 
 
@@ -146,10 +198,14 @@ def test_the_default_lab_passes_every_identity_check(matrix: Callable[[str], Ver
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_each_identity_fault_fails_exactly_its_hop(matrix: Callable[[str], Verdicts], fault: str) -> None:
     explainer, says, dependents = FAULTS[fault]
+    also = ALSO_EXPLAINED.get(fault, {})
     failed = failing(matrix(fault))
-    assert set(failed) == {explainer} | dependents, failed
+    assert set(failed) == {explainer} | dependents | set(also), failed
     for fragment in says:
         assert fragment in failed[explainer], (fragment, failed[explainer])
+    for name, fragments in also.items():
+        for fragment in fragments:
+            assert fragment in failed[name], (fragment, failed[name])
     for name in dependents:
         assert "root cause: " in failed[name], (name, failed[name])
         assert explainer in failed[name], (name, failed[name])

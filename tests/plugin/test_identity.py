@@ -20,6 +20,8 @@ from pytest_aksai.sim import SimCluster, contract
 REPO = Path(__file__).resolve().parents[2]
 SUITE = REPO / "suites" / "test_identity.py"
 SEED_LAB = REPO / ".." / "shared" / "upstream" / "aks-ai-lab-manifests" / "workload-identity"
+SCENARIO = str(REPO / "tests" / "faults" / "scenarios" / "identity-keda.yaml")
+"""The default lab with the lab's azure-workload TriggerAuthentication, so that every hop has something to walk."""
 
 
 def _run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
@@ -60,7 +62,9 @@ def test_static_mode_fails_the_seed_lab_on_the_serviceaccount_label(tmp_path: Pa
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimCluster]:
-    with SimCluster(kubeconfig_path=tmp_path_factory.mktemp("sim") / "kubeconfig", time_scale=600) as cluster:
+    with SimCluster(
+        kubeconfig_path=tmp_path_factory.mktemp("sim") / "kubeconfig", time_scale=600, scenario=SCENARIO
+    ) as cluster:
         yield cluster
 
 
@@ -69,7 +73,7 @@ def _profile(folder: Path, sim: SimCluster, extra: str = "") -> None:
         f'[clusters.running]\nprovider = "sim"\nkubeconfig = "{sim.kubeconfig_path}"\n'
         f'allow = ["disruptive"]\n[clusters.running.azure]\n'
         'service_bus_namespace = "sb-aksai-lab.servicebus.windows.net"\nservice_bus_queue = "inference-requests"\n'
-        # The workload's chain; the KEDA operator's (kube-system/keda-operator) is judged by the keda suite.
+        # The workload's chain; the KEDA operator's own is walked by test_keda_operator_reads_the_queue.
         'service_accounts = ["inference/inference-sa"]\n'
         f"{extra}"
     )
@@ -153,50 +157,55 @@ CANARY_RUNS = {
     "issuer": ("oidc-discovery-unreachable", "wi-missing-client-id"),
     "vault": ("kv-no-role",),
     "canary-missing": ("kv-secret-missing=aksai-canary",),
+    "rotation-and-keda": ("wi-token-not-rotated", "keda-identity-not-federated", "sb-no-send-claim"),
 }
 
 
-def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", list(CANARY_RUNS))
+def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path, name: str) -> None:
     """The vault's canary (and every other secret), every token and the kubeconfig's credential appear in no
-    terminal output, JUnit file, run report or log, on a healthy run and on runs failing at every hop."""
-    for name, faults in CANARY_RUNS.items():
-        folder = tmp_path / name
-        folder.mkdir()
-        with SimCluster(kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults) as sim:
-            _, tenant = _tenant_configmap(sim)
-            secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
-            credential = yaml.safe_load(sim.kubeconfig_path.read_text())["users"][0]["user"]["token"]
-            _profile(
-                folder,
-                sim,
-                '[clusters.running.azure.key_vaults]\nkv-aksai-lab = ["aksai-canary", "hf-token", "servicebus-conn"]\n',
-            )
-            run, checks = _run(
-                folder,
-                "--aksai-cluster=running",
-                "-vv",
-                "-rA",
-                "--log-level=DEBUG",
-                "--log-file=run.log",
-                "--log-file-level=DEBUG",
-                "--junitxml=junit.xml",
-                "--aksai-keep",
-                "--aksai-report-all",  # every check's evidence file and its objects' files, to search too
-            )
-            if name == "healthy":
-                assert {c["outcome"] for c in checks.values()} == {"passed"}, run.stdout[-3000:]
-            else:
-                assert any(c["outcome"] == "failed" for c in checks.values())
-        texts = [run.stdout, run.stderr]
-        texts += [
-            p.read_text(errors="replace")
-            for p in folder.rglob("*")
-            if p.is_file() and p.suffix != ".py" and p.name != "kubeconfig" and p.name != "aksai.toml"
-        ]
-        for text in texts:
-            for value in [*secrets, credential]:
-                assert value not in text, f"{name}: a secret value or credential leaked"
-            assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text), f"{name}: a JWT leaked"
-        if name == "canary-missing":
-            message = checks["test_key_vault_secrets_are_readable"]["message"]
-            assert "kv-aksai-lab/aksai-canary answered HTTP 404 SecretNotFound" in message, message
+    terminal output, JUnit file, run report or log, on a healthy run and on runs failing at every hop (one
+    sub-run per parameter, so that each stays within the per-test timeout)."""
+    faults = CANARY_RUNS[name]
+    folder = tmp_path / name
+    folder.mkdir()
+    with SimCluster(
+        kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults, scenario=SCENARIO
+    ) as sim:
+        _, tenant = _tenant_configmap(sim)
+        secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
+        credential = yaml.safe_load(sim.kubeconfig_path.read_text())["users"][0]["user"]["token"]
+        _profile(
+            folder,
+            sim,
+            '[clusters.running.azure.key_vaults]\nkv-aksai-lab = ["aksai-canary", "hf-token", "servicebus-conn"]\n',
+        )
+        run, checks = _run(
+            folder,
+            "--aksai-cluster=running",
+            "-vv",
+            "-rA",
+            "--log-level=DEBUG",
+            "--log-file=run.log",
+            "--log-file-level=DEBUG",
+            "--junitxml=junit.xml",
+            "--aksai-keep",
+            "--aksai-report-all",  # every check's evidence file and its objects' files, to search too
+        )
+        if name == "healthy":
+            assert {c["outcome"] for c in checks.values()} == {"passed"}, run.stdout[-3000:]
+        else:
+            assert any(c["outcome"] == "failed" for c in checks.values())
+    texts = [run.stdout, run.stderr]
+    texts += [
+        p.read_text(errors="replace")
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".py" and p.name != "kubeconfig" and p.name != "aksai.toml"
+    ]
+    for text in texts:
+        for value in [*secrets, credential]:
+            assert value not in text, f"{name}: a secret value or credential leaked"
+        assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.", text), f"{name}: a JWT leaked"
+    if name == "canary-missing":
+        message = checks["test_key_vault_secrets_are_readable"]["message"]
+        assert "kv-aksai-lab/aksai-canary answered HTTP 404 SecretNotFound" in message, message

@@ -6,6 +6,8 @@ rotates projected service-account tokens at 80 % of their lifetime."""
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -150,14 +152,23 @@ def _running(pod: Any) -> bool:
     return bool(pod.status and pod.status.phase == "Running")
 
 
-def test_the_lab_worker_mounts_its_vault_secrets_and_the_secret_is_synced(core, watch_until):
-    pod = watch_until(
-        core.list_namespaced_pod, _running, "a Running inference-worker pod", timeout=30,
-        namespace=NAMESPACE, label_selector="app=inference-worker",
+def _lab_pod(core, made, watch_until) -> str:
+    """A pod running as the lab's ServiceAccount that mounts the lab's SecretProviderClass, Running."""
+    name = f"t-{uuid.uuid4().hex[:6]}"
+    core.create_namespaced_pod(NAMESPACE, _pod(name, spc="lab-secrets"))
+    made.append(("pod", name))
+    watch_until(
+        core.list_namespaced_pod, _running, f"pod {name} Running", timeout=30,
+        namespace=NAMESPACE, field_selector=f"metadata.name={name}",
     )  # fmt: skip
-    assert _digest(_cat(core, pod.metadata.name, "/mnt/secrets/HF_TOKEN")) == _digest(HF_TOKEN)
+    return name
+
+
+def test_a_pod_mounts_the_lab_secrets_and_the_secret_is_synced(core, made, watch_until):
+    name = _lab_pod(core, made, watch_until)
+    assert _digest(_cat(core, name, "/mnt/secrets/HF_TOKEN")) == _digest(HF_TOKEN)
     listed = stream(
-        core.connect_get_namespaced_pod_exec, pod.metadata.name, NAMESPACE, command=["ls", "/mnt/secrets"],
+        core.connect_get_namespaced_pod_exec, name, NAMESPACE, command=["ls", "/mnt/secrets"],
         stdout=True, stderr=True, stdin=False, tty=False,
     )  # fmt: skip
     assert str(listed).split() == ["FOUNDRY_API_KEY", "HF_TOKEN", "SERVICEBUS_CONN"]
@@ -295,3 +306,14 @@ def test_wi_token_not_rotated_keeps_the_first_token(unrotated):
             w.stop()
     first, last, waited = _token_rotation(core, name, unrotated.time_scale)
     assert last == first and waited >= 0.8 * 600 / unrotated.time_scale
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_an_operator_sees_the_mounted_files_with_kubectl_exec(sim, core, made, watch_until):
+    name = _lab_pod(core, made, watch_until)
+    shown = subprocess.run(
+        ["kubectl", "--kubeconfig", str(sim.kubeconfig_path), "exec", "-n", NAMESPACE, name,
+         "--", "cat", "/mnt/secrets/HF_TOKEN"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert _digest(shown.stdout) == _digest(HF_TOKEN)

@@ -161,8 +161,13 @@ class AmqpBroker:
                     link.flow(100)
 
             def _refuse(self, link: Any, condition: str, description: str) -> None:
-                from proton import Condition
+                """Refuse the link as AMQP 1.0 (2.6.3) and Service Bus do: an attach without the terminus
+                the client asked for (a null target for its sender, a null source for its receiver), then a
+                detach carrying the error. The null terminus stops the SDK before it sends a transfer on the
+                link, so it meets the detach's condition, not a settled-as-undelivered message."""
+                from proton import Condition, Terminus
 
+                (link.target if link.is_receiver else link.source).type = Terminus.UNSPECIFIED
                 link.open()
                 link.condition = Condition(condition, description)
                 link.close()

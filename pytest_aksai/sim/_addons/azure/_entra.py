@@ -4,7 +4,7 @@ and `ClientAssertionCredential` call it (client credentials with a JWT-bearer cl
 The assertion is validated the way Entra validates a federated credential, in this order, each failure
 answered with Entra's status, `error` and AADSTS text (docs: azure-wire.md A7): tenant (90002) → client id
 (700016) → the issuer's OIDC discovery and JWKS, fetched over HTTPS (50166) → signing key (7000272) → time
-range (700024) → federated credential issuer (700211) → subject (700213) → audience (700212), exact and
+range (700024) → no federated credential at all (70025) → federated credential issuer (700211) → subject (700213) → audience (700212), exact and
 case-sensitive → the scope's resource (500011). A success is Entra's body with an access token: a JWT
 signed by this simulated Entra with `aud`, `tid`, `oid`, `appid`, which the simulated resources verify.
 """
@@ -200,6 +200,14 @@ class SimEntra:
         subject = str(claims.get("sub", ""))
         audiences = claims.get("aud") or []
         audiences = [audiences] if isinstance(audiences, str) else [str(a) for a in audiences]
+        if not identity.federated_credentials:
+            raise EntraError(
+                400,
+                "invalid_client",
+                70025,
+                f"The client '{identity.client_id}'({identity.name}) has no configured federated identity "
+                "credentials.",
+            )
         by_issuer = [f for f in identity.federated_credentials if f.issuer == issuer]
         if not by_issuer:
             raise EntraError(
