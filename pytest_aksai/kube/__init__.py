@@ -125,7 +125,7 @@ if TYPE_CHECKING:
         run_labels,
         run_selector,
     )
-    from pytest_aksai.kube._subjects import Subject, subject_evidence
+    from pytest_aksai.kube._subjects import Subject, pod_start_phases, subject_evidence
     from pytest_aksai.kube._wait import (
         Observation,
         WaitAborted,
@@ -245,6 +245,7 @@ _LAZY = {
     "scaler_serving": "._replicas",
     "Subject": "._subjects",
     "subject_evidence": "._subjects",
+    "pod_start_phases": "._subjects",
 }
 
 
@@ -331,6 +332,7 @@ __all__ = [
     "nodepools",
     "nothing_found",
     "pod_env",
+    "pod_start_phases",
     "probe_evidence",
     "probe_manifest",
     "projected_token_volumes",
