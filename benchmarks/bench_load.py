@@ -122,6 +122,32 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
+def _cpu_times() -> list[int] | None:
+    """The machine's CPU line of /proc/stat: user nice system idle iowait irq softirq steal (jiffies)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return [int(x) for x in fields[1:9]] if fields and fields[0] == "cpu" else None
+
+
+def _machine(before: list[int] | None, loads: tuple[float, float, float]) -> str:
+    """What else the machine did during the benchmark: a shared machine's figures are only as good as this."""
+    after = _cpu_times()
+    text = (
+        f"load average {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} at the start, "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        + f" at the end, on {os.cpu_count()} CPUs"
+    )
+    if before is not None and after is not None:
+        delta = [b - a for a, b in zip(before, after, strict=True)]
+        total = sum(delta) or 1
+        busy = total - delta[3] - delta[4]
+        text += f"; over the run: CPU busy {busy / total:.0%} (all processes), steal {delta[7] / total:.1%}"
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,6 +157,7 @@ def main() -> None:
         "--rounds", type=int, default=2, help="alternated runs per concurrency (best is kept)"
     )
     args = parser.parse_args()
+    cpu_before, loads_before = _cpu_times(), os.getloadavg()
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {CLIENT_CPU})
     print(f"zero ITL, {TOKENS}-token streams, {args.seconds:g} s per run; server pinned to CPU {SERVER_CPU}")
@@ -178,6 +205,7 @@ def main() -> None:
           f"later tokens p50 {later['p50']:.2f} p99 {later['p99']:.2f}")  # fmt: skip
     print(f"  reference:   TTFT error p50 {ref_p50:.2f} p99 {ref_p99:.2f}; "
           f"{reference.req_per_s:.0f} req/s, client CPU {reference.cpu_ms_per_request:.2f} ms/request")  # fmt: skip
+    print(f"\nmachine: {_machine(cpu_before, loads_before)}")
 
 
 if __name__ == "__main__":

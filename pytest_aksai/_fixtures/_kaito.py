@@ -124,7 +124,26 @@ def aksai_ready_workspace(
         evidence=lambda: workspace_evidence(aksai_cluster, ref),
     )
     assert result.obj is not None, "a successful wait returns the object"
-    return Workspace.model_validate(result.obj), result
+    workspace = Workspace.model_validate(result.obj)
+    _record_pod_start(request.config, aksai_cluster, workspace)
+    return workspace, result
+
+
+def _record_pod_start(config: pytest.Config, cluster: Cluster, workspace: Workspace) -> None:
+    """The model pod's image pull and engine start in the Workspace's cold-start waterfall (which
+    `test_cold_start_by_phase` fills with node provisioning and model load), once per run."""
+    from pytest_aksai._fixtures._report import run_artifacts
+    from pytest_aksai.kube import pod_start_phases
+
+    timeline = run_artifacts(config).timeline(
+        f"kaito/{workspace.ref}/cold-start", f"{workspace.ref}: cold start"
+    )
+    if any(p.label.startswith("image pull") for p in timeline.phases):
+        return
+    namespace = str(workspace.metadata.namespace)
+    created = workspace.metadata.creation_timestamp or ""
+    for label, start, end in pod_start_phases(cluster, namespace, workspace.metadata.name, created):
+        timeline.phase(label, start, end)
 
 
 def client_namespaces(request: pytest.FixtureRequest, workspace: Workspace) -> list[str]:

@@ -136,7 +136,7 @@ if TYPE_CHECKING:
         run_labels,
         run_selector,
     )
-    from pytest_aksai.kube._subjects import Subject, subject_evidence
+    from pytest_aksai.kube._subjects import Subject, pod_start_phases, subject_evidence
     from pytest_aksai.kube._wait import (
         Observation,
         WaitAborted,
@@ -268,6 +268,7 @@ _LAZY = {
     "wait_started": "._identity",
     "keda_identity_objects": "._identity",
     "service_account": "._identity",
+    "pod_start_phases": "._subjects",
 }
 
 
@@ -361,6 +362,7 @@ __all__ = [
     "nothing_found",
     "pod_env",
     "pod_exec",
+    "pod_start_phases",
     "probe_evidence",
     "probe_manifest",
     "projected_token_volumes",

@@ -22,6 +22,7 @@ from pytest_aksai.kube._identity import SERVICEACCOUNTS
 from pytest_aksai.kube._keda import HPAS
 from pytest_aksai.kube._nap import AKSNODECLASSES, LABEL_NODEPOOL
 from pytest_aksai.kube._rest import Kind, Obj
+from pytest_aksai.kube._wait import events_about
 
 KINDS: dict[str, Kind] = {
     k.kind: k
@@ -163,3 +164,51 @@ def subject_evidence(cluster: Cluster, subject: Subject, why: str) -> str:
     if len(text) > MAX_CHARS:
         text = text[: MAX_CHARS - 80] + f"\n… (cut at {MAX_CHARS:,} characters)\n"
     return text
+
+
+def _stamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def pod_start_phases(
+    cluster: Cluster, namespace: str, workspace: str, created: str
+) -> list[tuple[str, float, float]]:
+    """A KAITO Workspace's first pod's start, from its events and conditions, in cluster seconds since the
+    Workspace's `created` timestamp: `image pull` (Pulling → Pulled) and `engine start` (container Started →
+    pod Ready). Empty when the events are gone (the API server keeps them an hour) or cannot be read."""
+    start = _stamp(created)
+    if start is None:
+        return []
+    try:
+        pods = _rest.items(
+            cluster._api, _rest.PODS, namespace, label_selector=f"kaito.sh/workspace={workspace}"
+        )
+        if not pods:
+            return []
+        pod = sorted(pods, key=lambda p: str(p["metadata"]["name"]))[0]
+        events = events_about(cluster, pod["metadata"]["name"], namespace, "Pod")
+    except (ApiException, OSError, ValueError):
+        return []
+
+    def when(reason: str, last: bool) -> datetime | None:
+        found = [e for e in events if e.get("reason") == reason]
+        if not found:
+            return None
+        event = found[-1] if last else found[0]
+        return _stamp(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
+
+    ready = next(
+        (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None
+    )
+    ready_at = _stamp(ready.get("lastTransitionTime")) if ready and ready.get("status") == "True" else None
+    phases = []
+    for label, begin, end in (
+        ("image pull (Pulling → Pulled)", when("Pulling", False), when("Pulled", True)),
+        ("engine start (container Started → pod Ready)", when("Started", True), ready_at),
+    ):
+        if begin is not None and end is not None and start <= begin <= end:
+            phases.append((label, (begin - start).total_seconds(), (end - start).total_seconds()))
+    return phases

@@ -65,6 +65,15 @@ def test_every_kind_of_check_gets_its_objects_yaml_events_and_logs(tmp_path: Pat
             assert len(text) <= MAX_CHARS
             assert "\nkind: " in text and "managedFields" not in text, file
     assert {"kaito", "api", "keda", "nap", "identity", "load", "sizing"} <= seen_areas, seen_areas
+    # The Workspace's cold-start waterfall gets the model pod's image pull and engine start from its events.
+    phases = {
+        p["label"]: p for p in data["timelines"]["kaito/inference/workspace-phi4-mini/cold-start"]["phases"]
+    }
+    pull, engine = (
+        phases["image pull (Pulling → Pulled)"],
+        phases["engine start (container Started → pod Ready)"],
+    )
+    assert 0 < pull["start"] < pull["end"] <= engine["start"] < engine["end"], phases
     objects = list((folder / "evidence" / "objects").iterdir())
     # A Workspace's file brings its pods' log tails; no Secret or ConfigMap is ever read.
     workspace = next(p for p in objects if p.name.startswith("Workspace-"))
