@@ -98,10 +98,13 @@ def snapshot(api: k8s.ApiClient) -> dict[str, str]:
 
 
 def gpu_nodes(api: k8s.ApiClient) -> set[str]:
+    """GPU nodes a suite could have caused: not those KAITO provisions for the scenario's own Workspaces
+    (labelled kaito.sh/workspace), which may come up after the baseline snapshot."""
     return {
         n["metadata"]["name"]
         for n in _list(api, ("", "v1", "nodes"))
         if int(((n.get("status") or {}).get("capacity") or {}).get("nvidia.com/gpu") or 0) > 0
+        and "kaito.sh/workspace" not in (n["metadata"].get("labels") or {})
     }
 
 
