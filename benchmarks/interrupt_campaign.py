@@ -98,10 +98,13 @@ def snapshot(api: k8s.ApiClient) -> dict[str, str]:
 
 
 def gpu_nodes(api: k8s.ApiClient) -> set[str]:
+    """GPU nodes a suite could have caused: not those KAITO provisions for the scenario's own Workspaces
+    (labelled kaito.sh/workspace), which may come up after the baseline snapshot."""
     return {
         n["metadata"]["name"]
         for n in _list(api, ("", "v1", "nodes"))
         if int(((n.get("status") or {}).get("capacity") or {}).get("nvidia.com/gpu") or 0) > 0
+        and "kaito.sh/workspace" not in (n["metadata"].get("labels") or {})
     }
 
 
@@ -161,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=60.0)
+    parser.add_argument(
+        "--duration", type=float, help="skip the calibration run: interrupt within this many s"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--logs", type=Path, help="keep each run's output in this folder")
     args = parser.parse_args(argv)
@@ -176,15 +182,20 @@ def main(argv: list[str] | None = None) -> int:
             api = k8s_config.new_client_from_config(str(kubeconfig))
             before, gpu_before = snapshot(api), gpu_nodes(api)
             # Calibration: one whole run (its duration bounds the random moments; it must leave nothing).
-            start = time.monotonic()
-            whole = _pytest(folder, {})
-            out, _ = whole.communicate(timeout=1800)
-            duration = time.monotonic() - start
-            calibration_id = _run_id(out)
-            _keep(args.logs, "calibration", out)
-            results["calibration"] = {"run": calibration_id, "seconds": round(duration, 1), "exit": whole.returncode,
-                                      "left": labelled(api, {calibration_id or "-"})}  # fmt: skip
-            print(f"calibration run {calibration_id}: {duration:.1f} s, exit {whole.returncode}", flush=True)
+            calibration_id: str | None = None
+            duration = args.duration or 0.0
+            if not args.duration:
+                start = time.monotonic()
+                whole = _pytest(folder, {})
+                out, _ = whole.communicate(timeout=1800)
+                duration = time.monotonic() - start
+                calibration_id = _run_id(out)
+                _keep(args.logs, "calibration", out)
+                results["calibration"] = {"run": calibration_id, "seconds": round(duration, 1), "exit": whole.returncode,
+                                          "left": labelled(api, {calibration_id or "-"})}  # fmt: skip
+                print(
+                    f"calibration run {calibration_id}: {duration:.1f} s, exit {whole.returncode}", flush=True
+                )
             runs: set[str] = set()
             for index in range(args.runs):
                 name = rng.choice(sorted(SIGNALS))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 
-def run(folder: Path, workers: int, marker: str | None) -> dict[str, Any]:
+def run(folder: Path, workers: int, marker: str | None, logs: Path | None) -> dict[str, Any]:
     report = folder / f"report-n{workers}"
     args = [sys.executable, "-m", "pytest", "--pyargs", "pytest_aksai.suites", f"--aksai-report={report}",
             "-p", "no:cacheprovider", "-p", "no:randomly", "-n", str(workers), "-rA"]  # fmt: skip
@@ -32,13 +32,14 @@ def run(folder: Path, workers: int, marker: str | None) -> dict[str, Any]:
     start = time.monotonic()
     done = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=3600, check=False)
     seconds = time.monotonic() - start
-    (folder / f"n{workers}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"n{workers}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     checks = json.loads((report / "report.json").read_text())["checks"]
     outcomes = {c["nodeid"]: c["outcome"] for c in checks}
     run_ids = set(re.findall(r"\brun=(r[0-9a-f]{7})\b", done.stdout))
-    sims = done.stdout.count("aksai-sim-") + done.stderr.count("aksai-sim-")
     return {"exit": done.returncode, "seconds": round(seconds, 1), "outcomes": outcomes, "run_ids": sorted(run_ids),
-            "clash": "AlreadyExists" in done.stdout or "409" in done.stdout, "sim_dirs_mentioned": sims}  # fmt: skip
+            "clash": "AlreadyExists" in done.stdout}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,11 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=4)
     parser.add_argument("-m", dest="marker")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--logs", type=Path, help="keep each run's output in this folder")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="aksai-xdist-") as tmp:
         folder = Path(tmp)
-        serial = run(folder, 0, args.marker)
-        parallel = run(folder, args.n, args.marker)
+        serial = run(folder, 0, args.marker, args.logs)
+        parallel = run(folder, args.n, args.marker, args.logs)
     differ = {
         nodeid: (serial["outcomes"].get(nodeid), parallel["outcomes"].get(nodeid))
         for nodeid in sorted(set(serial["outcomes"]) | set(parallel["outcomes"]))
@@ -68,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         "run_ids_n0": serial["run_ids"],
         "run_ids_parallel": parallel["run_ids"],
         "exit": {"n0": serial["exit"], f"n{args.n}": parallel["exit"]},
+        "name_clash": serial["clash"] or parallel["clash"],
     }
-    result["ok"] = not differ and len(parallel["run_ids"]) <= 1
+    result["ok"] = not differ and len(parallel["run_ids"]) <= 1 and not result["name_clash"]
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text, encoding="utf-8")

@@ -3,6 +3,7 @@ fed from pytest's test reports."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,13 @@ class _Links:
     timelines: list[str] = field(default_factory=list)
     distributions: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Links:
+        measurements = {k: Measurement(**v) for k, v in (data.get("measurements") or {}).items()}
+        return cls(
+            measurements, *(list(data.get(key) or []) for key in ("timelines", "distributions", "tables"))
+        )
 
 
 def run_artifacts(config: pytest.Config) -> Artifacts:
@@ -159,7 +167,8 @@ class ReportCollector:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         links = _links(item)
-        report.aksai_links = links  # type: ignore[attr-defined]
+        # A plain dict: xdist sends reports from its workers to the controller, which writes the report.
+        report.aksai_links = dataclasses.asdict(links)  # type: ignore[attr-defined]
         if report.failed or (self._all_evidence and report.when == "call"):
             report.aksai_objects = self._read_objects(item, report)  # type: ignore[attr-defined]
         return report
@@ -202,7 +211,7 @@ class ReportCollector:
             message = report.longreprtext.strip()[-4000:]
         elif report.skipped and isinstance(report.longrepr, tuple):
             message = str(report.longrepr[2])
-        links: _Links = getattr(report, "aksai_links", None) or _Links()
+        links = _Links.from_dict(getattr(report, "aksai_links", None) or {})
         evidence = "\n\n".join(text for title, text in report.sections if title == EVIDENCE_SECTION)
         if report.failed and not evidence:
             evidence = report.longreprtext.strip()[-20000:]

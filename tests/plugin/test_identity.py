@@ -3,6 +3,7 @@ and the canary proving no secret value, token or kubeconfig credential reaches a
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -24,14 +25,17 @@ SCENARIO = str(REPO / "tests" / "faults" / "scenarios" / "identity-keda.yaml")
 """The default lab with the lab's azure-workload TriggerAuthentication, so that every hop has something to walk."""
 
 
-def _run(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
-    shutil.copy(SUITE, folder / "test_identity.py")
+def _run(
+    folder: Path, *args: str, suites: tuple[Path, ...] = (SUITE,)
+) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
+    for suite in suites:
+        shutil.copy(suite, folder / suite.name)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "--aksai-report=report", *args],
         cwd=folder,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
     )
     report = folder / "report" / "report.json"
@@ -158,7 +162,28 @@ CANARY_RUNS = {
     "vault": ("kv-no-role",),
     "canary-missing": ("kv-secret-missing=aksai-canary",),
     "rotation-and-keda": ("wi-token-not-rotated", "keda-identity-not-federated", "sb-no-send-claim"),
+    # Every suite, failing in every area at once (kaito: a wrong served name; nap: no consolidation;
+    # keda: minReplicaCount 1; identity: no Key Vault role; load: a slow TTFT), with a Secret in the cluster.
+    "every-area": (
+        "vllm-wrong-served-name",
+        "nap-no-consolidation",
+        "keda-min-replicas-one",
+        "kv-no-role",
+        "vllm-slow-ttft",
+    ),
 }
+EVERY_SUITE = tuple(sorted((REPO / "suites").glob("test_*.py")))
+SECRET_DATA = "aksai-secret-data-canary-7f3c1e"
+
+
+def _secret(sim: SimCluster, value: str) -> None:
+    """A Secret the way a lab keeps its Hugging Face token, in the workloads' namespace."""
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(sim.kubeconfig_path)))
+    api.create_namespaced_secret(
+        "inference", {"metadata": {"name": "hf-token"}, "stringData": {"HF_TOKEN": value}}
+    )
 
 
 @pytest.mark.parametrize("name", list(CANARY_RUNS))
@@ -175,6 +200,10 @@ def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path, 
         _, tenant = _tenant_configmap(sim)
         secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
         credential = yaml.safe_load(sim.kubeconfig_path.read_text())["users"][0]["user"]["token"]
+        every_area = name == "every-area"
+        if every_area:
+            _secret(sim, SECRET_DATA)
+            secrets += [SECRET_DATA, base64.b64encode(SECRET_DATA.encode()).decode()]
         _profile(
             folder,
             sim,
@@ -191,11 +220,18 @@ def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path, 
             "--junitxml=junit.xml",
             "--aksai-keep",
             "--aksai-report-all",  # every check's evidence file and its objects' files, to search too
+            *(("--showlocals", "--tb=long") if every_area else ()),
+            suites=EVERY_SUITE if every_area else (SUITE,),
         )
         if name == "healthy":
             assert {c["outcome"] for c in checks.values()} == {"passed"}, run.stdout[-3000:]
         else:
             assert any(c["outcome"] == "failed" for c in checks.values())
+        if every_area:  # a failure in every area's suite, so that every area's messages are searched
+            every = json.loads((folder / "report" / "report.json").read_text())["checks"]
+            failed_suites = {c["nodeid"].split("::")[0] for c in every if c["outcome"] in ("failed", "error")}
+            wanted = {s.name for s in EVERY_SUITE} - {"test_api_surface.py", "test_sizing.py"}  # these pass
+            assert failed_suites >= wanted, (failed_suites, run.stdout[-3000:])
     texts = [run.stdout, run.stderr]
     texts += [
         p.read_text(errors="replace")
