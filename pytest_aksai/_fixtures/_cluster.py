@@ -146,10 +146,11 @@ class ClusterRuntime:
         self._closed = True
         try:
             if self.scope is not None and self._cluster is not None:
-                if self.settings.keep:
+                # a read-only run created nothing, and its role may not list what cleanup lists
+                if self.settings.keep and not self.settings.readonly:
                     self.kept = self.scope.leftovers()
                     self.scope.stop_heartbeat(delete=True)
-                else:
+                elif not self.settings.readonly:
                     self._clean(self.scope)
             if self._cluster is not None:
                 self._cluster.close()

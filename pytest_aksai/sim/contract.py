@@ -275,7 +275,7 @@ FAULTS: dict[str, FaultSpec] = {
         ),
         FaultSpec(
             Fault.WI_TOKEN_NOT_ROTATED,
-            "azure",
+            "sim-core",  # the kubelet rotates every projected token, whichever add-on asked for it
             "the kubelet never replaces a projected service-account token (upstream: at 80 % of its "
             "lifetime), so long-running pods present an expired assertion (AADSTS700024)",
         ),

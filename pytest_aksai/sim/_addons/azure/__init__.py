@@ -38,7 +38,6 @@ ADDON = AddonSpec(
         Fault.SB_NO_SEND_CLAIM,
         Fault.KEDA_IDENTITY_NOT_FEDERATED,
         Fault.SPC_WRONG_CLIENT_ID,
-        Fault.WI_TOKEN_NOT_ROTATED,
     ),
     components=(
         Component(
