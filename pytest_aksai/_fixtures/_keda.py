@@ -322,4 +322,5 @@ def _record_timeline(config: pytest.Config, lifecycle: Lifecycle) -> None:
     if lifecycle.demand_stopped is not None:
         timeline.mark(lifecycle.demand_stopped, "demand stops")
         stop = lifecycle.demand_stopped
-        timeline.band(f"cooldown {lifecycle.cooldown:g} s (no scale-in)", stop, stop + lifecycle.cooldown)
+        hold = "cooldown" if lifecycle.scaler.scales_to_zero else "HPA scale-down window"
+        timeline.band(f"{hold} {lifecycle.cooldown:g} s (no scale-in)", stop, stop + lifecycle.cooldown)
