@@ -178,7 +178,8 @@ def test_first_request_after_scale_from_zero_succeeds(
     lifecycle = aksai_keda_lifecycle
     if not lifecycle.scaler.is_http:
         pytest.skip(
-            f"{lifecycle.scaler}: a queue's messages wait for a worker; there is no request to answer"
+            f"{lifecycle.scaler}: no request waits for a cold start (a queue's messages wait for a worker; "
+            "a prometheus trigger on the model's own series keeps minReplicaCount ≥ 1)"
         )
     _root_cause(lifecycle, "scale-out")
     first = lifecycle.first_request

@@ -187,25 +187,56 @@ def aksai_keda_lifecycle(
 ) -> Lifecycle:
     """One 0 → 1 → N → 0 run of the scaler with demand through its own channel, once per run; the checks
     judge its phases. Scalers that keep a replica, or whose trigger has no demand generator yet, skip."""
-    from pytest_aksai.kube import queue_trigger, run_http_lifecycle, run_queue_lifecycle
+    from pytest_aksai.kube import (
+        model_endpoint,
+        prometheus_trigger,
+        queue_trigger,
+        run_http_lifecycle,
+        run_prometheus_lifecycle,
+        run_queue_lifecycle,
+    )
 
-    if not aksai_scaler.scales_to_zero:
+    queued = queue_trigger(aksai_scaler)
+    # A prometheus trigger on the model's own series: demand at its Service, from minReplicaCount ≥ 1.
+    on_series = None if aksai_scaler.is_http or queued else prometheus_trigger(aksai_scaler)
+    if on_series is not None and aksai_scaler.scales_to_zero:
+        pytest.skip(
+            f"{aksai_scaler}: a prometheus trigger on the target's own series reads nothing at zero replicas, "
+            "so no demand can wake it (the static check says so); its lifecycle starts from minReplicaCount ≥ 1"
+        )
+    if on_series is not None and aksai_scaler.max_replicas <= aksai_scaler.min_replicas:
+        pytest.skip(
+            f"{aksai_scaler}: minReplicaCount = maxReplicaCount = {aksai_scaler.min_replicas}: nothing to scale"
+        )
+    if on_series is None and not aksai_scaler.scales_to_zero:
         pytest.skip(
             f"{aksai_scaler} keeps at least {aksai_scaler.min_replicas} replica(s): no scale-to-zero lifecycle"
         )
-    queued = queue_trigger(aksai_scaler)
-    if not aksai_scaler.is_http and queued is None:
+    if not aksai_scaler.is_http and queued is None and on_series is None:
         kinds = ", ".join(t.type for t in aksai_scaler.triggers)
         pytest.skip(
-            f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on and "
-            "azure-servicebus only)"
+            f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on, "
+            "azure-servicebus and prometheus only)"
         )
     request.getfixturevalue("aksai_scaler_ready")
     budget = settings_of(request.config).timeout("scale_up")
     slack = LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale
 
     def run() -> Lifecycle:
-        if queued is None:
+        if on_series is not None:
+            endpoint = model_endpoint(aksai_cluster, aksai_scaler, aksai_keda_objects)
+            try:
+                lifecycle = run_prometheus_lifecycle(
+                    aksai_cluster,
+                    aksai_scaler,
+                    endpoint,
+                    aksai_keda_objects,
+                    slack=slack,
+                    cold_start_budget=budget,
+                )
+            finally:
+                endpoint.close()
+        elif queued is None:
             lifecycle = run_http_lifecycle(
                 aksai_cluster, aksai_scaler, aksai_keda_objects, slack=slack, cold_start_budget=budget
             )
@@ -291,4 +322,5 @@ def _record_timeline(config: pytest.Config, lifecycle: Lifecycle) -> None:
     if lifecycle.demand_stopped is not None:
         timeline.mark(lifecycle.demand_stopped, "demand stops")
         stop = lifecycle.demand_stopped
-        timeline.band(f"cooldown {lifecycle.cooldown:g} s (no scale-in)", stop, stop + lifecycle.cooldown)
+        hold = "cooldown" if lifecycle.scaler.scales_to_zero else "HPA scale-down window"
+        timeline.band(f"{hold} {lifecycle.cooldown:g} s (no scale-in)", stop, stop + lifecycle.cooldown)

@@ -26,6 +26,7 @@ from pytest_aksai._errors import Finding
 from pytest_aksai._public import public
 from pytest_aksai.kube import _rest
 from pytest_aksai.kube._connect import Cluster
+from pytest_aksai.kube._endpoint import Endpoint, service_port, service_proxy_endpoint
 from pytest_aksai.kube._kaito import Condition, Metadata
 from pytest_aksai.kube._nap import DISRUPTION_SLACK_S, LABEL_NODEPOOL, duration_seconds, read_nodepool
 from pytest_aksai.kube._portforward import PortForward
@@ -1258,14 +1259,154 @@ def run_queue_lifecycle(
             result.samples = list(recorder.samples)
 
 
+# ---- demand on the model's own series (a prometheus trigger) -----------------------------------------------
+def prometheus_trigger(scaler: Scaler) -> Trigger | None:
+    return next((t for t in scaler.triggers if t.type == "prometheus"), None)
+
+
+def model_endpoint(cluster: Cluster, scaler: Scaler, objects: Sequence[tuple[str, Obj]]) -> Endpoint:
+    """The model's Service (the one selecting the target's pods), through the API server's service proxy, so
+    the load spreads over every ready replica as a client's would."""
+    workload = _rest.get(cluster._api, _kind_of(scaler), scaler.target_name, scaler.namespace) or {}
+    labels = (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    for _, obj in objects:
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        if (
+            obj.get("kind") == "Service"
+            and obj["metadata"].get("namespace") == scaler.namespace
+            and selector
+            and all(labels.get(k) == v for k, v in selector.items())
+        ):
+            port = service_port(obj)
+            if port is not None:
+                return service_proxy_endpoint(
+                    cluster, scaler.target_name, scaler.namespace, obj["metadata"]["name"], port
+                )
+    raise Finding(
+        f"{scaler}: no Service selects the pods of {scaler.target_kind} {scaler.namespace}/{scaler.target_name}",
+        expected="a Service whose selector matches the target's pod labels, to send the demand to",
+        where=f"kubectl get svc -n {scaler.namespace} -o wide",
+        fix="Expose the model server with a Service selecting the target's pods",
+    )
+
+
+def run_prometheus_lifecycle(
+    cluster: Cluster,
+    scaler: Scaler,
+    endpoint: Endpoint,
+    objects: Sequence[tuple[str, Obj]],
+    *,
+    slack: float,
+    cold_start_budget: float,
+) -> Lifecycle:
+    """For a `prometheus` trigger on the target's own vLLM series, which cannot wake it from zero: idle at
+    minReplicaCount → concurrent chat requests at the model's Service (`endpoint`) make the query's value
+    threshold × N → `Active=True` and min → N as `ceil(value / threshold)` predicts → demand stops → no
+    scale-in before the HPA's scale-down stabilization window → minReplicaCount within it + polling + slack."""
+    trigger = prometheus_trigger(scaler)
+    assert trigger is not None and scaler.min_replicas >= 1
+    floor = scaler.min_replicas
+    result = Lifecycle(scaler)
+    so = read_scaled_object(cluster, scaler.namespace, scaler.name)
+    hpa = hpa_of(cluster, so) if so is not None else None
+    window = ((hpa.spec if hpa else {}).get("behavior") or {}).get("scaleDown") or {}
+    result.polling = float(scaler.polling_interval)
+    result.cooldown = float(window.get("stabilizationWindowSeconds", 300))
+    threshold = max(1, math.ceil(float(trigger.metadata.get("threshold") or 1)))
+    query = trigger.metadata.get("query", "?")
+
+    def fail(name: str, message: str) -> Lifecycle:
+        result.phases.append(Phase(name, False, None, message))
+        return result
+
+    with Recorder(cluster, scaler) as recorder:
+        try:
+            if not _idle_at_zero(cluster, scaler, recorder, result, slack, floor):
+                return result
+            peak = min(scaler.max_replicas, floor + 1)
+            concurrency = threshold * peak
+            result.expected_peak = min(scaler.max_replicas, math.ceil(concurrency / threshold))
+            stop = threading.Event()
+            last_done = [0.0]
+            errors: list[str] = []
+            load = {**CHAT_BODY, "model": models_of(cluster, scaler, objects), "max_tokens": 128}
+
+            def worker() -> None:
+                with endpoint.http(timeout=120) as client:
+                    while not stop.is_set():
+                        try:
+                            response = client.post("v1/chat/completions", json=load)
+                            if response.status_code != 200:
+                                errors.append(f"{response.status_code}: {response.text[:200]}")
+                        except httpx.HTTPError as exc:
+                            errors.append(f"{type(exc).__name__}: {exc}")
+                        last_done[0] = max(last_done[0], recorder.now())
+                        if len(errors) > concurrency:
+                            return
+
+            sent_at = recorder.now()
+            result.demand_started = sent_at
+            workers = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+            for w in workers:
+                w.start()
+            try:
+                active = recorder.wait(lambda s: s.active == "True", 2 * result.polling + slack)
+                if active is None:
+                    return fail(
+                        "activation",
+                        f"{concurrency} concurrent requests at {endpoint.base_url} did not make {query} > "
+                        f"activationThreshold within two polls + slack ({2 * result.polling + slack:g} s)"
+                        + (f"; the requests failed: {errors[-1]}" if errors else "")
+                        + f"\n{_evidence(cluster, scaler)}",
+                    )
+                result.phases.append(
+                    Phase(
+                        "activation", True, round(active.t - sent_at, 3), "Active=True on the query's value"
+                    )
+                )
+                result.phases.append(
+                    Phase("pod-ready", True, None, f"{floor} replica(s) Ready throughout (minReplicaCount)")
+                )
+                load_started = recorder.now()
+                out = recorder.wait(
+                    lambda s: s.ready_replicas >= (result.expected_peak or 1),
+                    15 * 4 + cold_start_budget,
+                )
+            finally:
+                stop.set()
+            for w in workers:
+                w.join(timeout=120 / cluster.time_scale + 5)
+            stopped = last_done[0] or recorder.now()
+            result.demand_stopped = stopped
+            if out is None:
+                last = recorder.latest()
+                return fail(
+                    "scale-out",
+                    f"{concurrency} concurrent requests make {query} ≈ {concurrency} against threshold {threshold}: "
+                    f"ceil({concurrency}/{threshold}) = {result.expected_peak} replicas (max {scaler.max_replicas}); "
+                    f"saw {last.replicas if last else '?'} (HPA desired {last.hpa_desired if last else '?'})"
+                    + (f"; requests failed: {errors[-1]}" if errors else ""),
+                )
+            result.phases.append(
+                Phase(
+                    "scale-out", True, round(out.t - load_started, 3), f"{floor} → {out.ready_replicas} ready"
+                )
+            )
+            _scale_in(cluster, scaler, recorder, result, stopped, slack, floor)
+            return result
+        finally:
+            result.samples = list(recorder.samples)
+
+
 def _idle_at_zero(
-    cluster: Cluster, scaler: Scaler, recorder: Recorder, result: Lifecycle, slack: float
+    cluster: Cluster, scaler: Scaler, recorder: Recorder, result: Lifecycle, slack: float, floor: int = 0
 ) -> bool:
-    """With no demand the target reaches 0 and stays there for two polls; False (with the failed phase) if not."""
+    """With no demand the target reaches `floor` (0, or minReplicaCount for a scaler that keeps replicas) and
+    stays there for two polls; False (with the failed phase) if not."""
     polling, cooldown = result.polling, result.cooldown
     idle_budget = cooldown + polling + slack
     start = recorder.now()
-    at_zero = recorder.wait(lambda s: s.replicas == 0 and s.ready_replicas == 0, idle_budget)
+    at_zero = recorder.wait(lambda s: s.replicas == floor and s.ready_replicas == floor, idle_budget)
     if at_zero is None:
         last = recorder.latest()
         result.phases.append(
@@ -1273,7 +1414,7 @@ def _idle_at_zero(
                 "idle-at-zero",
                 False,
                 None,
-                f"{scaler.target_kind} {scaler.namespace}/{scaler.target_name} did not reach 0 replicas "
+                f"{scaler.target_kind} {scaler.namespace}/{scaler.target_name} did not reach {floor} replicas "
                 f"within cooldown + pollingInterval + slack ({idle_budget:g} s) with no demand; last seen "
                 f"replicas={last.replicas if last else '?'}. KEDA holds minReplicaCount "
                 f"{_so_min(cluster, scaler)} on it\n{_evidence(cluster, scaler)}",
@@ -1281,7 +1422,7 @@ def _idle_at_zero(
         )
         return False
     settled = recorder.now()
-    woke = recorder.wait(lambda s: s.replicas > 0, 2 * polling)
+    woke = recorder.wait(lambda s: s.replicas > floor, 2 * polling)
     if woke is not None:
         result.phases.append(
             Phase(
@@ -1293,19 +1434,27 @@ def _idle_at_zero(
         )
         return False
     result.phases.append(
-        Phase("idle-at-zero", True, round(settled - start, 3), "0 replicas and stable for 2 polls")
+        Phase("idle-at-zero", True, round(settled - start, 3), f"{floor} replicas and stable for 2 polls")
     )
     return True
 
 
 def _scale_in(
-    cluster: Cluster, scaler: Scaler, recorder: Recorder, result: Lifecycle, stopped: float, slack: float
+    cluster: Cluster,
+    scaler: Scaler,
+    recorder: Recorder,
+    result: Lifecycle,
+    stopped: float,
+    slack: float,
+    floor: int = 0,
 ) -> None:
-    """After the demand stopped at `stopped`: no scale-in before the cooldown, and 0 within cooldown +
+    """After the demand stopped at `stopped`: no scale-in before the cooldown (`result.cooldown`: KEDA's
+    cooldownPeriod to zero, the HPA's scale-down window to a `floor` above zero), and `floor` within it +
     pollingInterval + slack."""
     polling, cooldown = result.polling, result.cooldown
-    result.nap_nodes = _nap_nodes_of(cluster, scaler)
-    zero = recorder.wait(lambda s: s.replicas == 0, stopped + cooldown + polling + slack - recorder.now())
+    if floor == 0:
+        result.nap_nodes = _nap_nodes_of(cluster, scaler)
+    zero = recorder.wait(lambda s: s.replicas <= floor, stopped + cooldown + polling + slack - recorder.now())
     # KEDA's lastActiveTime is the last poll that saw demand, at most one poll before it stopped; half the
     # slack absorbs the harness's own timing (a scale-in on the first idle polls still falls before it).
     earliest = stopped + cooldown - polling - slack / 2
@@ -1316,8 +1465,8 @@ def _scale_in(
                 "scale-to-zero",
                 False,
                 None,
-                f"still {last.replicas if last else '?'} replica(s) {cooldown + polling + slack:g} s after the "
-                f"demand stopped (cooldown {cooldown:g} + polling {polling:g} + slack {slack:g}); "
+                f"still {last.replicas if last else '?'} replica(s), not {floor}, {cooldown + polling + slack:g} s "
+                f"after the demand stopped (cooldown {cooldown:g} + polling {polling:g} + slack {slack:g}); "
                 f"ScaledObject Active={last.active if last else '?'}\n{_evidence(cluster, scaler)}",
             )
         )
@@ -1330,15 +1479,15 @@ def _scale_in(
                 not early,
                 round(zero.t - stopped, 3),
                 (
-                    f"reached 0 replicas {zero.t - stopped:.0f} s after the demand stopped, before the cooldown "
-                    f"({cooldown:g} s, less one poll): a replica may be killed mid-generation"
+                    f"reached {floor} replica(s) {zero.t - stopped:.0f} s after the demand stopped, before the "
+                    f"cooldown ({cooldown:g} s, less one poll): a replica may be killed mid-generation"
                 )
                 if early
-                else f"0 after {zero.t - stopped:.0f} s ≥ cooldown − one poll",
+                else f"{floor} after {zero.t - stopped:.0f} s ≥ cooldown − one poll",
             )
         )
         result.phases.append(
-            Phase("scale-to-zero", True, round(zero.t - stopped, 3), "N → 0 after the cooldown")
+            Phase("scale-to-zero", True, round(zero.t - stopped, 3), f"N → {floor} after the cooldown")
         )
         _gpu_nodes_go(cluster, result, zero.t, recorder)
 

@@ -20,6 +20,8 @@ from tests.faults._matrix import SUITES, Case, Verdicts, failing
 HTTP_SCALER = 'scaled_objects = ["inference/vllm-phi4-mini"]'
 KAITO_SCALER = 'scaled_objects = ["inference/workspace-phi4-mini"]'
 SB_SCALER = 'scaled_objects = ["inference/inference-sb-scaler"]'
+PROM_SCALER = 'scaled_objects = ["inference/vllm-phi4-mini-prom"]'
+PROM_SCENARIO = str(Path(__file__).parent / "scenarios" / "keda-prometheus.yaml")
 
 STATIC_CHECKS = {
     "test_target_is_what_runs",
@@ -70,12 +72,17 @@ CASES: dict[str, Case] = {
     # The default lab: NAP provisions the vLLM Deployment's GPU node, so its removal after zero is judged.
     "healthy-http-nap": _case(HTTP_SCALER, strict=True, scenario="default"),
     "nap-no-consolidation": _case(HTTP_SCALER, "nap-no-consolidation", scenario="default"),
+    # A prometheus trigger on the model's own series, min 1 → 2 → 1 with load at its Service.
+    "healthy-prom": _case(PROM_SCALER, strict=True, scenario=PROM_SCENARIO),
+    "keda-metrics-unavailable-prom": _case(PROM_SCALER, "keda-metrics-unavailable", scenario=PROM_SCENARIO),
 }
 CASE_TESTS = {
     "healthy-http": "test_healthy_http",
     "healthy-kaito": "test_healthy_kaito",
     "healthy-sb": "test_healthy_servicebus",
     "healthy-http-nap": "test_nap_healthy_http",
+    "healthy-prom": "test_healthy_prometheus",
+    "keda-metrics-unavailable-prom": "test_prometheus_metrics_unavailable",
 }
 
 
@@ -129,6 +136,25 @@ def test_nap_healthy_http_scaler_takes_its_gpu_node_away(matrix: Callable[[str],
     assert {n for n, o in outcomes.items() if o not in ("passed", "skipped")} == set(), outcomes
     assert outcomes["test_gpu_node_goes_after_scale_to_zero"] == "passed", outcomes
     assert "keda_gpu_node_gone_s" in verdicts["test_gpu_node_goes_after_scale_to_zero"]["measurements"]
+
+
+def test_healthy_prometheus_scaler_goes_one_to_n_to_one(matrix: Callable[[str], Verdicts]) -> None:
+    verdicts = matrix("healthy-prom")
+    outcomes = _outcomes(verdicts)
+    assert {n for n, o in outcomes.items() if o not in ("passed", "skipped")} == set(), outcomes
+    passed = {n for n, o in outcomes.items() if o == "passed"}
+    assert LIFECYCLE_CHECKS - passed == {
+        "test_first_request_after_scale_from_zero_succeeds",  # min 1: nothing starts from zero
+        "test_gpu_node_goes_after_scale_to_zero",  # min 1: the GPU node stays
+    }, outcomes
+    assert "keda_one_to_n_s" in verdicts["test_scales_out_under_sustained_demand"]["measurements"]
+    assert "keda_n_to_zero_s" in verdicts["test_scales_to_zero_after_cooldown"]["measurements"]
+
+
+def test_prometheus_metrics_unavailable_fails_readiness_first(matrix: Callable[[str], Verdicts]) -> None:
+    failed = failing(matrix("keda-metrics-unavailable-prom"))
+    assert failed and "TriggerError" in failed.pop("test_scaler_is_ready"), failed
+    assert all("root cause:" in message for message in failed.values()), failed
 
 
 @pytest.mark.parametrize(
