@@ -677,6 +677,8 @@ def aksai_keda_identities(
     )
     from pytest_aksai.kube import keda_identity_objects, request_token, service_account
 
+    if aksai_settings.readonly:  # the walk starts with a TokenRequest, a write
+        pytest.skip(str(ReadOnlyRefusal("request a token for the KEDA operator's ServiceAccount")))
     auths, scaled, deployment = keda_identity_objects(aksai_cluster)
     if not auths:
         pytest.skip(

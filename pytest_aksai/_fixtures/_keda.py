@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from pytest_aksai._errors import ReadOnlyRefusal
 from pytest_aksai._fixtures._cluster import cluster_during_collection, defer_exit
 from pytest_aksai._fixtures._findings import once_per_run
 from pytest_aksai._fixtures._report import run_artifacts
@@ -218,6 +219,8 @@ def aksai_keda_lifecycle(
             f"{aksai_scaler}: no demand generator for trigger type(s) {kinds} yet (HTTP add-on, "
             "azure-servicebus and prometheus only)"
         )
+    if settings_of(request.config).readonly:  # the demand itself writes (messages, requests through a proxy)
+        pytest.skip(str(ReadOnlyRefusal(f"drive demand through the trigger of {aksai_scaler}")))
     request.getfixturevalue("aksai_scaler_ready")
     budget = settings_of(request.config).timeout("scale_up")
     slack = LIFECYCLE_SLACK_S + HARNESS_SLACK_WALL_S * aksai_cluster.time_scale
