@@ -195,7 +195,10 @@ def test_no_secret_value_token_or_credential_reaches_any_output(tmp_path: Path, 
     folder = tmp_path / name
     folder.mkdir()
     with SimCluster(
-        kubeconfig_path=folder / "kubeconfig", time_scale=600, faults=faults, scenario=SCENARIO
+        kubeconfig_path=folder / "kubeconfig",
+        time_scale=600 if name == "every-area" else 120,
+        faults=faults,
+        scenario=SCENARIO,
     ) as sim:
         _, tenant = _tenant_configmap(sim)
         secrets = [v for vault in tenant["keyVaults"] for v in vault["secrets"].values()]
