@@ -1002,6 +1002,11 @@ class Lifecycle:
     def phase(self, name: str) -> Phase | None:
         return next((p for p in self.phases if p.name == name), None)
 
+    def fail(self, name: str, message: str) -> Lifecycle:
+        """Record the phase `name` as failed, with `message`; the lifecycle ends there."""
+        self.phases.append(Phase(name, False, None, message))
+        return self
+
     def timeline(self) -> str:
         return "\n".join(
             f"  t={s.t:8.1f}s replicas={s.replicas} ready={s.ready_replicas} hpa_desired={s.hpa_desired} "
@@ -1070,7 +1075,7 @@ def run_http_lifecycle(
             activated = recorder.wait(lambda s: s.replicas >= 1, polling + slack)
             if activated is None:
                 first.join(timeout=cold_start_budget / cluster.time_scale)
-                return fail(
+                return result.fail(
                     "activation",
                     f"a request through the interceptor (Host {host}) did not take the target off zero within "
                     f"pollingInterval + slack ({polling + slack:g} s)\n{_evidence(cluster, scaler)}",
@@ -1080,7 +1085,7 @@ def run_http_lifecycle(
             )
             ready = recorder.wait(lambda s: s.ready_replicas >= 1, cold_start_budget)
             if ready is None:
-                return fail(
+                return result.fail(
                     "pod-ready",
                     f"no replica became Ready within {cold_start_budget:g} s\n{_evidence(cluster, scaler)}",
                 )
@@ -1179,10 +1184,6 @@ def run_queue_lifecycle(
     activation = int(trigger.metadata.get("activationMessageCount") or 0)
     queue = trigger.metadata.get("queueName", "?")
 
-    def fail(name: str, message: str) -> Lifecycle:
-        result.phases.append(Phase(name, False, None, message))
-        return result
-
     with Recorder(cluster, scaler) as recorder:
         try:
             if not _idle_at_zero(cluster, scaler, recorder, result, slack):
@@ -1194,10 +1195,12 @@ def run_queue_lifecycle(
                 result.demand_started = sent_at
                 demand.send(activation + 1)
             except Exception as exc:  # the SDK's ServiceBusError: this layer does not import azure
-                return fail("activation", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
+                return result.fail(
+                    "activation", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}"
+                )
             activated = recorder.wait(lambda s: s.replicas >= 1, polling + slack)
             if activated is None:
-                return fail(
+                return result.fail(
                     "activation",
                     f"{activation + 1} message(s) on queue {queue} (activationMessageCount {activation}) did not take "
                     f"the target off zero within pollingInterval + slack ({polling + slack:g} s)\n"
@@ -1213,7 +1216,7 @@ def run_queue_lifecycle(
             )
             ready = recorder.wait(lambda s: s.ready_replicas >= 1, cold_start_budget)
             if ready is None:
-                return fail(
+                return result.fail(
                     "pod-ready",
                     f"no replica became Ready within {cold_start_budget:g} s\n{_evidence(cluster, scaler)}",
                 )
@@ -1224,7 +1227,9 @@ def run_queue_lifecycle(
             try:
                 demand.send(max(0, per_replica * peak - demand.sent))
             except Exception as exc:  # the SDK's ServiceBusError
-                return fail("scale-out", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}")
+                return result.fail(
+                    "scale-out", f"sending to queue {queue} failed: {type(exc).__name__}: {exc}"
+                )
             # ceil(ActiveMessageCount / messageCount): the queue may hold others' messages too, so at least this.
             result.expected_peak = min(scaler.max_replicas, math.ceil(demand.sent / per_replica))
             out = recorder.wait(
@@ -1237,14 +1242,14 @@ def run_queue_lifecycle(
                 stopped -= (time.monotonic() - demand.drained_at) * cluster.time_scale
             result.demand_stopped = stopped
             if left:
-                return fail(
+                return result.fail(
                     "scale-out",
                     f"{left} of the {demand.sent} messages this run sent to {queue} could not be drained; their time "
                     "to live removes them",
                 )
             if out is None:
                 last = recorder.latest()
-                return fail(
+                return result.fail(
                     "scale-out",
                     f"{demand.sent} messages on {queue} against messageCount {per_replica} should give "
                     f"ceil({demand.sent}/{per_replica}) = {result.expected_peak} replicas (max {scaler.max_replicas}); "
@@ -1315,10 +1320,6 @@ def run_prometheus_lifecycle(
     threshold = max(1, math.ceil(float(trigger.metadata.get("threshold") or 1)))
     query = trigger.metadata.get("query", "?")
 
-    def fail(name: str, message: str) -> Lifecycle:
-        result.phases.append(Phase(name, False, None, message))
-        return result
-
     with Recorder(cluster, scaler) as recorder:
         try:
             if not _idle_at_zero(cluster, scaler, recorder, result, slack, floor):
@@ -1352,7 +1353,7 @@ def run_prometheus_lifecycle(
             try:
                 active = recorder.wait(lambda s: s.active == "True", 2 * result.polling + slack)
                 if active is None:
-                    return fail(
+                    return result.fail(
                         "activation",
                         f"{concurrency} concurrent requests at {endpoint.base_url} did not make {query} > "
                         f"activationThreshold within two polls + slack ({2 * result.polling + slack:g} s)"
@@ -1380,7 +1381,7 @@ def run_prometheus_lifecycle(
             result.demand_stopped = stopped
             if out is None:
                 last = recorder.latest()
-                return fail(
+                return result.fail(
                     "scale-out",
                     f"{concurrency} concurrent requests make {query} ≈ {concurrency} against threshold {threshold}: "
                     f"ceil({concurrency}/{threshold}) = {result.expected_peak} replicas (max {scaler.max_replicas}); "
